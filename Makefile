@@ -1,0 +1,44 @@
+# Every target sets itself up: on a fresh machine `make notes` and `make test` just work.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+JOBS ?=
+THEME ?=
+PARAMS ?=
+
+.PHONY: setup test notes note lab bench check clean reference
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name metaanalysis --display-name "Python (metaanalysis)" >/dev/null
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+notes: setup
+	$(VENV)/bin/metaanalysis render $(if $(JOBS),--jobs $(JOBS))
+
+note: setup
+	@test -n "$(THEME)" || { echo 'usage: make note THEME=autonomy PARAMS="-p method DL"'; exit 2; }
+	$(VENV)/bin/metaanalysis render $(THEME) $(PARAMS)
+
+check: setup
+	$(VENV)/bin/metaanalysis check bibliographies/*.bib
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	$(PY) benchmarks/run.py
+
+# Regenerates the metafor fixtures in tests/reference/ (needs R; see tests/reference/README.md).
+reference:
+	Rscript tests/reference/make_reference.R
+
+clean:
+	rm -rf $(VENV) site .pytest_cache

@@ -1,0 +1,27 @@
+"""metaanalysis: a literature-review and meta-analysis workbench that agrees with metafor.
+
+The data flow one way: bibliography -> effects table -> model results -> figures -> note.
+Submodules are imported lazily so that ``metaanalysis check`` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "read_bibliography": "bibliography", "read_effects": "bibliography",
+    "read_studies": "bibliography", "check": "bibliography", "BibliographyError": "bibliography",
+    "escalc": "effects",
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'metaanalysis' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))

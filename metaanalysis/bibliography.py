@@ -1,0 +1,570 @@
+"""Read and validate annotated BibTeX bibliographies.
+
+bibtexparser 2 splits the file into blocks (its parse with no middleware, the fastest); this
+module resolves the field values itself, keeps every field's line, parses the annotations
+(``screening``, study characteristics, ``effects``) and reports every problem as
+``PATH:LINE: KEY: message``. It never raises on bad content and never writes to the file.
+LaTeX is decoded only for display (:func:`latex_to_text`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import grammar
+
+MONTHS = {m: str(i) for i, m in enumerate(
+    "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
+_FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem found in a bibliography, printed GCC style."""
+
+    path: str
+    line: int
+    key: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        tag = "" if self.severity == "error" else "warning: "
+        return f"{self.path}:{self.line}: {self.key}: {tag}{self.message}"
+
+
+@dataclass
+class Effect:
+    """One effect of a study, as annotated: text keys, numeric data and moderators."""
+
+    line: int
+    outcome: str
+    measure: str
+    data: dict[str, float]
+    source: str = ""
+    id: str = ""
+    moderators: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Entry:
+    """One BibTeX entry: a study with its screening decision, characteristics and effects."""
+
+    key: str
+    entry_type: str
+    line: int
+    fields: dict[str, str]
+    field_lines: dict[str, int]
+    screening: str = "pending"
+    reason: str = ""
+    effects: list[Effect] = field(default_factory=list)
+
+    def characteristics(self) -> dict[str, str]:
+        """Study-level moderators: every field that is neither standard BibTeX nor grammar."""
+        return {k: v for k, v in self.fields.items()
+                if k not in grammar.STANDARD_FIELDS and k not in grammar.GRAMMAR_FIELDS}
+
+    def display(self, name: str) -> str:
+        """A field as a reader should see it, with LaTeX decoded."""
+        return latex_to_text(self.fields.get(name, ""))
+
+
+@dataclass
+class Bibliography:
+    """A parsed bibliography file: its entries and every problem found in it."""
+
+    path: str
+    entries: list[Entry]
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def included(self) -> list[Entry]:
+        return [e for e in self.entries if e.screening == "included"]
+
+
+class BibliographyError(ValueError):
+    """Raised by the table readers when a bibliography has errors; carries the problems."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def latex_to_text(text: str) -> str:
+    """Decode LaTeX accents and macros (``{\\'e}`` -> é) for display; braces are dropped."""
+    if "\\" not in text and "{" not in text and "$" not in text:
+        return text
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text().latex_to_text(text).strip()
+
+
+def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str]:
+    """A raw BibTeX value as text, and trailing text that shows a missing comma ('' if none).
+
+    Handles ``{...}``, ``"..."``, numbers, ``@string`` macros, month names and ``#``.
+    """
+    parts, rest = [], raw.strip()
+    while rest:
+        if rest[0] == "{":
+            depth = 0
+            for i, ch in enumerate(rest):
+                depth += (ch == "{") - (ch == "}")
+                if depth == 0:
+                    break
+            parts.append(rest[1:i])
+            rest = rest[i + 1:].lstrip()
+        elif rest[0] == '"':
+            depth, i = 0, 1
+            while i < len(rest) and not (rest[i] == '"' and depth == 0):
+                depth += (rest[i] == "{") - (rest[i] == "}")
+                i += 1
+            parts.append(rest[1:i])
+            rest = rest[i + 1:].lstrip()
+        else:
+            m = re.match(r"[^\s#]+", rest)
+            word = m.group(0)
+            parts.append(strings.get(word.lower(), MONTHS.get(word.lower()[:3], word)
+                                     if word.isalpha() else word))
+            rest = rest[m.end():].lstrip()
+        if rest.startswith("#"):
+            rest = rest[1:].lstrip()
+        elif rest:
+            return "".join(parts), rest
+    return "".join(parts), ""
+
+
+def read_bibliography(path: str | Path) -> Bibliography:
+    """Parse and validate one annotated .bib file; problems are collected, never raised."""
+    import bibtexparser
+    from bibtexparser import model
+
+    spath = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Bibliography(spath, [], [Problem(spath, 0, "-", "no such file")])
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        return Bibliography(spath, [], [Problem(
+            spath, 1, "-", f"cannot be read as UTF-8 text ({exc.__class__.__name__}): "
+            "save the bibliography as a UTF-8 .bib file")])
+    problems: list[Problem] = []
+    if not text.strip():
+        problems.append(Problem(spath, 1, "-", "the file is empty: expected BibTeX entries "
+                                "such as @article{key, title = {...}, screening = {included}}"))
+        return Bibliography(spath, [], problems)
+
+    library = bibtexparser.parse_string(text, parse_stack=[])
+    strings = {s.key.lower(): _resolve(s.value, {})[0] for s in library.strings}
+    entries, seen = [], {}
+    has_bib = False
+    for block in library.blocks:
+        line = (block.start_line or 0) + 1
+        if isinstance(block, model.Entry):
+            has_bib = True
+            entry = _read_entry(spath, block, strings, problems)
+            if entry.key in seen:
+                problems.append(Problem(spath, line, entry.key, f"duplicate key: already used "
+                                        f"on line {seen[entry.key]}; give each study its own key"))
+                continue
+            seen[entry.key] = line
+            entries.append(entry)
+        elif isinstance(block, model.DuplicateBlockKeyBlock):
+            has_bib = True
+            key = block.key
+            problems.append(Problem(spath, line, key, f"duplicate key: already used on line "
+                                    f"{seen.get(key, '?')}; give each study its own key"))
+        elif isinstance(block, model.DuplicateFieldKeyBlock):
+            has_bib = True
+            dup = re.search(r"'([^']+)'", str(block.error))
+            name = dup.group(1) if dup else "a field"
+            problems.append(Problem(spath, line, block.ignore_error_block.key,
+                                    f"field {name} is given twice: keep one"))
+        elif isinstance(block, model.ParsingFailedBlock):
+            has_bib = True
+            problems.append(_parsing_failure(spath, line, block))
+        elif isinstance(block, model.ImplicitComment):
+            stray = "\n".join(ln for ln in block.raw.strip().splitlines()
+                              if not ln.lstrip().startswith("%"))
+            if stray.startswith(",") or _FIELD_IN_TEXT.search(stray) or stray.startswith("}"):
+                problems.append(Problem(spath, line, _previous_key(entries, "-"),
+                                        "text after the end of the entry looks like its fields: "
+                                        "a stray closing brace '}' ends the entry too early; "
+                                        "balance the braces of the field before it"))
+        else:
+            has_bib = True
+    if not has_bib:
+        problems.append(Problem(spath, 1, "-", "no BibTeX entry found: is this a .bib file? "
+                                "Entries look like @article{key, title = {...}}"))
+    _check_moderator_types(spath, entries, problems)
+    problems.sort(key=lambda p: (p.line, p.severity))
+    return Bibliography(spath, entries, problems)
+
+
+def _previous_key(entries: list[Entry], default: str) -> str:
+    return entries[-1].key if entries else default
+
+
+def _parsing_failure(path: str, line: int, block) -> Problem:
+    raw = block.raw
+    key_match = re.match(r"@\w+\s*[{(]\s*([^,\s]*)", raw)
+    key = key_match.group(1) if key_match and key_match.group(1) else "-"
+    depth = raw.count("{") - raw.count("}")
+    if depth > 0:
+        msg = (f"unbalanced braces: {depth} '{{' not closed before the end of the entry; "
+               "close every field's braces and end the entry with '}'")
+    else:
+        msg = f"not valid BibTeX: {str(block.error).splitlines()[-1].strip()}"
+    return Problem(path, line, key, msg)
+
+
+def _read_entry(path: str, block, strings: dict[str, str], problems: list[Problem]) -> Entry:
+    key = block.key
+    line = (block.start_line or 0) + 1
+    fields, lines = {}, {}
+    for f in block.fields:
+        name = f.key.lower()
+        fline = (f.start_line or 0) + 1
+        value, trailing = _resolve(f.value, strings)
+        if trailing:
+            nxt = trailing.split("=")[0].strip() if "=" in trailing else trailing[:20]
+            problems.append(Problem(path, fline, key, f"missing comma after field {name}: "
+                                    f"the text '{nxt}' follows its value; put a ',' between "
+                                    "the two fields"))
+        fields[name] = value
+        lines[name] = fline
+    entry = Entry(key, block.entry_type.lower(), line, fields, lines)
+
+    for name in fields:
+        if name in grammar.STANDARD_FIELDS or name in grammar.GRAMMAR_FIELDS:
+            continue
+        guess = grammar.suggest_field(name)
+        if guess:
+            problems.append(Problem(path, lines[name], key, f"unknown field {name}: did you "
+                                    f"mean {guess}?"))
+    if "year" in fields and not _NUMBER.match(fields["year"].strip()):
+        problems.append(Problem(path, lines["year"], key, f"year is '{fields['year']}', not a "
+                                "number: write a year such as 2019"))
+    _read_screening(path, entry, problems)
+    if "effects" in fields:
+        entry.effects = _read_effects(path, entry, problems)
+    has_text = any(True for _ in _split_effects(fields.get("effects", ""), 0))
+    if entry.screening == "included" and not has_text:
+        where = lines.get("effects", lines.get("screening", line))
+        problems.append(Problem(path, where, key, "included study with no effects: add an "
+                                "effects field (outcome = ...; measure = ...; and its data) or "
+                                "set screening to excluded: REASON or pending"))
+    return entry
+
+
+def _read_screening(path: str, entry: Entry, problems: list[Problem]) -> None:
+    value = entry.fields.get("screening")
+    if value is None:
+        problems.append(Problem(path, entry.line, entry.key, "no screening field: counted as "
+                                "pending; add screening = {included}, {excluded: REASON} or "
+                                "{pending}", "warning"))
+        return
+    decision, _, reason = value.strip().partition(":")
+    decision = decision.strip().lower()
+    line = entry.field_lines["screening"]
+    if decision == "included" or decision == "pending":
+        entry.screening = decision
+    elif decision == "excluded":
+        entry.screening, entry.reason = "excluded", reason.strip()
+        if not entry.reason:
+            problems.append(Problem(path, line, entry.key, "excluded without a reason: write "
+                                    "excluded: REASON (e.g. excluded: not randomised)"))
+    else:
+        problems.append(Problem(path, line, entry.key, f"screening is '{value}': expected "
+                                "included, excluded: REASON or pending"))
+
+
+def _split_effects(value: str, first_line: int):
+    """Yield (line, text) for each effect: one per line, or several per line split by ' | '."""
+    for offset, text in enumerate(value.split("\n")):
+        for part in text.split(" | "):
+            part = part.strip().strip("|").strip()
+            if part:
+                yield first_line + offset, part
+
+
+def _read_effects(path: str, entry: Entry, problems: list[Problem]) -> list[Effect]:
+    effects = []
+    for line, text in _split_effects(entry.fields["effects"], entry.field_lines["effects"]):
+        effect = _read_effect(path, entry.key, line, text, problems)
+        if effect is not None:
+            effects.append(effect)
+    return effects
+
+
+def _read_effect(path, key, line, text, problems) -> Effect | None:
+    pairs: dict[str, str] = {}
+    ok = True
+
+    def error(message):
+        nonlocal ok
+        ok = False
+        problems.append(Problem(path, line, key, message))
+
+    for item in text.split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name:
+            error(f"'{item}' is not a key = value pair: write e.g. outcome = employment; "
+                  "measure = RR")
+            continue
+        if name in pairs:
+            error(f"effect key {name} is given twice in one effect: keep one")
+        pairs[name] = value
+    if not ok:
+        return None
+    data, moderators = {}, {}
+    for name, value in pairs.items():
+        if name in grammar.DATA_KEYS:
+            if not _NUMBER.match(value):
+                error(f"{name} = '{value}' is not a number: write it as e.g. 12.5 "
+                      "(a dot for decimals, no units)")
+            else:
+                data[name] = float(value)
+        elif name not in grammar.EFFECT_TEXT_KEYS:
+            guess = grammar.suggest_effect_key(name)
+            if guess:
+                error(f"unknown effect key {name}: did you mean {guess}?")
+            else:
+                moderators[name] = value
+    outcome = pairs.get("outcome", "")
+    measure = pairs.get("measure", "")
+    if not outcome:
+        error("effect without outcome: add outcome = NAME (e.g. outcome = mortality)")
+    if not measure:
+        error(f"effect without measure: add measure = one of {', '.join(grammar.MEASURES)}")
+    elif measure.upper() not in grammar.MEASURES:
+        close = [m for m in grammar.MEASURES if m.lower() == measure.lower()[:len(m)]]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        error(f"unknown measure '{measure}'{hint}: use one of {', '.join(grammar.MEASURES)}")
+    if not ok:
+        return None
+    measure = measure.upper()
+    for message in _check_data(measure, data):
+        error(message)
+    if not ok:
+        return None
+    return Effect(line, outcome, measure, data, pairs.get("source", ""), pairs.get("id", ""),
+                  moderators)
+
+
+def data_form(measure: str, data: dict[str, float]) -> tuple[str, ...] | None:
+    """The first complete data form for a measure (raw data first), or None."""
+    for form in grammar.DATA_FORMS[measure] + grammar.GENERIC_FORMS:
+        if all(k in data for k in form):
+            return form
+    return None
+
+
+def _check_data(measure: str, d: dict[str, float]) -> list[str]:
+    """Messages for missing or impossible data; empty when the effect can be computed."""
+    form = data_form(measure, d)
+    if form is None:
+        return [f"data missing for {measure}: give {grammar.describe_forms(measure)}"]
+    out = []
+    for k in ("sd1i", "sd2i", "sei", "vi"):
+        if k in form and d[k] <= 0:
+            out.append(f"{k} = {d[k]:g} must be positive")
+    for k in ("ai", "bi", "ci", "di", "xi", "n1i", "n2i", "ni"):
+        if k in form and (d[k] < 0 or d[k] != math.floor(d[k])):
+            out.append(f"{k} = {d[k]:g} must be a whole count (0 or more)")
+    if out:
+        return out
+    if measure in ("SMD", "MD", "ROM") and "m1i" in form:
+        for k in ("n1i", "n2i"):
+            if d[k] < 2:
+                out.append(f"{k} = {d[k]:g}: a group needs at least 2 participants for an SD")
+        if measure == "ROM" and (d["m1i"] <= 0 or d["m2i"] <= 0):
+            out.append("ROM needs positive means (m1i, m2i): a ratio of means is only defined "
+                       "for positive values")
+    if form == ("ai", "n1i", "ci", "n2i"):
+        for ev, n in (("ai", "n1i"), ("ci", "n2i")):
+            if d[ev] > d[n]:
+                out.append(f"{ev} = {d[ev]:g} events is more than the group size {n} = "
+                           f"{d[n]:g}")
+            if d[n] < 1:
+                out.append(f"{n} = {d[n]:g}: a group needs at least 1 participant")
+    if form == ("ai", "bi", "ci", "di"):
+        if d["ai"] + d["bi"] < 1 or d["ci"] + d["di"] < 1:
+            out.append("a group of the 2x2 table is empty (ai+bi or ci+di is 0)")
+    if "ri" in form:
+        if not -1 <= d["ri"] <= 1:
+            out.append(f"ri = {d['ri']:g} is outside [-1, 1]: a correlation lies between -1 "
+                       "and 1")
+        elif measure == "ZCOR" and abs(d["ri"]) == 1:
+            out.append("ri = ±1 has no Fisher z: check the correlation")
+        minimum = 4  # metafor leaves vi missing when ni <= 3
+        if d["ni"] < minimum:
+            out.append(f"ni = {d['ni']:g}: {measure} needs at least {minimum} participants")
+    if "xi" in form:
+        if d["ni"] < 1:
+            out.append(f"ni = {d['ni']:g}: a proportion needs at least 1 participant")
+        elif d["xi"] > d["ni"]:
+            out.append(f"xi = {d['xi']:g} events is more than the sample size ni = "
+                       f"{d['ni']:g}")
+    if "estimate" in form:
+        out += _check_estimate(measure, d, form)
+    return out
+
+
+def _check_estimate(measure: str, d: dict[str, float], form) -> list[str]:
+    out = []
+    est = d["estimate"]
+    if measure in grammar.RATIO_MEASURES:
+        bad = [k for k in ("estimate", "ci_lb", "ci_ub") if k in form and d[k] <= 0]
+        if bad:
+            return [f"{', '.join(bad)} must be positive: {measure} is reported as a ratio "
+                    "(e.g. 0.8), not on the log scale (give yi and sei for a log value)"]
+    if "ci_lb" in form:
+        lb, ub = d["ci_lb"], d["ci_ub"]
+        if lb > ub:
+            out.append(f"confidence interval bounds are reversed (ci_lb = {lb:g} > ci_ub = "
+                       f"{ub:g}): swap them")
+        elif not lb <= est <= ub:
+            out.append(f"estimate = {est:g} lies outside its confidence interval "
+                       f"[{lb:g}, {ub:g}]: check the three numbers")
+        elif lb == ub:
+            out.append("ci_lb equals ci_ub: a confidence interval needs a width")
+    if "pval" in form:
+        if not 0 < d["pval"] <= 1:
+            out.append(f"pval = {d['pval']:g} must lie in (0, 1]")
+        elif est == 0 and d["pval"] < 1:
+            out.append("an estimate of 0 with a p-value below 1 gives no standard error")
+    if "ci_level" in d and not 50 <= d["ci_level"] < 100:
+        out.append(f"ci_level = {d['ci_level']:g}: give the confidence level in percent, e.g. 95")
+    return out
+
+
+def _check_moderator_types(path: str, entries: list[Entry], problems: list[Problem]) -> None:
+    """Warn when a study-level moderator is numeric in some entries and text in others."""
+    kinds: dict[str, dict[bool, Entry]] = {}
+    for e in entries:
+        for name, value in e.characteristics().items():
+            v = value.strip()
+            if v:
+                kinds.setdefault(name, {}).setdefault(bool(_NUMBER.match(v)), e)
+    for name, by_kind in kinds.items():
+        if len(by_kind) == 2:
+            text_entry = by_kind[False]
+            problems.append(Problem(
+                path, text_entry.field_lines[name], text_entry.key,
+                f"{name} is numeric in other entries (e.g. {by_kind[True].key}) but "
+                f"'{text_entry.fields[name]}' here: it will be treated as text everywhere",
+                "warning"))
+
+
+def check(paths) -> list[Problem]:
+    """Every problem in the given bibliographies, in file and line order."""
+    out = []
+    for p in paths:
+        out.extend(read_bibliography(p).problems)
+    return out
+
+
+def _as_paths(paths) -> list:
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
+def read_all(paths) -> list[Bibliography]:
+    """Read several bibliographies; raise :class:`BibliographyError` if any has an error."""
+    bibs = [read_bibliography(p) for p in _as_paths(paths)]
+    errors = [p for b in bibs for p in b.errors]
+    if errors:
+        raise BibliographyError(errors)
+    return bibs
+
+
+def _numeric_columns(df):
+    """Convert text columns whose every non-empty value is a number to numbers."""
+    import pandas as pd
+
+    for col in df.columns:
+        if df[col].dtype == object or str(df[col].dtype).startswith("str"):
+            values = df[col].dropna()
+            if len(values) and values.map(lambda v: bool(_NUMBER.match(str(v).strip()))).all():
+                df[col] = pd.to_numeric(df[col])
+    return df
+
+
+_DATA_ORDER = ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i", "ai", "bi", "ci", "di", "ri", "xi",
+               "ni", "estimate", "ci_lb", "ci_ub", "ci_level", "pval")
+
+
+def read_effects(paths, *, screening: str = "included"):
+    """The tidy effects table: one row per effect of the included studies.
+
+    Columns: ``key``, ``id``, ``outcome``, ``measure``, ``yi``, ``vi``, ``sei``, the data as
+    annotated, ``source``, the study-level characteristics (``year``, ``design`` ...), the
+    effect-level moderators, then ``author``, ``title``, ``file`` and ``line``. Raises
+    :class:`BibliographyError` when a bibliography has errors.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .effects import add_effect_sizes
+
+    rows = []
+    for bib in read_all(paths):
+        for entry in bib.entries:
+            if screening and entry.screening != screening:
+                continue
+            study = {"year": entry.fields.get("year"), **entry.characteristics()}
+            for eff in entry.effects:
+                rows.append({"key": entry.key, "id": eff.id, "outcome": eff.outcome,
+                             "measure": eff.measure, **eff.data, "source": eff.source,
+                             **study, **eff.moderators,
+                             "author": entry.fields.get("author", ""),
+                             "title": entry.fields.get("title", ""),
+                             "file": bib.path, "line": eff.line})
+    base = ["key", "id", "outcome", "measure", "yi", "vi", "sei"]
+    if not rows:
+        return pd.DataFrame(columns=base + ["source", "year", "author", "title", "file",
+                                            "line"])
+    df = pd.DataFrame(rows)
+    df = _numeric_columns(df)
+    df = add_effect_sizes(df)
+    df["sei"] = np.sqrt(df["vi"])
+    data = [c for c in _DATA_ORDER if c in df.columns and c not in base]
+    tail = ["author", "title", "file", "line"]
+    rest = [c for c in df.columns if c not in base + data + tail]
+    return df[base + data + rest + tail]
+
+
+def read_studies(paths):
+    """One row per entry with its screening decision, for the screening flow.
+
+    Columns: ``key``, ``screening`` (included / excluded / pending), ``reason``, ``n_effects``,
+    ``author``, ``year``, ``title``, ``doi`` and the study characteristics.
+    """
+    import pandas as pd
+
+    rows = []
+    for bib in read_all(paths):
+        for e in bib.entries:
+            rows.append({"key": e.key, "screening": e.screening, "reason": e.reason,
+                         "n_effects": len(e.effects), "author": e.fields.get("author", ""),
+                         "year": e.fields.get("year"), "title": e.fields.get("title", ""),
+                         "doi": e.fields.get("doi", ""), **e.characteristics(),
+                         "file": bib.path})
+    cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi", "file"]
+    return _numeric_columns(pd.DataFrame(rows, columns=None if rows else cols))

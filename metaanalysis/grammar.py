@@ -1,0 +1,94 @@
+"""The annotation grammar: which fields and effect keys exist and what each measure needs.
+
+One place holds the vocabulary (metafor's names: ``yi``, ``vi``, ``sei``, ``m1i`` ...), so the
+reader, the effect-size code and the documentation agree. The grammar itself is described in
+``docs/annotations.md``.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+MEASURES = ("SMD", "MD", "ROM", "OR", "RR", "RD", "COR", "ZCOR", "PR", "PLO", "GEN")
+
+#: Measures analysed on the log scale; a reported estimate and its CI are ratios.
+RATIO_MEASURES = frozenset({"OR", "RR", "ROM"})
+
+#: Raw-data forms accepted for each measure, in order of preference (metafor's names).
+DATA_FORMS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "SMD": (("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),),
+    "MD": (("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),),
+    "ROM": (("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),),
+    "OR": (("ai", "bi", "ci", "di"), ("ai", "n1i", "ci", "n2i")),
+    "RR": (("ai", "bi", "ci", "di"), ("ai", "n1i", "ci", "n2i")),
+    "RD": (("ai", "bi", "ci", "di"), ("ai", "n1i", "ci", "n2i")),
+    "COR": (("ri", "ni"),),
+    "ZCOR": (("ri", "ni"),),
+    "PR": (("xi", "ni"),),
+    "PLO": (("xi", "ni"),),
+    "GEN": (),
+}
+
+#: Forms valid for every measure: an effect on the analysis scale, or a reported estimate.
+GENERIC_FORMS: tuple[tuple[str, ...], ...] = (
+    ("yi", "vi"),
+    ("yi", "sei"),
+    ("estimate", "ci_lb", "ci_ub"),
+    ("estimate", "sei"),
+    ("estimate", "pval"),
+)
+
+DATA_KEYS = frozenset(
+    {"m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i", "ai", "bi", "ci", "di", "ri", "ni", "xi",
+     "yi", "vi", "sei", "estimate", "ci_lb", "ci_ub", "pval", "ci_level"}
+)
+EFFECT_TEXT_KEYS = ("outcome", "measure", "source", "id")
+EFFECT_KEYS = frozenset(EFFECT_TEXT_KEYS) | DATA_KEYS
+
+#: Usual spellings of the data keys in papers and other software, mapped to the grammar's.
+ALIASES = {
+    "lb": "ci_lb", "ub": "ci_ub", "lower": "ci_lb", "upper": "ci_ub", "ci_lower": "ci_lb",
+    "ci_upper": "ci_ub", "lcl": "ci_lb", "ucl": "ci_ub", "se": "sei", "var": "vi", "v": "vi",
+    "p": "pval", "pvalue": "pval", "p_value": "pval", "es": "yi", "g": "yi", "d": "yi",
+    "smd": "yi", "n": "ni", "r": "ri", "n1": "n1i", "n2": "n2i", "m1": "m1i", "m2": "m2i",
+    "sd1": "sd1i", "sd2": "sd2i", "or": "estimate", "rr": "estimate", "hr": "estimate",
+    "est": "estimate", "effect": "estimate", "x": "xi", "events": "xi", "mean1": "m1i",
+    "mean2": "m2i", "level": "ci_level", "outcomes": "outcome", "effect_measure": "measure",
+}
+
+#: Standard BibTeX/BibLaTeX/Zotero fields: everything else on an entry is a study characteristic.
+STANDARD_FIELDS = frozenset(
+    """address annote annotation author booktitle chapter crossref doi edition editor
+    howpublished institution journal journaltitle key month note number organization pages
+    publisher school series title type volume year url urldate isbn issn abstract keywords
+    file language langid eprint eprinttype archiveprefix primaryclass date location pmid pmcid
+    shorttitle copyright issue subtitle titleaddon eventtitle venue version addendum pubstate
+    timestamp owner groups mendeley-groups mendeley-tags citation-key""".split()
+)
+GRAMMAR_FIELDS = frozenset({"screening", "effects"})
+FIELD_ALIASES = {"effect": "effects", "screen": "screening", "decision": "screening",
+                 "status": "screening", "inclusion": "screening"}
+
+SCREENING_VALUES = ("included", "excluded: REASON", "pending")
+
+
+def suggest_effect_key(key: str) -> str | None:
+    """The grammar's key that an unknown effect key most probably meant, if any."""
+    if key in ALIASES:
+        return ALIASES[key]
+    close = difflib.get_close_matches(key, sorted(EFFECT_KEYS), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def suggest_field(name: str) -> str | None:
+    """The annotation field that an unknown entry field most probably meant, if any."""
+    if name in FIELD_ALIASES:
+        return FIELD_ALIASES[name]
+    close = difflib.get_close_matches(name, sorted(GRAMMAR_FIELDS), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def describe_forms(measure: str) -> str:
+    """Human wording of the data a measure accepts, for error messages."""
+    forms = DATA_FORMS.get(measure, ()) + GENERIC_FORMS
+    return " or ".join("+".join(f) for f in forms)

@@ -1,0 +1,164 @@
+"""The reader: every error class of the foundation issue, on hand-made files in tests/data."""
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metaanalysis.bibliography import (BibliographyError, latex_to_text, read_bibliography,
+                                       read_effects, read_studies)
+
+DATA = Path(__file__).parent / "data"
+BAD = sorted((DATA / "bad").glob("*.bib"))
+
+
+def expectation(path):
+    first = path.read_text().splitlines()[:1]
+    m = re.match(r"% expect: (\d+): ([^:]+): (.*)", first[0]) if first else None
+    return (int(m.group(1)), m.group(2), m.group(3)) if m else (1, "-", "the file is empty")
+
+
+def test_good_file_has_no_problem():
+    bib = read_bibliography(DATA / "good.bib")
+    assert bib.problems == []
+    assert [e.key for e in bib.entries] == ["key2019", "lee2020", "zero2021", "out2018",
+                                            "wait2022"]
+    assert [e.screening for e in bib.entries] == ["included"] * 3 + ["excluded", "pending"]
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_each_error_class_is_reported_with_line_and_key(path):
+    line, key, fragment = expectation(path)
+    bib = read_bibliography(path)
+    assert bib.errors, f"no error found in {path.name}"
+    messages = [(p.line, p.key, p.message) for p in bib.errors]
+    assert any(p[0] == line and p[1] == key and fragment in f"{p[1]}: {p[2]}" or
+               p[0] == line and p[1] == key and fragment in p[2] for p in messages), messages
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_check_command_prints_gcc_style_and_fails_without_traceback(path):
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "check", str(path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr + run.stdout
+    line, key, _ = expectation(path)
+    assert f"{path}:{line}: {key}: " in run.stdout
+
+
+def test_one_error_per_problem_no_cascade():
+    bib = read_bibliography(DATA / "bad" / "negative_sd.bib")
+    assert len(bib.errors) == 1
+
+
+def test_effects_table_columns_and_values():
+    t = read_effects(DATA / "good.bib")
+    for col in ["key", "outcome", "measure", "yi", "vi", "design", "country", "risk_of_bias",
+                "timepoint", "source", "year"]:
+        assert col in t.columns
+    assert len(t) == 14
+    assert set(t["key"]) == {"key2019", "lee2020", "zero2021"}
+    assert t["year"].dtype.kind in "if"
+    rr = t[(t.key == "key2019") & (t.outcome == "employed")].iloc[0]
+    assert rr.yi == pytest.approx(math.log((120 / 400) / (95 / 410)), abs=1e-12)
+    assert rr.vi == pytest.approx(1 / 120 - 1 / 400 + 1 / 95 - 1 / 410, abs=1e-12)
+    assert rr.source == "Table 2" and rr.line == 16
+    ci = t[(t.key == "lee2020") & (t.outcome == "employed")].iloc[0]
+    assert ci.yi == pytest.approx(math.log(1.25))
+    assert ci.vi == pytest.approx(((math.log(1.74) - math.log(0.9)) / (2 * 1.959963984540054)) ** 2)
+    assert t.loc[t.outcome == "earnings", "timepoint"].tolist()[0] == "12 months"
+    assert t[t.id == "e2"].vi.iloc[0] == pytest.approx(0.0064)
+
+
+def test_studies_table_counts_every_entry():
+    s = read_studies(DATA / "good.bib")
+    assert s["screening"].value_counts().to_dict() == {"included": 3, "excluded": 1,
+                                                       "pending": 1}
+    assert s.set_index("key").loc["out2018", "reason"] == "not randomised"
+
+
+def test_readers_raise_with_the_problems():
+    with pytest.raises(BibliographyError) as err:
+        read_effects(DATA / "bad" / "negative_sd.bib")
+    assert err.value.problems[0].line == 5
+
+
+def test_latex_is_decoded_for_display_only():
+    bib = read_bibliography(DATA / "good.bib")
+    e = bib.entries[0]
+    assert e.fields["author"].startswith('M{\\"u}ller')
+    assert e.display("author").startswith("Müller")
+    assert latex_to_text(r"{\'E}mploi") == "Émploi"
+
+
+def test_string_macros_and_bare_numbers():
+    bib = read_bibliography(DATA / "good.bib")
+    assert bib.entries[0].fields["journal"] == "Journal of Tests"
+    assert bib.entries[1].fields["year"] == "2020"
+
+
+def test_moderator_numeric_and_text_is_a_warning(tmp_path):
+    p = tmp_path / "mixed.bib"
+    p.write_text("@article{a, year={2019}, screening={pending}, dose={10}}\n"
+                 "@article{b, year={2020}, screening={pending}, dose={high}}\n")
+    bib = read_bibliography(p)
+    assert not bib.errors
+    assert [w.key for w in bib.warnings] == ["b"]
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "check", str(p)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "warning" in run.stdout
+
+
+def test_reader_never_writes(tmp_path):
+    src = (DATA / "good.bib").read_bytes()
+    p = tmp_path / "g.bib"
+    p.write_bytes(src)
+    read_effects(p)
+    subprocess.run([sys.executable, "-m", "metaanalysis", "extract", str(p)], check=True,
+                   capture_output=True)
+    assert p.read_bytes() == src
+
+
+def test_zotero_one_line_form(tmp_path):
+    p = tmp_path / "z.bib"
+    p.write_text("@article{z, year={2019}, screening={included}, effects={outcome = a; "
+                 "measure = GEN; yi = 0.1; vi = 0.01 | outcome = b; measure = GEN; yi = 0.2; "
+                 "vi = 0.02}}\n")
+    t = read_effects(p)
+    assert t.outcome.tolist() == ["a", "b"]
+
+
+def test_comment_only_file_is_empty_but_valid(tmp_path):
+    p = tmp_path / "c.bib"
+    p.write_text("@comment{Review question: none yet.}\n")
+    bib = read_bibliography(p)
+    assert bib.problems == [] and bib.entries == []
+    assert len(read_effects(p)) == 0
+
+
+def test_extract_command_writes_csv(tmp_path):
+    out = tmp_path / "e.csv"
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "extract",
+                          str(DATA / "good.bib"), "-o", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    import pandas as pd
+    t = pd.read_csv(out)
+    assert list(t.columns[:6]) == ["key", "id", "outcome", "measure", "yi", "vi"]
+    assert len(t) == 14
+
+
+def test_extract_refuses_bad_file():
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "extract",
+                          str(DATA / "bad" / "negative_sd.bib")], capture_output=True, text=True)
+    assert run.returncode == 1 and "negative_sd.bib:5: sd2019" in run.stderr
+    assert run.stdout == "" and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("sub", ["check", "extract"])
+def test_help(sub):
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", sub, "--help"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "usage" in run.stdout
