@@ -1,0 +1,526 @@
+"""Univariate meta-analysis models: common effect, random effects, meta-regression.
+
+:func:`rma` mirrors metafor's ``rma.uni`` (Viechtbauer, 2010): the same estimators of tau^2,
+the same defaults, the same test statistics. Everything is written in O(k p^2) with the
+diagonal weight matrix kept as a vector, never as a k x k matrix, so a fit on a million
+effects takes well under a second.
+
+Estimators of tau^2 (formulas as in ``rma.uni`` and the references of ``?rma``):
+
+- ``DL``: DerSimonian & Laird (1986), ``(Q - (k-p)) / tr(P)`` with fixed-effect weights.
+- ``HE``: Hedges (1983), ``(RSS_ols - tr(P_ols V)) / (k-p)``.
+- ``HS``: Hunter & Schmidt (2004), ``(Q - k) / sum(w)``.
+- ``SJ``: Sidik & Jonkman (2005), one step from ``tau0 = var(y) (k-1)/k``.
+- ``ML``, ``REML``: Fisher scoring from the HE value, step halving at 0 (Raudenbush, 2009).
+- ``EB``: Morris (1983) empirical Bayes, Fisher-scoring-type iteration.
+- ``PM``: Paule & Mandel (1982), root of the generalised Q statistic = k - p.
+
+All estimates are truncated at 0. PyMARE offers DL/HE/ML/REML for intercept models but not
+the other estimators, Knapp-Hartung or the Q-profile interval, so this module does not call it;
+the benchmarks compare against it and the tests check that both agree where they overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+METHODS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
+TESTS = ("z", "knha")
+THRESHOLD = 1e-10
+MAXITER = 1000
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative estimate did not converge; the affected values are NaN."""
+
+
+class MissingDataWarning(UserWarning):
+    """Rows with missing values were dropped; the message names them."""
+
+
+# --------------------------------------------------------------------------- linear algebra
+def _wls(y, w, X):
+    """Weighted least squares: coefficients and inv(X'WX)."""
+    XtWX = X.T @ (w[:, None] * X)
+    inv = np.linalg.inv(XtWX)
+    return inv @ (X.T @ (w * y)), inv
+
+
+def _tr_P(w, X, inv):
+    """tr(P), P = W - W X inv(X'WX) X' W, without forming P."""
+    return w.sum() - np.trace(inv @ (X.T @ ((w**2)[:, None] * X)))
+
+
+def _tr_PP(w, X, inv):
+    """tr(P P) in O(k p^2)."""
+    B = X.T @ ((w**2)[:, None] * X)
+    MB = inv @ B
+    return (w**2).sum() - 2 * np.trace(inv @ (X.T @ ((w**3)[:, None] * X))) + np.trace(MB @ MB)
+
+
+def _rss(y, w, X):
+    """The generalised Q statistic sum w (y - X b)^2 for weights w."""
+    b, _ = _wls(y, w, X)
+    r = y - X @ b
+    return float(np.sum(w * r**2))
+
+
+# --------------------------------------------------------------------------- tau^2
+def _tau2_he(y, v, X):
+    k, p = X.shape
+    b, inv = _wls(y, np.ones(k), X)
+    r = y - X @ b
+    # tr(P_ols V) = sum(v) - tr(inv X' V X)
+    tr_pv = v.sum() - np.trace(inv @ (X.T @ (v[:, None] * X)))
+    return (float(r @ r) - tr_pv) / (k - p)
+
+
+def _tau2_dl(y, v, X):
+    k, p = X.shape
+    w = 1 / v
+    _, inv = _wls(y, w, X)
+    return (_rss(y, w, X) - (k - p)) / _tr_P(w, X, inv)
+
+
+def _tau2_hs(y, v, X):
+    w = 1 / v
+    return (_rss(y, w, X) - len(y)) / w.sum()
+
+
+def _tau2_sj(y, v, X):
+    k, p = X.shape
+    tau0 = np.var(y) if k > 1 else 0.0  # var(y) (k-1)/k = population variance
+    return tau0 * _rss(y, 1 / (v + tau0), X) / (k - p)
+
+
+def _tau2_pm(y, v, X):
+    k, p = X.shape
+
+    def f(t):
+        return _rss(y, 1 / (v + t), X) - (k - p)
+
+    if f(0.0) < 0:
+        return 0.0
+    hi = max(100.0, 10 * np.var(y))
+    while f(hi) > 0:
+        hi *= 10
+        if hi > 1e12:
+            return math.nan
+    return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+
+
+def _tau2_fisher(y, v, X, method):
+    """ML, REML and EB by Fisher scoring from the HE value, as in metafor's rma.uni."""
+    k, p = X.shape
+    tau2 = max(0.0, _tau2_he(y, v, X))
+    for _ in range(MAXITER):
+        w = 1 / (v + tau2)
+        b, inv = _wls(y, w, X)
+        Py = w * (y - X @ b)
+        if method == "ML":
+            adj = (Py @ Py - w.sum()) / (w**2).sum()
+        elif method == "REML":
+            adj = (Py @ Py - _tr_P(w, X, inv)) / _tr_PP(w, X, inv)
+        else:  # EB
+            adj = (float(Py @ (y - X @ b)) * k / (k - p) - k) / w.sum()
+        if not np.isfinite(adj):
+            adj = 0.0
+        while tau2 + adj < 0:
+            adj /= 2
+        tau2 += adj
+        if abs(adj) <= THRESHOLD * max(1.0, tau2):
+            return tau2
+    warnings.warn(f"the {method} estimate of tau^2 did not converge in {MAXITER} Fisher "
+                  "scoring iterations: tau^2 and everything that depends on it are NaN; try "
+                  "method='PM' or 'DL'", ConvergenceWarning, stacklevel=3)
+    return math.nan
+
+
+def estimate_tau2(y, v, X, method: str) -> float:
+    """tau^2 by the named estimator (see the module docstring), truncated at 0."""
+    k, p = X.shape
+    if method == "FE" or k <= p:
+        return 0.0
+    fn = {"DL": _tau2_dl, "HE": _tau2_he, "HS": _tau2_hs, "SJ": _tau2_sj, "PM": _tau2_pm}.get(
+        method)
+    tau2 = fn(y, v, X) if fn else _tau2_fisher(y, v, X, method)
+    return max(0.0, tau2) if np.isfinite(tau2) else math.nan
+
+
+def tau2_qprofile(y, v, X, level: float = 95) -> tuple[float, float]:
+    """Q-profile confidence interval of tau^2 (Viechtbauer, 2007), as metafor's confint.
+
+    The bounds solve Q(tau^2) = chi2 quantiles with k - p degrees of freedom; a bound whose
+    Q at 0 is already below the quantile is 0.
+    """
+    k, p = X.shape
+    if k - p < 1:
+        return math.nan, math.nan
+    alpha = 1 - level / 100
+    q_lo, q_hi = stats.chi2.ppf([1 - alpha / 2, alpha / 2], k - p)
+
+    def root(target):
+        def f(t):
+            return _rss(y, 1 / (v + t), X) - target
+        if f(0.0) <= 0:
+            return 0.0
+        hi = max(100.0, 10 * np.var(y))
+        while f(hi) > 0:
+            hi *= 10
+            if hi > 1e12:
+                return math.nan
+        return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps,
+                               maxiter=500)
+
+    return root(q_lo), root(q_hi)
+
+
+# --------------------------------------------------------------------------- design
+def design_matrix(data: pd.DataFrame | None, mods, k: int, intercept: bool = True):
+    """The model matrix and its column names, metafor style.
+
+    ``mods`` is a list of column names of ``data`` (or an array). Text columns are coded as
+    indicator variables against their first level in sorted order (R's treatment contrasts),
+    named ``column=level``.
+    """
+    cols, names = [], []
+    if intercept:
+        cols.append(np.ones(k))
+        names.append("intercept")
+    if mods is None or (isinstance(mods, (list, tuple)) and not mods):
+        return np.column_stack(cols), names
+    if isinstance(mods, str):
+        mods = [mods]
+    if isinstance(mods, (list, tuple)) and all(isinstance(m, str) for m in mods):
+        if data is None:
+            raise ValueError("mods given by name need data=")
+        for m in mods:
+            if m not in data.columns:
+                raise ValueError(f"moderator {m!r} is not a column; columns are "
+                                 f"{', '.join(map(str, data.columns))}")
+            col = data[m]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                cols.append(col.to_numpy(dtype=float))
+                names.append(m)
+            else:
+                levels = sorted(col.dropna().astype(str).unique())
+                for lev in levels[1:]:
+                    cols.append(np.where(col.isna(), np.nan, (col.astype(str) == lev) * 1.0))
+                    names.append(f"{m}={lev}")
+    else:
+        arr = np.asarray(mods, dtype=float)
+        arr = arr.reshape(k, -1)
+        for j in range(arr.shape[1]):
+            cols.append(arr[:, j])
+            names.append(f"x{j + 1}")
+    return np.column_stack(cols), names
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class RMAResult:
+    """A fitted model, with metafor's names. Print it for a summary like metafor's."""
+
+    k: int
+    method: str
+    test: str
+    level: float
+    measure: str
+    names: list
+    beta: np.ndarray
+    vb: np.ndarray
+    tau2: float
+    Q: float
+    Q_pvalue: float
+    I2: float
+    H2: float
+    tau2_ci: tuple
+    dfs: float
+    QM: float = math.nan
+    QM_pvalue: float = math.nan
+    R2: float = math.nan
+    yi: np.ndarray = field(default=None, repr=False)
+    vi: np.ndarray = field(default=None, repr=False)
+    X: np.ndarray = field(default=None, repr=False)
+    slab: list = field(default=None, repr=False)
+    data: pd.DataFrame | None = field(default=None, repr=False)
+
+    # --- the main numbers, for an intercept-only model
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.vb))
+
+    @property
+    def zval(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.beta / self.se
+
+    @property
+    def crit(self) -> float:
+        a = 1 - self.level / 100
+        if self.test == "knha":
+            return float(stats.t.isf(a / 2, self.dfs)) if self.dfs > 0 else math.nan
+        return float(stats.norm.isf(a / 2))
+
+    @property
+    def pval(self) -> np.ndarray:
+        if self.test == "knha":
+            return 2 * stats.t.sf(np.abs(self.zval), self.dfs) if self.dfs > 0 else np.full(
+                len(self.beta), np.nan)
+        return 2 * stats.norm.sf(np.abs(self.zval))
+
+    @property
+    def ci_lb(self) -> np.ndarray:
+        return self.beta - self.crit * self.se
+
+    @property
+    def ci_ub(self) -> np.ndarray:
+        return self.beta + self.crit * self.se
+
+    @property
+    def estimate(self) -> float:
+        return float(self.beta[0])
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Percent weights of the effects in the fit (metafor's weights())."""
+        w = 1 / (self.vi + (0 if self.method == "FE" else self.tau2))
+        return 100 * w / w.sum()
+
+    def predict(self, newmods=None) -> dict:
+        """Predicted effect with CI and prediction interval (metafor's predict.rma)."""
+        x = np.r_[1.0, np.atleast_1d(newmods).astype(float)] if newmods is not None else (
+            np.eye(len(self.beta))[0] if len(self.beta) == 1 else None)
+        if x is None:
+            raise ValueError("give newmods for a meta-regression")
+        pred = float(x @ self.beta)
+        se = float(np.sqrt(x @ self.vb @ x))
+        # a common-effect model has no prediction interval (metafor gives NA)
+        tau2 = math.nan if self.method in ("FE", "MH", "PETO") else self.tau2
+        half_pi = self.crit * math.sqrt(se**2 + tau2)
+        return {"pred": pred, "se": se, "ci_lb": pred - self.crit * se,
+                "ci_ub": pred + self.crit * se, "pi_lb": pred - half_pi,
+                "pi_ub": pred + half_pi}
+
+    def coefficients(self) -> pd.DataFrame:
+        """One row per coefficient: estimate, se, zval (tval for knha), pval, ci_lb, ci_ub."""
+        return pd.DataFrame({"estimate": self.beta, "se": self.se, "zval": self.zval,
+                             "pval": self.pval, "ci_lb": self.ci_lb, "ci_ub": self.ci_ub},
+                            index=pd.Index(self.names, name="term"))
+
+    def to_frame(self) -> pd.DataFrame:
+        """The coefficients table (alias of :meth:`coefficients`)."""
+        return self.coefficients()
+
+    def to_dict(self) -> dict:
+        """The JSON-ready summary used by ``metaanalysis pool --json``."""
+        d = {"k": self.k, "estimate": _f(self.beta[0]), "se": _f(self.se[0]),
+             "ci_lower": _f(self.ci_lb[0]), "ci_upper": _f(self.ci_ub[0]),
+             "pvalue": _f(self.pval[0]), "tau2": _f(self.tau2),
+             "tau2_ci_lower": _f(self.tau2_ci[0]), "tau2_ci_upper": _f(self.tau2_ci[1]),
+             "Q": _f(self.Q), "Q_pvalue": _f(self.Q_pvalue), "I2": _f(self.I2),
+             "H2": _f(self.H2), "method": self.method, "measure": self.measure,
+             "test": self.test, "level": self.level}
+        if len(self.beta) == 1:
+            pi = self.predict()
+            d["pi_lower"], d["pi_upper"] = _f(pi["pi_lb"]), _f(pi["pi_ub"])
+        else:
+            d["pi_lower"] = d["pi_upper"] = None
+            d["coefficients"] = {n: {"estimate": _f(b), "se": _f(s), "ci_lower": _f(lo),
+                                     "ci_upper": _f(hi), "pvalue": _f(pv)}
+                                 for n, b, s, lo, hi, pv in zip(
+                                     self.names, self.beta, self.se, self.ci_lb, self.ci_ub,
+                                     self.pval)}
+            d.update({"QM": _f(self.QM), "QM_pvalue": _f(self.QM_pvalue), "QE": _f(self.Q),
+                      "R2": _f(self.R2)})
+        return d
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def summary(self) -> str:
+        return format_result(self)
+
+    def __str__(self) -> str:
+        return format_result(self)
+
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre>{html.escape(format_result(self))}</pre>"
+
+    def plot(self, **kw):
+        """Forest plot of the fit (see :func:`metaanalysis.plots.forest`)."""
+        from .plots import forest
+        return forest(self, **kw)
+
+
+def _f(x):
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def format_result(r: RMAResult) -> str:
+    """A summary in the layout of metafor's print.rma.uni."""
+    label = {"FE": "Fixed-Effects Model", "MH": "Fixed-Effects Model (Mantel-Haenszel)",
+             "PETO": "Fixed-Effects Model (Peto)"}.get(
+        r.method, f"{'Mixed' if len(r.beta) > 1 else 'Random'}-Effects Model")
+    out = [f"{label} (k = {r.k}; tau^2 estimator: {r.method}; measure: {r.measure})", ""]
+    if r.method not in ("FE", "MH", "PETO"):
+        lo, hi = r.tau2_ci
+        out.append(f"tau^2 (estimated amount of {'residual ' if len(r.beta) > 1 else ''}"
+                   f"heterogeneity): {r.tau2:.4f} (CI {r.level:g}%: {lo:.4f}, {hi:.4f})")
+        out.append(f"tau (square root of estimated tau^2 value): {math.sqrt(r.tau2):.4f}")
+    out.append(f"I^2 (total heterogeneity / total variability): {r.I2:.2f}%")
+    out.append(f"H^2 (total variability / sampling variability): {r.H2:.2f}")
+    if len(r.beta) > 1 and not math.isnan(r.R2):
+        out.append(f"R^2 (amount of heterogeneity accounted for): {r.R2:.2f}%")
+    out += ["", f"Test for {'Residual ' if len(r.beta) > 1 else ''}Heterogeneity:",
+            f"Q(df = {r.k - len(r.beta)}) = {r.Q:.4f}, p-val = {_p(r.Q_pvalue)}"]
+    if len(r.beta) > 1:
+        m = len(r.beta) - 1
+        stat = (f"F(df1 = {m}, df2 = {r.dfs:g}) = {r.QM:.4f}" if r.test == "knha"
+                else f"QM(df = {m}) = {r.QM:.4f}")
+        out += ["", f"Test of Moderators (coefficients 2:{m + 1}):",
+                f"{stat}, p-val = {_p(r.QM_pvalue)}"]
+    out += ["", "Model Results:", "", r.coefficients().rename(
+        columns={"zval": "tval" if r.test == "knha" else "zval"}).to_string(
+        float_format=lambda x: f"{x:.4f}")]
+    if len(r.beta) == 1 and r.method not in ("MH", "PETO"):
+        pi = r.predict()
+        out += ["", f"Prediction interval ({r.level:g}%): {pi['pi_lb']:.4f} to "
+                f"{pi['pi_ub']:.4f}"]
+    return "\n".join(out)
+
+
+def _p(p: float) -> str:
+    return "<.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+# --------------------------------------------------------------------------- input handling
+def _prepare(yi, vi, sei, data, mods, slab):
+    """Arrays from names or values; drop rows with missing values with a warning naming them."""
+    def col(x):
+        if isinstance(x, str):
+            if data is None or x not in data.columns:
+                raise ValueError(f"column {x!r} not found")
+            return pd.to_numeric(data[x], errors="coerce").to_numpy(dtype=float)
+        return None if x is None else np.asarray(x, dtype=float).ravel()
+
+    if yi is None and data is not None:
+        yi = "yi"
+    if vi is None and sei is None and data is not None:
+        vi = "vi" if "vi" in data.columns else None
+        sei = "sei" if vi is None and "sei" in data.columns else None
+    y = col(yi)
+    v = col(vi) if vi is not None else (col(sei) ** 2 if sei is not None else None)
+    if y is None or v is None:
+        raise ValueError("give yi and vi (or sei)")
+    k = len(y)
+    frame = data.reset_index(drop=True) if data is not None else None
+    X, names = design_matrix(frame, mods, k)
+    if slab is None:
+        slab = (frame["key"].astype(str).tolist() if frame is not None and "key" in frame
+                else [str(i + 1) for i in range(k)])
+    elif isinstance(slab, str):
+        slab = frame[slab].astype(str).tolist()
+    slab = list(slab)
+    bad = ~np.isfinite(y) | ~np.isfinite(v) | ~np.all(np.isfinite(X), axis=1)
+    if bad.any():
+        dropped = [slab[i] for i in np.flatnonzero(bad)]
+        warnings.warn(f"{bad.sum()} row(s) with missing yi, vi or moderator values were "
+                      f"dropped: {', '.join(dropped)}", MissingDataWarning, stacklevel=3)
+        keep = ~bad
+        y, v, X = y[keep], v[keep], X[keep]
+        slab = [s for s, b in zip(slab, bad) if not b]
+        if frame is not None:
+            frame = frame.loc[keep].reset_index(drop=True)
+    if np.any(v <= 0):
+        raise ValueError("sampling variances must be positive")
+    # drop columns of X that are constant zero after dropping rows (unused factor levels)
+    used = np.any(X != 0, axis=0)
+    used[0] = True
+    X = X[:, used]
+    names = [n for n, u in zip(names, used) if u]
+    return y, v, X, names, slab, frame
+
+
+def rma(yi=None, vi=None, *, sei=None, data: pd.DataFrame | None = None, mods=None,
+        method: str = "REML", test: str = "z", level: float = 95, measure: str = "GEN",
+        slab=None) -> RMAResult:
+    """Fit a common-effect, random-effects or mixed-effects (meta-regression) model.
+
+    Like metafor's ``rma(yi, vi, mods=, method=, test=, level=)``. ``yi``/``vi``/``sei`` are
+    arrays or column names of ``data`` (by default ``data.yi`` and ``data.vi``); ``mods`` a list
+    of column names (text columns become indicators). Rows with a missing value are dropped
+    with a :class:`MissingDataWarning` that names them.
+    """
+    method, test = method.upper(), test.lower()
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}: use z or knha")
+    if not 0 < level < 100:
+        raise ValueError("level is a percentage, e.g. 95")
+    if measure == "GEN" and data is not None and "measure" in data.columns:
+        measures = data["measure"].dropna().unique()
+        if len(measures) == 1:
+            measure = str(measures[0])
+        elif len(measures) > 1:
+            raise ValueError(f"the data mix measures ({', '.join(map(str, measures))}): pool "
+                             "one measure at a time")
+    y, v, X, names, slab, frame = _prepare(yi, vi, sei, data, mods, slab)
+    return _fit(y, v, X, names, method, test, level, measure, slab, frame)
+
+
+def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2=True):
+    k, p = X.shape
+    if k == 0:
+        raise ValueError("no effects to pool")
+    if k < p:
+        raise ValueError(f"{k} effect(s) cannot estimate {p} coefficients")
+    if np.linalg.matrix_rank(X) < p:
+        raise ValueError("the moderators are collinear: drop one of them")
+    tau2 = estimate_tau2(y, v, X, method)
+    w = 1 / (v + (tau2 if np.isfinite(tau2) else np.nan))
+    beta, vb = _wls(y, w, X)
+    dfs = k - p
+    if test == "knha" and dfs > 0:
+        s2w = float(np.sum(w * (y - X @ beta) ** 2)) / dfs
+        vb = vb * (s2w if s2w > np.finfo(float).eps else 0.0)
+    # heterogeneity with fixed-effect weights
+    if dfs > 0:
+        wf = 1 / v
+        _, invf = _wls(y, wf, X)
+        Q = max(0.0, _rss(y, wf, X))
+        Qp = float(stats.chi2.sf(Q, dfs))
+        if method == "FE":
+            I2 = max(0.0, 100 * (Q - dfs) / Q) if Q > 0 else 0.0
+            H2 = Q / dfs
+        else:
+            vt = dfs / _tr_P(wf, X, invf)
+            I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
+        tci = tau2_qprofile(y, v, X, level) if method != "FE" else (math.nan, math.nan)
+    else:
+        Q, Qp, I2, H2, tci = 0.0, 1.0, 0.0, 1.0, (math.nan, math.nan)
+    res = RMAResult(k=k, method=method, test=test, level=level, measure=measure, names=names,
+                    beta=beta, vb=vb, tau2=tau2, Q=Q, Q_pvalue=Qp, I2=I2, H2=H2, tau2_ci=tci,
+                    dfs=dfs, yi=y, vi=v, X=X, slab=slab, data=frame)
+    if p > 1:
+        b, V = beta[1:], vb[1:, 1:]
+        QM = float(b @ np.linalg.solve(V, b))
+        if test == "knha":
+            res.QM = QM / (p - 1)
+            res.QM_pvalue = float(stats.f.sf(res.QM, p - 1, dfs)) if dfs > 0 else math.nan
+        else:
+            res.QM, res.QM_pvalue = QM, float(stats.chi2.sf(QM, p - 1))
+        if r2 and method != "FE":
+            tau2_0 = estimate_tau2(y, v, X[:, :1], method)
+            res.R2 = 0.0 if tau2_0 == 0 else max(0.0, 100 * (tau2_0 - tau2) / tau2_0)
+    return res

@@ -1,0 +1,89 @@
+"""Words and numbers in the note's language: one place for every label and translation.
+
+``fr`` writes a decimal comma and French wording; ``en`` English. Figures, tables and prose
+all take their words from :data:`WORDS` through :func:`t`.
+"""
+
+from __future__ import annotations
+
+import math
+
+LANGS = ("fr", "en")
+
+WORDS = {
+    "study": {"fr": "Étude", "en": "Study"},
+    "weight": {"fr": "Poids", "en": "Weight"},
+    "estimate_ci": {"fr": "Effet [IC {level} %]", "en": "Effect [{level}% CI]"},
+    "pooled": {"fr": "Effet combiné ({method})", "en": "Pooled effect ({method})"},
+    "prediction": {"fr": "Intervalle de prédiction", "en": "Prediction interval"},
+    "favours_intervention": {"fr": "favorable à l'intervention",
+                             "en": "favours the intervention"},
+    "favours_control": {"fr": "favorable au groupe témoin", "en": "favours the control"},
+    "ci": {"fr": "IC {level} %", "en": "{level}% CI"},
+    "studies": {"fr": "études", "en": "studies"},
+    "effects": {"fr": "effets", "en": "effects"},
+    "heterogeneity": {"fr": "Hétérogénéité", "en": "Heterogeneity"},
+    "no_data": {"fr": "Aucune donnée", "en": "No data"},
+    "forest_alt": {"fr": "Graphique en forêt de {k} effets ({outcome}) : effet combiné {est}.",
+                   "en": "Forest plot of {k} effects ({outcome}): pooled effect {est}."},
+    "axis": {
+        "OR": {"fr": "Rapport de cotes (échelle log)", "en": "Odds ratio (log scale)"},
+        "RR": {"fr": "Risque relatif (échelle log)", "en": "Risk ratio (log scale)"},
+        "ROM": {"fr": "Rapport de moyennes (échelle log)", "en": "Ratio of means (log scale)"},
+        "SMD": {"fr": "Différence de moyennes standardisée (g de Hedges)",
+                "en": "Standardised mean difference (Hedges' g)"},
+        "MD": {"fr": "Différence de moyennes", "en": "Mean difference"},
+        "RD": {"fr": "Différence de risques", "en": "Risk difference"},
+        "COR": {"fr": "Corrélation", "en": "Correlation"},
+        "ZCOR": {"fr": "Corrélation (z de Fisher)", "en": "Correlation (Fisher's z)"},
+        "PR": {"fr": "Proportion", "en": "Proportion"},
+        "PLO": {"fr": "Proportion (logit)", "en": "Proportion (logit)"},
+        "GEN": {"fr": "Effet", "en": "Effect"},
+    },
+    "measure_name": {
+        "OR": {"fr": "rapport de cotes", "en": "odds ratio"},
+        "RR": {"fr": "risque relatif", "en": "risk ratio"},
+        "ROM": {"fr": "rapport de moyennes", "en": "ratio of means"},
+        "SMD": {"fr": "différence de moyennes standardisée", "en": "standardised mean difference"},
+        "MD": {"fr": "différence de moyennes", "en": "mean difference"},
+        "RD": {"fr": "différence de risques", "en": "risk difference"},
+        "COR": {"fr": "corrélation", "en": "correlation"},
+        "ZCOR": {"fr": "corrélation", "en": "correlation"},
+        "PR": {"fr": "proportion", "en": "proportion"},
+        "PLO": {"fr": "proportion", "en": "proportion"},
+        "GEN": {"fr": "effet", "en": "effect"},
+    },
+}
+
+
+def t(key: str, lang: str, **fmt) -> str:
+    """The word or phrase ``key`` in ``lang``, formatted with ``fmt``."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    entry = WORDS
+    for part in key.split("."):
+        entry = entry[part]
+    return entry[lang].format(**fmt) if fmt else entry[lang]
+
+
+def num(x: float, lang: str, digits: int = 2) -> str:
+    """A number with the language's decimal mark (a comma in French) and a true minus sign."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    s = f"{x:,.{digits}f}"
+    if lang == "fr":
+        s = s.replace(",", "\u202f").replace(".", ",")
+    return s.replace("-", "\u2212")
+
+
+def percent(x: float, lang: str, digits: int = 0) -> str:
+    return f"{num(x, lang, digits)}\u00a0%" if lang == "fr" else f"{num(x, lang, digits)}%"
+
+
+def estimate_ci(est: float, lo: float, hi: float, lang: str, digits: int = 2,
+                level: float = 95) -> str:
+    """``0.72 (95% CI 0.55 to 0.95)`` / ``0,72 (IC 95 % 0,55 à 0,95)``."""
+    if lang == "fr":
+        return (f"{num(est, lang, digits)} (IC {num(level, lang, 0)}\u00a0% "
+                f"{num(lo, lang, digits)} à {num(hi, lang, digits)})")
+    return f"{num(est, lang, digits)} ({level:g}% CI {num(lo, lang, digits)} to {num(hi, lang, digits)})"

@@ -1,0 +1,136 @@
+# Reference values from R's metafor (and clubSandwich), written as JSON fixtures that the tests
+# compare with, so CI needs no R.
+#
+#   apt-get install -y r-base-core r-cran-metafor r-cran-metadat r-cran-clubsandwich r-cran-jsonlite
+#   Rscript tests/reference/make_reference.R        # from the repository root; or: make reference
+#
+# Inputs are the real datasets in ../shared/data/ (copied into each fixture, so the tests do not
+# depend on that folder) and seeded synthetic data covering every measure and estimator.
+# Iterative estimates are run with tight convergence controls so that the fixtures hold the
+# converged values, not metafor's default stopping point.
+
+suppressPackageStartupMessages({
+  library(metafor)
+  library(jsonlite)
+})
+
+shared <- Sys.getenv("SHARED_DATA", "../shared/data")
+out_dir <- "tests/reference"
+read <- function(name) read.csv(file.path(shared, name), na.strings = "", stringsAsFactors = FALSE)
+tight <- list(threshold = 1e-13, maxiter = 10000, tol = 1e-13)
+num <- function(x) if (is.null(x)) NA else unname(as.numeric(x))
+
+write_fixture <- function(x, name) {
+  path <- file.path(out_dir, paste0(name, ".json"))
+  writeLines(toJSON(x, digits = NA, auto_unbox = TRUE, na = "null", pretty = TRUE), path)
+  cat("wrote", path, "\n")
+}
+
+versions <- list(R = R.version.string, metafor = as.character(packageVersion("metafor")))
+
+# ------------------------------------------------------------------------------ escalc
+set.seed(20261126)
+k <- 12
+n1 <- sample(8:80, k, replace = TRUE); n2 <- sample(8:80, k, replace = TRUE)
+m1 <- round(rnorm(k, 12, 3), 2); m2 <- round(rnorm(k, 11, 3), 2)
+s1 <- round(runif(k, 1, 5), 2); s2 <- round(runif(k, 1, 5), 2)
+ai <- rbinom(k, n1, 0.3); ci <- rbinom(k, n2, 0.4)
+ai[1] <- 0; ci[2] <- 0; ai[3] <- n1[3]
+ri <- round(runif(k, -0.8, 0.9), 3); ni <- sample(10:200, k, replace = TRUE)
+xi <- rbinom(k, ni, 0.2); xi[1] <- 0; xi[2] <- ni[2]
+syn <- data.frame(m1i = m1, sd1i = s1, n1i = n1, m2i = m2, sd2i = s2, n2i = n2,
+                  ai = ai, bi = n1 - ai, ci = ci, di = n2 - ci, ri = ri, ni = ni, xi = xi)
+
+esc <- list()
+add_esc <- function(name, measure, data, args) {
+  r <- do.call(escalc, c(list(measure = measure), args))
+  esc[[length(esc) + 1]] <<- list(name = name, measure = measure, data = data,
+                                 yi = num(r$yi), vi = num(r$vi))
+}
+for (m in c("SMD", "MD", "ROM")) {
+  add_esc(paste0("synthetic_", m), m, syn[c("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")],
+          list(m1i = m1, sd1i = s1, n1i = n1, m2i = m2, sd2i = s2, n2i = n2))
+}
+for (m in c("OR", "RR", "RD")) {
+  add_esc(paste0("synthetic_", m), m, syn[c("ai", "bi", "ci", "di")],
+          list(ai = syn$ai, bi = syn$bi, ci = syn$ci, di = syn$di))
+}
+for (m in c("COR", "ZCOR")) add_esc(paste0("synthetic_", m), m, syn[c("ri", "ni")],
+                                    list(ri = ri, ni = ni))
+for (m in c("PR", "PLO")) add_esc(paste0("synthetic_", m), m, syn[c("xi", "ni")],
+                                  list(xi = xi, ni = ni))
+
+bcg <- read("colditz1994_bcg_vaccine_2x2.csv")
+for (m in c("RR", "OR", "RD")) {
+  add_esc(paste0("bcg_", m), m,
+          data.frame(ai = bcg$tpos, bi = bcg$tneg, ci = bcg$cpos, di = bcg$cneg),
+          list(ai = bcg$tpos, bi = bcg$tneg, ci = bcg$cpos, di = bcg$cneg))
+}
+mol <- read("molloy2014_conscientiousness_medication_adherence.csv")
+for (m in c("COR", "ZCOR")) add_esc(paste0("molloy_", m), m, mol[c("ri", "ni")],
+                                    list(ri = mol$ri, ni = mol$ni))
+
+# Conversions of reported estimates, as metafor 4's conv.wald() computes them (metafor 3.8,
+# Debian's version, has no conv.wald): ratio with a 95% CI, difference with a p-value.
+est <- data.frame(estimate = c(0.8, 1.3, 2.1), ci_lb = c(0.6, 0.9, 1.2), ci_ub = c(1.07, 1.88, 3.67))
+sei <- (log(est$ci_ub) - log(est$ci_lb)) / (2 * qnorm(0.975))
+esc[[length(esc) + 1]] <- list(name = "wald_ratio_ci", measure = "RR", data = est,
+                               yi = log(est$estimate), vi = sei^2)
+estp <- data.frame(estimate = c(2.5, -1.2, 0.4), pval = c(0.03, 0.2, 0.0004))
+sei <- abs(estp$estimate) / qnorm(estp$pval / 2, lower.tail = FALSE)
+esc[[length(esc) + 1]] <- list(name = "wald_pval", measure = "MD", data = estp,
+                               yi = estp$estimate, vi = sei^2)
+write_fixture(list(versions = versions, cases = esc), "escalc")
+
+# ------------------------------------------------------------------------------ rma
+bcg_rr <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = bcg)
+rau <- read("raudenbush1985_teacher_expectancy_iq.csv")
+rau$weeks3 <- pmin(rau$weeks, 3)
+mol_z <- escalc("ZCOR", ri = ri, ni = ni, data = mol)
+set.seed(7)
+homog <- data.frame(yi = round(rnorm(10, 0.3, 0.02), 4), vi = round(runif(10, 0.01, 0.05), 4))
+
+datasets <- list(
+  bcg = list(yi = num(bcg_rr$yi), vi = num(bcg_rr$vi),
+             mods = list(ablat = bcg$ablat, alloc = bcg$alloc, year = bcg$year)),
+  raudenbush = list(yi = rau$yi, vi = rau$vi, mods = list(weeks3 = rau$weeks3,
+                                                         tester = rau$tester)),
+  molloy = list(yi = num(mol_z$yi), vi = num(mol_z$vi), mods = list(meanage = mol$meanage)),
+  homogeneous = list(yi = homog$yi, vi = homog$vi, mods = list()),
+  two = list(yi = num(bcg_rr$yi[1:2]), vi = num(bcg_rr$vi[1:2]), mods = list())
+)
+
+summarise <- function(fit, qp = TRUE) {
+  out <- list(beta = num(fit$beta), se = num(fit$se), pval = num(fit$pval),
+              ci_lb = num(fit$ci.lb), ci_ub = num(fit$ci.ub), tau2 = num(fit$tau2),
+              Q = num(fit$QE), Q_pvalue = num(fit$QEp), I2 = num(fit$I2), H2 = num(fit$H2),
+              QM = num(fit$QM), QM_pvalue = num(fit$QMp), R2 = num(fit$R2), k = fit$k)
+  if (fit$p == 1) {
+    pr <- predict(fit)
+    out$pi_lb <- num(pr$pi.lb); out$pi_ub <- num(pr$pi.ub)
+  }
+  if (qp && !fit$method %in% c("FE", "EE") && fit$k - fit$p >= 1) {
+    ci <- confint(fit, control = list(tol = 1e-13, maxiter = 10000, tau2.max = 1e6))
+    out$tau2_ci <- num(ci$random["tau^2", c("ci.lb", "ci.ub")])
+  }
+  out
+}
+
+fits <- list()
+for (dname in names(datasets)) {
+  d <- datasets[[dname]]
+  for (method in c("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")) {
+    for (test in c("z", "knha")) {
+      fit <- rma(d$yi, d$vi, method = method, test = test, control = tight)
+      fits[[length(fits) + 1]] <- c(list(data = dname, method = method, test = test,
+                                         mods = list()), summarise(fit))
+      for (mname in names(d$mods)) {
+        x <- d$mods[[mname]]
+        fit <- rma(d$yi, d$vi, mods = ~ x, method = method, test = test, control = tight)
+        fits[[length(fits) + 1]] <- c(list(data = dname, method = method, test = test,
+                                           mods = list(mname)), summarise(fit))
+      }
+    }
+  }
+}
+write_fixture(list(versions = versions, datasets = datasets, fits = fits), "rma")
