@@ -19,6 +19,7 @@ from . import grammar
 MONTHS = {m: str(i) for i, m in enumerate(
     "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
 _FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
+_BRACE = re.compile(r"[{}]")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -116,16 +117,26 @@ def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str]:
 
     Handles ``{...}``, ``"..."``, numbers, ``@string`` macros, month names and ``#``.
     """
-    parts, rest = [], raw.strip()
+    rest = raw.strip()
+    if rest[:1] == "{" and rest[-1:] == "}":  # the common case, checked without a char loop
+        depth = 0
+        for m in _BRACE.finditer(rest):
+            depth += 1 if m.group() == "{" else -1
+            if depth == 0:
+                if m.end() == len(rest):
+                    return rest[1:-1], ""
+                break
+    parts = []
     while rest:
         if rest[0] == "{":
-            depth = 0
-            for i, ch in enumerate(rest):
-                depth += (ch == "{") - (ch == "}")
+            depth, end = 0, len(rest)
+            for m in _BRACE.finditer(rest):
+                depth += 1 if m.group() == "{" else -1
                 if depth == 0:
+                    end = m.start()
                     break
-            parts.append(rest[1:i])
-            rest = rest[i + 1:].lstrip()
+            parts.append(rest[1:end])
+            rest = rest[end + 1:].lstrip()
         elif rest[0] == '"':
             depth, i = 0, 1
             while i < len(rest) and not (rest[i] == '"' and depth == 0):

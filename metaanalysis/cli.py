@@ -41,6 +41,23 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from .render import RenderError, render
+
+    params = dict(args.param or [])
+    try:
+        outcomes = render(args.themes, params, jobs=args.jobs, force=args.force,
+                          site=args.site, timeout=args.timeout)
+    except RenderError as exc:
+        print(f"metaanalysis render: {exc}", file=sys.stderr)
+        return 2
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"{len(failed)} theme(s) failed: {', '.join(o.theme for o in failed)}",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="metaanalysis",
@@ -63,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write here instead of stdout")
     p.set_defaults(func=cmd_extract)
 
+    p = sub.add_parser("render", help="render theme notes and the site (what make notes runs)",
+                       description="Validate the bibliographies, execute each theme's notebook "
+                       "with papermill, convert it to HTML and write the site under site/. "
+                       "Themes whose inputs have not changed are skipped. With -p, writes a "
+                       "labelled variant under site/variants/ beside the published note.")
+    p.add_argument("themes", nargs="*", metavar="THEME", help="themes to render (default: all)")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a notebook parameter (repeatable), e.g. -p method DL")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="themes rendered in parallel (default: the number of cores)")
+    p.add_argument("--force", action="store_true", help="render even if nothing changed")
+    p.add_argument("--site", default=None, help="output folder (default: site/)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    p.set_defaults(func=cmd_render)
     return parser
 
 

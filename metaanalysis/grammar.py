@@ -8,6 +8,7 @@ reader, the effect-size code and the documentation agree. The grammar itself is 
 from __future__ import annotations
 
 import difflib
+from functools import lru_cache
 
 MEASURES = ("SMD", "MD", "ROM", "OR", "RR", "RD", "COR", "ZCOR", "PR", "PLO", "GEN")
 
@@ -72,6 +73,7 @@ FIELD_ALIASES = {"effect": "effects", "screen": "screening", "decision": "screen
 SCREENING_VALUES = ("included", "excluded: REASON", "pending")
 
 
+@lru_cache(maxsize=4096)
 def suggest_effect_key(key: str) -> str | None:
     """The grammar's key that an unknown effect key most probably meant, if any."""
     if key in ALIASES:
@@ -80,6 +82,7 @@ def suggest_effect_key(key: str) -> str | None:
     return close[0] if close else None
 
 
+@lru_cache(maxsize=4096)
 def suggest_field(name: str) -> str | None:
     """The annotation field that an unknown entry field most probably meant, if any."""
     if name in FIELD_ALIASES:

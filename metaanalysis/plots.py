@@ -204,3 +204,33 @@ def _tick(x: float, lang: str) -> str:
 
 def _shorten(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+class SVGFigure:
+    """A figure as inline SVG with alt text and a caption; shows itself in Jupyter."""
+
+    def __init__(self, svg: str, alt: str, caption: str = ""):
+        self.svg, self.alt, self.caption = svg, alt, caption
+
+    def _repr_html_(self) -> str:
+        import html
+
+        cap = f"<figcaption>{html.escape(self.caption)}</figcaption>" if self.caption else ""
+        return (f"<figure class='figure'><div role='img' aria-label=\"{html.escape(self.alt)}\">"
+                f"{self.svg}</div>{cap}</figure>")
+
+
+def svg_figure(fig, caption: str = "") -> SVGFigure:
+    """Render a matplotlib figure to deterministic SVG (no date, fixed ids) and close it."""
+    import io
+    import re
+
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE for inline use
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    return SVGFigure(svg, getattr(fig, "alt", ""), caption)

@@ -1,0 +1,316 @@
+"""What a theme notebook calls: one object per note, one line per section.
+
+A :class:`Note` reads the theme's bibliography, applies the note's parameters (measure,
+estimator, test, outcome, exclusions, level, language), pools each main outcome and hands
+back figures, tables and sentences whose numbers come from the fitted results, so that no
+number in a note is typed by hand.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .grammar import RATIO_MEASURES
+from .text import estimate_ci, num, percent, t
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The parameters every theme notebook declares, with their defaults and types.
+PARAMETERS = {"theme": "", "measure": "", "method": "REML", "test": "z", "outcome": "",
+              "exclude": "", "level": 95.0, "lang": "fr"}
+HIGH_ROB = {"high", "serious", "critical", "serious/high", "high risk"}
+
+
+def load_themes(root: Path | str = ROOT) -> dict:
+    """The theme list (``themes.json`` at the repository root)."""
+    return json.loads((Path(root) / "themes.json").read_text(encoding="utf-8"))
+
+
+def validate_parameters(params: dict) -> dict:
+    """Check values before anything runs; return them with their proper types.
+
+    Raises ValueError with a message naming the parameter and what would be right.
+    """
+    from .models import METHODS, TESTS
+    from .grammar import MEASURES
+    from .text import LANGS
+
+    out = dict(params)
+    if "level" in out:
+        try:
+            out["level"] = float(out["level"])
+        except (TypeError, ValueError):
+            raise ValueError(f"level = {out['level']!r} is not a number: give e.g. 95") from None
+        if not 50 <= out["level"] < 100:
+            raise ValueError(f"level = {out['level']:g}: give a confidence level in percent, "
+                             "between 50 and 100 (e.g. 95)")
+    checks = {"method": (METHODS, str.upper), "test": (TESTS, str.lower),
+              "lang": (LANGS, str.lower)}
+    for name, (allowed, norm) in checks.items():
+        if name in out:
+            value = norm(str(out[name]))
+            if value not in allowed:
+                raise ValueError(f"{name} = {out[name]!r}: use one of {', '.join(allowed)}")
+            out[name] = value
+    if out.get("measure"):
+        m = str(out["measure"]).upper()
+        if m not in MEASURES:
+            raise ValueError(f"measure = {out['measure']!r}: use one of {', '.join(MEASURES)}")
+        out["measure"] = m
+    for name in ("theme", "outcome", "exclude"):
+        if name in out and not isinstance(out[name], str):
+            raise ValueError(f"{name} must be text, not {type(out[name]).__name__}")
+    return out
+
+
+@dataclass
+class OutcomeResult:
+    """One pooled outcome: its label, the data pooled and the fitted model."""
+
+    outcome: str
+    label: str
+    favours: str
+    data: pd.DataFrame
+    result: object  # RMAResult, or None when there are no effects
+
+    @property
+    def n_studies(self) -> int:
+        return int(self.data["key"].nunique()) if len(self.data) else 0
+
+
+class Note:
+    """A theme's note with its parameters; see the module docstring."""
+
+    def __init__(self, theme: str, *, measure: str = "", method: str = "REML", test: str = "z",
+                 outcome: str = "", exclude: str = "", level: float = 95, lang: str = "fr",
+                 root: Path | str = ROOT):
+        from .bibliography import read_effects, read_studies
+
+        p = validate_parameters(dict(theme=theme, measure=measure, method=method, test=test,
+                                     outcome=outcome, exclude=exclude, level=level, lang=lang))
+        themes = load_themes(root)
+        if theme not in themes:
+            raise ValueError(f"unknown theme {theme!r}: themes are {', '.join(themes)}")
+        self.root = Path(root)
+        self.params = p
+        self.slug = theme
+        self.config = themes[theme]
+        self.lang = p["lang"]
+        self.bibliography = self.root / self.config["bibliography"]
+        self.studies = read_studies(self.bibliography)
+        effects = read_effects(self.bibliography)
+        self.all_effects = effects
+        self.effects, self.excluded = apply_exclusions(effects, p["exclude"])
+        self.outcomes = self._pool()
+
+    # ------------------------------------------------------------------ computing
+    def _targets(self) -> list[dict]:
+        configured = self.config.get("outcomes", [])
+        if not self.params["outcome"]:
+            return configured
+        wanted = self.params["outcome"]
+        for c in configured:
+            if wanted in (c["outcome"], c["label"]["en"], c["label"]["fr"]):
+                return [c]
+        if wanted not in set(self.all_effects.get("outcome", [])):
+            known = sorted(set(self.all_effects.get("outcome", [])))
+            raise ValueError(f"outcome = {wanted!r} is not in the bibliography; outcomes are: "
+                             f"{', '.join(known)}")
+        return [{"outcome": wanted, "where": {}, "favours": "higher",
+                 "label": {"fr": wanted, "en": wanted}}]
+
+    def _pool(self) -> list[OutcomeResult]:
+        from .effects import add_effect_sizes
+        from .models import rma
+
+        out = []
+        for target in self._targets():
+            rows = self.effects[self.effects["outcome"] == target["outcome"]] if len(
+                self.effects) else self.effects
+            for col, value in target.get("where", {}).items():
+                rows = rows[rows[col].astype(str) == str(value)]
+            if self.params["measure"] and len(rows):
+                rows = add_effect_sizes(rows, self.params["measure"])
+                rows = rows[np.isfinite(rows["yi"]) & np.isfinite(rows["vi"])]
+            res = None
+            if len(rows):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    res = rma(data=rows, method=self.params["method"], test=self.params["test"],
+                              level=self.params["level"])
+            out.append(OutcomeResult(target["outcome"], target["label"][self.lang],
+                                     target.get("favours", "higher"), rows, res))
+        return out
+
+    # ------------------------------------------------------------------ words and numbers
+    def fields(self, i: int = 0) -> dict:
+        """The numbers of outcome ``i``, formatted in the note's language, for :meth:`say`."""
+        o = self.outcomes[i]
+        r = o.result
+        lang, lvl = self.lang, self.params["level"]
+        base = {"outcome": o.label, "k": len(o.data), "n_studies": o.n_studies,
+                "level": num(lvl, lang, 0)}
+        if r is None:
+            return base
+        tf = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
+        pred = r.predict()
+        base.update({
+            "measure": t(f"measure_name.{r.measure}", lang),
+            "est": estimate_ci(tf(pred["pred"]), tf(pred["ci_lb"]), tf(pred["ci_ub"]), lang,
+                               2, lvl),
+            "estimate": num(tf(pred["pred"]), lang),
+            "pi": (f"{num(tf(pred['pi_lb']), lang)} {'à' if lang == 'fr' else 'to'} "
+                   f"{num(tf(pred['pi_ub']), lang)}") if np.isfinite(pred["pi_lb"]) else "–",
+            "i2": percent(r.I2, lang, 0), "tau2": num(r.tau2, lang, 3),
+            "p": _pformat(float(r.pval[0]), lang),
+            "method": r.method,
+        })
+        return base
+
+    def say(self, fr: str, en: str, outcome: int = 0):
+        """A paragraph in the note's language, its ``{fields}`` filled from the results."""
+        from IPython.display import Markdown
+
+        text = fr if self.lang == "fr" else en
+        return Markdown(text.format(**self.fields(outcome)))
+
+    # ------------------------------------------------------------------ displays
+    def header(self):
+        """The theme's title and summary."""
+        from IPython.display import HTML
+
+        c = self.config
+        return HTML(f"<h1>{html.escape(c['title'][self.lang])}</h1>"
+                    f"<p class='summary'>{html.escape(c['summary'][self.lang])}</p>")
+
+    def sources(self):
+        """The published meta-analyses this note re-analyses, shown prominently."""
+        from IPython.display import HTML
+
+        intro = ("Cette note ré-analyse les données publiées de :" if self.lang == "fr"
+                 else "This note re-analyses the published data of:")
+        items = "".join(f"<li>{_link(s)}</li>" for s in self.config.get("sources", []))
+        return HTML(f"<div class='sources'><p>{intro}</p><ul>{items}</ul></div>")
+
+    def forest(self, outcome: int = 0, **kw):
+        """The forest plot of outcome ``i`` as an SVG figure with alt text."""
+        from .plots import forest, svg_figure
+
+        o = self.outcomes[outcome]
+        if o.result is None:
+            from IPython.display import HTML
+            return HTML(f"<p>{html.escape(t('no_data', self.lang))}: {html.escape(o.label)}</p>")
+        fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
+        return svg_figure(fig, caption=o.label)
+
+    def table(self):
+        """One row per pooled outcome: studies, effect with CI, prediction interval, I²."""
+        from IPython.display import HTML
+
+        fr = self.lang == "fr"
+        head = (["Critère", "Études", "Effet [IC]", "Intervalle de prédiction", "I²"] if fr
+                else ["Outcome", "Studies", "Effect [CI]", "Prediction interval", "I²"])
+        rows = []
+        for i, o in enumerate(self.outcomes):
+            f = self.fields(i)
+            cells = [o.label, str(f["n_studies"]), f.get("est", "–"), f.get("pi", "–"),
+                     f.get("i2", "–")]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        return HTML("<table class='results'><thead><tr>"
+                    + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+                    + "".join(rows) + "</tbody></table>")
+
+    def references(self):
+        """The included studies as a reference list (everything escaped, DOIs linked)."""
+        from IPython.display import HTML
+
+        from .bibliography import latex_to_text
+
+        items = []
+        s = self.studies
+        for _, e in s[s["screening"] == "included"].iterrows():
+            author = html.escape(latex_to_text(str(e.get("author") or "")))
+            year = "" if pd.isna(e.get("year")) else f" ({int(e['year'])})"
+            title = html.escape(latex_to_text(str(e.get("title") or "")))
+            doi = str(e.get("doi") or "")
+            link = (f" <a href='https://doi.org/{html.escape(doi, quote=True)}'>"
+                    f"doi:{html.escape(doi)}</a>") if doi else ""
+            items.append(f"<li>{author}{year}{'. ' + title if title else ''}.{link}</li>")
+        head = "Études incluses" if self.lang == "fr" else "Included studies"
+        return HTML(f"<h2>{head}</h2><ol class='references'>{''.join(items)}</ol>")
+
+    # ------------------------------------------------------------------ open data
+    def summary(self) -> dict:
+        """The pooled results as a JSON-ready dict (metafor's names)."""
+        return {"theme": self.slug, "parameters": self.params,
+                "outcomes": [{"outcome": o.outcome, "label": o.label, "n_studies": o.n_studies,
+                              **(o.result.to_dict() if o.result is not None else {"k": 0})}
+                             for o in self.outcomes]}
+
+    def export(self, directory: Path | str, name: str | None = None) -> None:
+        """Write the extracted effects (CSV) and the pooled results (JSON)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        name = name or self.slug
+        _atomic_write(d / f"{name}.csv", self.all_effects.to_csv(index=False))
+        _atomic_write(d / f"{name}.json", json.dumps(self.summary(), indent=1,
+                                                     ensure_ascii=False, sort_keys=True))
+
+
+def apply_exclusions(effects: pd.DataFrame, exclude: str):
+    """Drop effects by the ``exclude`` parameter; return (kept, dropped).
+
+    ``exclude`` is a comma-separated list of ``COLUMN=VALUE`` (case-insensitive), study keys,
+    or ``high_rob`` (studies whose ``risk_of_bias`` is high/serious/critical or any of whose
+    ``rob_*`` domains is "no" or "high").
+    """
+    if not exclude.strip() or not len(effects):
+        return effects, effects.iloc[0:0]
+    drop = pd.Series(False, index=effects.index)
+    for item in (x.strip() for x in exclude.split(",") if x.strip()):
+        if item == "high_rob":
+            rob_cols = [c for c in effects.columns if c == "risk_of_bias" or c.startswith("rob_")]
+            if not rob_cols:
+                raise ValueError("exclude = high_rob, but the bibliography has no risk_of_bias "
+                                 "or rob_* fields")
+            for c in rob_cols:
+                v = effects[c].astype(str).str.strip().str.lower()
+                drop |= v.isin(HIGH_ROB) if c == "risk_of_bias" else v.isin({"no", "high"})
+        elif "=" in item:
+            col, value = (x.strip() for x in item.split("=", 1))
+            if col not in effects.columns:
+                raise ValueError(f"exclude = {item!r}: no column {col!r}; columns are "
+                                 f"{', '.join(map(str, effects.columns))}")
+            drop |= effects[col].astype(str).str.strip().str.lower() == value.lower()
+        elif item in set(effects["key"]):
+            drop |= effects["key"] == item
+        else:
+            raise ValueError(f"exclude = {item!r}: give COLUMN=VALUE, a study key, or high_rob")
+    return effects[~drop], effects[drop]
+
+
+def _pformat(p: float, lang: str) -> str:
+    if p < 0.001:
+        return "p < 0,001" if lang == "fr" else "p < 0.001"
+    return f"p = {num(p, lang, 3)}"
+
+
+def _link(text: str) -> str:
+    import re
+
+    esc = html.escape(text)
+    return re.sub(r"(https://doi\.org/[^\s<]+)", r"<a href='\1'>\1</a>", esc)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

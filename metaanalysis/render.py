@@ -1,0 +1,404 @@
+"""Render the site: each theme's notebook executed with papermill, converted with nbconvert.
+
+:func:`render` validates the parameters and every bibliography before anything runs, then
+renders the themes in parallel (one kernel per theme), skips those whose inputs have not
+changed, writes every file to a temporary name before renaming it (so a failing theme never
+erases its last good note) and finally writes ``site/index.html``.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import html
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .notes import ROOT, load_themes, validate_parameters
+
+BRAND = "Comparer les impacts, pas les idéologies"
+WORDS = {
+    "fr": {"date": "Données mises à jour le", "parameters": "Paramètres", "data": "Données",
+           "software": "Logiciels", "reproduce": "Pour reproduire cette note :",
+           "variant": "Variante : paramètres modifiés par rapport à la note publiée"},
+    "en": {"date": "Data last changed", "parameters": "Parameters", "data": "Data",
+           "software": "Software", "reproduce": "To reproduce this note:",
+           "variant": "Variant: parameters changed from the published note"},
+}
+
+
+@dataclass
+class Job:
+    """One note to render: a theme with its parameters and where its files go."""
+
+    theme: str
+    params: dict
+    changed: dict
+    html: Path
+    data_dir: Path
+    name: str
+    stamp: Path
+    digest: str = ""
+
+
+@dataclass
+class Outcome:
+    theme: str
+    status: str  # "rendered", "up to date", "failed"
+    seconds: float = 0.0
+    message: str = ""
+    path: str = ""
+    profile: dict = field(default_factory=dict)
+
+
+class RenderError(ValueError):
+    """Refused before anything ran (unknown theme, bad parameter)."""
+
+
+# ------------------------------------------------------------------ parameters
+def notebook_parameters(path: Path) -> dict:
+    """The names and default values of a notebook's papermill ``parameters`` cell."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            out = {}
+            for node in ast.parse(src).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                        node.targets[0], ast.Name):
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+            return out
+    raise RenderError(f"{path}: no cell tagged 'parameters'")
+
+
+def coerce_parameters(given: dict, defaults: dict, notebook: Path) -> dict:
+    """Check names against the notebook's parameters cell and convert values to their types."""
+    out = {}
+    for name, value in given.items():
+        if name not in defaults:
+            raise RenderError(f"unknown parameter {name!r} for {notebook.name}: parameters are "
+                              f"{', '.join(defaults)}")
+        default = defaults[name]
+        if isinstance(default, bool):
+            if str(value).lower() not in ("true", "false", "1", "0"):
+                raise RenderError(f"parameter {name} = {value!r}: expected true or false")
+            out[name] = str(value).lower() in ("true", "1")
+        elif isinstance(default, (int, float)):
+            try:
+                out[name] = type(default)(value) if not isinstance(value, (int, float)) else value
+            except ValueError:
+                raise RenderError(f"parameter {name} = {value!r}: expected a number like "
+                                  f"{default!r}") from None
+        else:
+            out[name] = str(value)
+    try:
+        validate_parameters({**defaults, **out})
+    except ValueError as exc:
+        raise RenderError(f"parameter {exc}") from None
+    return out
+
+
+# ------------------------------------------------------------------ inputs and fingerprints
+def _package_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "metaanalysis").glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _notebook_code(path: Path) -> bytes:
+    """The notebook without outputs or execution counts: what it does, not what it showed."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list)
+              else c["source"]) for c in nb["cells"]]
+    return json.dumps(cells).encode()
+
+
+def fingerprint(root: Path, theme: str, config: dict, params: dict) -> str:
+    """A digest of everything a theme's note depends on."""
+    h = hashlib.sha256()
+    h.update(_notebook_code(root / config["notebook"]))
+    bib = root / config["bibliography"]
+    h.update(bib.read_bytes() if bib.exists() else b"")
+    h.update(json.dumps(config, sort_keys=True).encode())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    h.update(_package_digest().encode())
+    for p in sorted((root / "templates").rglob("*")):
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _date(root: Path, files: list[Path]) -> str:
+    """The date the inputs last changed: their last commit, or their newest mtime if edited."""
+    rel = [str(f.relative_to(root)) for f in files if f.exists()]
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *rel], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        if dirty.returncode == 0 and not dirty.stdout.strip():
+            log = subprocess.run(["git", "log", "-1", "--format=%cs", "--", *rel], cwd=root,
+                                 capture_output=True, text=True, timeout=10)
+            if log.returncode == 0 and log.stdout.strip():
+                return log.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    newest = max((f.stat().st_mtime for f in files if f.exists()), default=0)
+    return time.strftime("%Y-%m-%d", time.gmtime(newest))
+
+
+def _versions() -> list[tuple[str, str]]:
+    from importlib.metadata import version
+
+    names = ["metaanalysis", "numpy", "scipy", "pandas", "matplotlib"]
+    return [("Python", sys.version.split()[0])] + [(n, version(n)) for n in names]
+
+
+# ------------------------------------------------------------------ one theme
+def _kernel_name() -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "metaanalysis" if "metaanalysis" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def variant_name(theme: str, changed: dict) -> str:
+    """``autonomy--method-DL--exclude-high_rob``: a file name that says what differs."""
+    import re
+
+    parts = [theme] + [f"{k}-{re.sub(r'[^A-Za-z0-9_.]+', '_', str(v)).strip('_') or 'empty'}"
+                       for k, v in changed.items()]
+    return "--".join(parts)
+
+
+def command_for(theme: str, changed: dict) -> str:
+    if not changed:
+        return f"make note THEME={theme}   # or: metaanalysis render {theme}"
+    ps = " ".join(f"-p {k} {_shell(v)}" for k, v in changed.items())
+    return f'make note THEME={theme} PARAMS="{ps}"   # or: metaanalysis render {theme} {ps}'
+
+
+def _shell(v) -> str:
+    import shlex
+
+    return shlex.quote(str(v))
+
+
+def render_one(job: Job, root: Path, timeout: int) -> Outcome:
+    """Execute and convert one note; never raises (failures come back as an Outcome)."""
+    start = time.perf_counter()
+    profile = {}
+    try:
+        import nbformat
+        import papermill as pm
+        from nbconvert import HTMLExporter
+
+        from .notes import Note
+
+        config = load_themes(root)[job.theme]
+        nb_path = root / config["notebook"]
+        params = {**notebook_parameters(nb_path), **job.params}
+        t0 = time.perf_counter()
+        executed = pm.execute_notebook(
+            str(nb_path), None, parameters=params, kernel_name=_kernel_name(),
+            progress_bar=False, log_output=False, execution_timeout=timeout,
+            cwd=str(nb_path.parent), report_mode=False)
+        profile["execute"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        nb = nbformat.from_dict(executed)
+        lang = params.get("lang", "fr")
+        defaults = notebook_parameters(nb_path)
+        bib = root / config["bibliography"]
+        resources = {"note": {
+            "title": config["title"][lang], "lang": lang, "brand": BRAND,
+            "words": WORDS[lang], "date": _date(root, [bib, nb_path]),
+            "parameters": [(k, _show(params[k])) for k in defaults],
+            "changed": [(k, _show(v)) for k, v in job.changed.items()],
+            "variant": bool(job.changed), "variant_label": WORDS[lang]["variant"],
+            "bibliography": config["bibliography"],
+            "sha256": hashlib.sha256(bib.read_bytes()).hexdigest(),
+            "versions": _versions(), "command": command_for(job.theme, job.changed)}}
+        exporter = HTMLExporter(template_file="index.html.j2",
+                                extra_template_basedirs=[str(root / "templates")],
+                                template_name="note", exclude_input=True,
+                                exclude_input_prompt=True, exclude_output_prompt=True)
+        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        profile["convert"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        note = Note(**{k: params[k] for k in ("theme", "measure", "method", "test", "outcome",
+                                              "exclude", "level", "lang") if k in params},
+                    root=root)
+        note.export(job.data_dir, job.name)
+        profile["data"] = time.perf_counter() - t0
+        _atomic(job.html, body)
+        _atomic(job.stamp, json.dumps({"digest": job.digest}))
+        return Outcome(job.theme, "rendered", time.perf_counter() - start,
+                       path=str(job.html), profile=profile)
+    except Exception as exc:  # noqa: BLE001 - a failing theme must never stop the others
+        return Outcome(job.theme, "failed", time.perf_counter() - start, _describe(exc))
+
+
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _describe(exc: Exception) -> str:
+    """The cell and the error, without a traceback."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {exc.evalue}"
+    name = type(exc).__name__
+    if name in ("DeadKernelError",):
+        return f"the kernel died: {exc}"
+    if name in ("CellTimeoutError", "TimeoutError"):
+        return f"timed out: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return f"{name}: {exc}"
+
+
+def _atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------ the site
+def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
+    """The jobs for the given themes and parameters (validated; raises RenderError)."""
+    all_themes = load_themes(root)
+    names = list(themes) or list(all_themes)
+    unknown = [t for t in names if t not in all_themes]
+    if unknown:
+        raise RenderError(f"unknown theme(s) {', '.join(unknown)}: themes are "
+                          f"{', '.join(all_themes)}")
+    jobs = []
+    for theme in names:
+        config = all_themes[theme]
+        nb_path = root / config["notebook"]
+        defaults = notebook_parameters(nb_path)
+        given = coerce_parameters(params, defaults, nb_path)
+        changed = {k: v for k, v in given.items() if defaults.get(k) != v}
+        run_params = {**given, "theme": theme}
+        if changed:
+            name = variant_name(theme, changed)
+            job = Job(theme, run_params, changed, site / "variants" / f"{name}.html",
+                      site / "variants" / "data", name, site / ".build" / f"{name}.json")
+        else:
+            job = Job(theme, run_params, {}, site / f"{theme}.html", site / "data", theme,
+                      site / ".build" / f"{theme}.json")
+        job.digest = fingerprint(root, theme, config, run_params)
+        jobs.append(job)
+    return jobs
+
+
+def up_to_date(job: Job) -> bool:
+    try:
+        return job.html.exists() and json.loads(job.stamp.read_text())["digest"] == job.digest
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
+           force: bool = False, site: Path | str | None = None, root: Path | str = ROOT,
+           timeout: int = 600, progress=None) -> list[Outcome]:
+    """Render the given themes (default: all) into ``site``; see the module docstring."""
+    from .bibliography import read_bibliography
+
+    root = Path(root)
+    site = Path(site) if site else root / "site"
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    todo = plan(themes, params or {}, site, root)
+    config = load_themes(root)
+    outcomes, runnable = [], []
+    for job in todo:
+        bib = read_bibliography(root / config[job.theme]["bibliography"])
+        if bib.errors:
+            outcomes.append(Outcome(job.theme, "failed", message="the bibliography has errors:\n"
+                                    + "\n".join(f"  {p}" for p in bib.errors)))
+        elif not force and up_to_date(job):
+            outcomes.append(Outcome(job.theme, "up to date", path=str(job.html)))
+        else:
+            runnable.append(job)
+    for o in outcomes:
+        say(f"[{o.theme}] {o.status}" + (f": {o.message}" if o.message else ""))
+    if runnable:
+        workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {}
+            for job in runnable:
+                say(f"[{job.theme}] running{' (' + job.name + ')' if job.changed else ''}…")
+                futures[pool.submit(render_one, job, root, timeout)] = job
+            for fut in as_completed(futures):
+                try:
+                    o = fut.result()
+                except Exception as exc:  # the worker process itself died
+                    o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}")
+                outcomes.append(o)
+                detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
+                say(f"[{o.theme}] {o.status} in {o.seconds:.1f}s"
+                    + (f" ({detail})" if detail else "") + (f": {o.message}" if o.message else ""))
+    if not runnable and all(o.status == "up to date" for o in outcomes):
+        say("everything is up to date")
+    if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
+        write_index(site, root)
+    return outcomes
+
+
+def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
+    """``site/index.html``: every theme with its headline result and the date of its data."""
+    from .text import estimate_ci
+
+    themes = load_themes(root)
+    rows = []
+    for slug, c in themes.items():
+        data = site / "data" / f"{slug}.json"
+        headline = "Pas encore de synthèse quantitative" if lang == "fr" else "No synthesis yet"
+        if data.exists():
+            d = json.loads(data.read_text(encoding="utf-8"))
+            first = next((o for o in d["outcomes"] if o.get("estimate") is not None), None)
+            if first:
+                import math
+                tf = math.exp if first["measure"] in ("OR", "RR", "ROM") else (lambda x: x)
+                headline = (f"{first['label']} : {first['measure']} "
+                            + estimate_ci(tf(first["estimate"]), tf(first["ci_lower"]),
+                                          tf(first["ci_upper"]), lang)
+                            + f", {first['n_studies']} études")
+        bib = root / c["bibliography"]
+        link = (f"<a href='{html.escape(slug)}.html'>{html.escape(c['title'][lang])}</a>"
+                if (site / f"{slug}.html").exists() else html.escape(c["title"][lang]))
+        rows.append(f"<tr><td>{link}<br><small>{html.escape(c['summary'][lang])}</small></td>"
+                    f"<td>{html.escape(headline)}</td>"
+                    f"<td>{html.escape(_date(root, [bib, root / c['notebook']]))}</td></tr>")
+    css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
+    page = f"""<!DOCTYPE html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>Notes d'analyse</title>
+<style>{css}</style>
+</head>
+<body>
+<header class="note-header"><p class="brand">{html.escape(BRAND)}</p><h1>Notes d'analyse</h1></header>
+<main>
+<table>
+<thead><tr><th>Thème</th><th>Résultat principal</th><th>Données mises à jour</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+<p><a href="data/">Données ouvertes</a> : effets extraits (CSV) et résultats (JSON) de chaque thème.</p>
+</main>
+</body>
+</html>
+"""
+    path = site / "index.html"
+    _atomic(path, page)
+    return path
