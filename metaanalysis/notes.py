@@ -29,6 +29,16 @@ PARAMETERS = {"theme": "", "measure": "", "method": "REML", "test": "z", "outcom
 HIGH_ROB = {"high", "serious", "critical", "serious/high", "high risk"}
 
 
+def find_root(start: Path | str | None = None) -> Path:
+    """The project folder: the nearest folder at or above ``start`` (default: the current
+    one) that holds ``themes.json``; the package's own checkout otherwise."""
+    here = Path(start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "themes.json").exists():
+            return d
+    return ROOT
+
+
 def load_themes(root: Path | str = ROOT) -> dict:
     """The theme list (``themes.json`` at the repository root)."""
     return json.loads((Path(root) / "themes.json").read_text(encoding="utf-8"))
@@ -91,11 +101,12 @@ class Note:
 
     def __init__(self, theme: str, *, measure: str = "", method: str = "REML", test: str = "z",
                  outcome: str = "", exclude: str = "", level: float = 95, lang: str = "fr",
-                 root: Path | str = ROOT):
+                 root: Path | str | None = None):
         from .bibliography import read_effects, read_studies
 
         p = validate_parameters(dict(theme=theme, measure=measure, method=method, test=test,
                                      outcome=outcome, exclude=exclude, level=level, lang=lang))
+        root = find_root() if root is None else Path(root)
         themes = load_themes(root)
         if theme not in themes:
             raise ValueError(f"unknown theme {theme!r}: themes are {', '.join(themes)}")

@@ -1,0 +1,44 @@
+"""The Note API and the bilingual formatting of numbers."""
+
+import math
+
+import pytest
+
+from metaanalysis.notes import Note, apply_exclusions, validate_parameters
+from metaanalysis.text import estimate_ci, num
+
+
+def test_numbers_follow_the_language():
+    assert num(-1234.5, "fr", 1) == "\u22121\u202f234,5"
+    assert num(0.72, "en") == "0.72"
+    assert estimate_ci(0.72, 0.55, 0.95, "en") == "0.72 (95% CI 0.55 to 0.95)"
+    assert estimate_ci(0.72, 0.55, 0.95, "fr") == "0,72 (IC 95\u00a0% 0,55 à 0,95)"
+
+
+def test_note_numbers_come_from_the_fit():
+    note = Note("autonomy", lang="en")
+    mortality = next(o for o in note.outcomes if o.outcome == "mortality")
+    r = mortality.result
+    f = note.fields(note.outcomes.index(mortality))
+    assert f["k"] == r.k == len(mortality.data)
+    assert f["estimate"] == f"{math.exp(r.estimate):.2f}"
+    text = note.say(fr="{est}", en="{est}", outcome=note.outcomes.index(mortality)).data
+    assert text.startswith(f"{math.exp(r.estimate):.2f} (95% CI")
+
+
+def test_exclusions():
+    note = Note("autonomy", lang="en")
+    kept, dropped = apply_exclusions(note.all_effects, "country=USA")
+    assert len(dropped) and (dropped["country"] == "USA").all()
+    assert not (kept["country"] == "USA").any()
+    kept, dropped = apply_exclusions(note.all_effects, "high_rob")
+    assert len(dropped) and len(kept)
+    with pytest.raises(ValueError, match="no column"):
+        apply_exclusions(note.all_effects, "nope=1")
+
+
+def test_parameters_are_validated():
+    assert validate_parameters({"method": "dl", "level": "90"}) == {"method": "DL", "level": 90.0}
+    for bad in ({"method": "X"}, {"level": 120}, {"lang": "de"}, {"measure": "HR"}):
+        with pytest.raises(ValueError):
+            validate_parameters(bad)

@@ -1,0 +1,144 @@
+"""The notes pipeline: parameters, incremental builds, failure isolation, escaping, variants."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metaanalysis.render import RenderError, plan, render
+
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+
+
+def make_project(tmp_path, themes=("autonomy",)):
+    """A copy of the project's themes, bibliographies, notebooks and templates."""
+    root = tmp_path / "proj"
+    (root / "bibliographies").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    shutil.copytree(REPO / "templates", root / "templates")
+    all_themes = json.loads((REPO / "themes.json").read_text())
+    config = {}
+    for name in themes:
+        base = name.split("_")[0]
+        c = dict(all_themes[base])
+        c["bibliography"] = f"bibliographies/{name}.bib"
+        c["notebook"] = f"notebooks/{name}.ipynb"
+        shutil.copy(REPO / all_themes[base]["bibliography"], root / c["bibliography"])
+        nb = (REPO / all_themes[base]["notebook"]).read_text().replace(
+            f'theme = \\"{base}\\"', f'theme = \\"{name}\\"')
+        (root / c["notebook"]).write_text(nb)
+        config[name] = c
+    (root / "themes.json").write_text(json.dumps(config))
+    return root
+
+
+def quiet(_msg):
+    pass
+
+
+def test_unknown_parameter_and_bad_values_are_refused_before_anything_runs(tmp_path):
+    root = make_project(tmp_path)
+    for params, fragment in [({"metod": "DL"}, "unknown parameter 'metod'"),
+                             ({"level": "high"}, "expected a number"),
+                             ({"method": "XYZ"}, "method"),
+                             ({"lang": "de"}, "lang"),
+                             ({"a b": "1"}, "unknown parameter")]:
+        with pytest.raises(RenderError, match=fragment):
+            render(["autonomy"], params, root=root, site=tmp_path / "site", progress=quiet)
+    assert not (tmp_path / "site").exists()
+
+
+def test_cli_refuses_unknown_parameter_with_exit_2():
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "render", "autonomy", "-p",
+                          "nope", "1"], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 2
+    assert "unknown parameter 'nope'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_incremental_build_renders_only_what_changed(tmp_path):
+    root = make_project(tmp_path, ("autonomy", "autonomy_copy"))
+    site = tmp_path / "site"
+    first = render(root=root, site=site, progress=quiet)
+    assert sorted(o.status for o in first) == ["rendered", "rendered"], first
+    assert (site / "index.html").exists()
+    assert (site / "data" / "autonomy.csv").exists() and (site / "data" / "autonomy.json").exists()
+    second = render(root=root, site=site, progress=quiet)
+    assert [o.status for o in second] == ["up to date", "up to date"]
+    bib = root / "bibliographies" / "autonomy_copy.bib"
+    bib.write_text(bib.read_text() + "\n@comment{an edit}\n")
+    third = {o.theme: o.status for o in render(root=root, site=site, progress=quiet)}
+    assert third == {"autonomy": "up to date", "autonomy_copy": "rendered"}
+    # the plan sees a parameter change as a different job (a variant), not an update
+    job = plan(["autonomy"], {"method": "DL"}, site, root)[0]
+    assert job.changed == {"method": "DL"} and "variants" in str(job.html)
+
+
+def test_renders_are_byte_identical(tmp_path):
+    root = make_project(tmp_path)
+    site = tmp_path / "site"
+    render(root=root, site=site, progress=quiet)
+    first = (site / "autonomy.html").read_bytes()
+    render(root=root, site=site, force=True, progress=quiet)
+    assert (site / "autonomy.html").read_bytes() == first
+    page = first.decode()
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
+    assert "cdn" not in page.lower() and "<link" not in page
+    assert "<svg" in page and "aria-label" in page
+
+
+def test_failures_are_isolated_and_keep_the_last_good_note(tmp_path):
+    root = make_project(tmp_path, ("autonomy", "autonomy_badbib", "autonomy_raises"))
+    site = tmp_path / "site"
+    render(root=root, site=site, progress=quiet)
+    published = {n: (site / f"{n}.html").read_bytes() for n in ("autonomy_badbib",
+                                                                  "autonomy_raises")}
+    bad = root / "bibliographies" / "autonomy_badbib.bib"
+    bad.write_text(bad.read_text().replace("n1i = 78;", "n1i = -78;", 1))
+    nb = root / "notebooks" / "autonomy_raises.ipynb"
+    nbj = json.loads(nb.read_text())
+    nbj["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None,
+                         "outputs": [], "source": "raise RuntimeError('boom in a cell')"})
+    nb.write_text(json.dumps(nbj))
+    (root / "bibliographies" / "autonomy.bib").write_text(
+        (root / "bibliographies" / "autonomy.bib").read_text() + "\n% touched\n")
+    out = {o.theme: o for o in render(root=root, site=site, progress=quiet)}
+    assert out["autonomy"].status == "rendered"
+    assert out["autonomy_badbib"].status == "failed"
+    assert "autonomy_badbib.bib" in out["autonomy_badbib"].message and "must be a whole count" \
+        in out["autonomy_badbib"].message
+    assert out["autonomy_raises"].status == "failed"
+    assert "RuntimeError: boom in a cell" in out["autonomy_raises"].message
+    assert "cell" in out["autonomy_raises"].message
+    for name, content in published.items():
+        assert (site / f"{name}.html").read_bytes() == content
+
+
+def test_hostile_bibtex_is_escaped(tmp_path):
+    root = make_project(tmp_path)
+    bib = root / "bibliographies" / "autonomy.bib"
+    text = bib.read_text().replace("author = {Applegate}", "author = {Applegate " + HOSTILE + "}",
+                                   1).replace("year = {1990},", "year = {1990},\n  title = {"
+                                              + HOSTILE + "},", 1)
+    bib.write_text(text)
+    render(root=root, site=tmp_path / "site", progress=quiet)
+    page = (tmp_path / "site" / "autonomy.html").read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_variant_is_written_beside_and_labelled(tmp_path):
+    root = make_project(tmp_path)
+    site = tmp_path / "site"
+    out = render(["autonomy"], {"method": "DL", "lang": "en"}, root=root, site=site,
+                 progress=quiet)
+    assert out[0].status == "rendered", out[0].message
+    path = site / "variants" / "autonomy--method-DL--lang-en.html"
+    assert path.exists() and not (site / "autonomy.html").exists()
+    page = path.read_text()
+    assert "Variant: parameters changed from the published note" in page
+    assert "method = DL" in page
+    assert "metaanalysis render autonomy -p method DL -p lang en" in page
