@@ -479,7 +479,15 @@ def rma(yi=None, vi=None, *, sei=None, data: pd.DataFrame | None = None, mods=No
     return _fit(y, v, X, names, method, test, level, measure, slab, frame)
 
 
-def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2=True):
+def refit(res: "RMAResult", y, v, X=None, *, qprofile: bool = False, r2: bool = False):
+    """The same model (method, test, level) on other data; the Q-profile skipped by default."""
+    X = np.ones((len(y), 1)) if X is None else X
+    return _fit(np.asarray(y, float), np.asarray(v, float), X, res.names[:X.shape[1]],
+                res.method, res.test, res.level, res.measure, qprofile=qprofile, r2=r2)
+
+
+def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2=True,
+         qprofile=True):
     k, p = X.shape
     if k == 0:
         raise ValueError("no effects to pool")
@@ -506,7 +514,8 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         else:
             vt = dfs / _tr_P(wf, X, invf)
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
-        tci = tau2_qprofile(y, v, X, level) if method != "FE" else (math.nan, math.nan)
+        tci = (tau2_qprofile(y, v, X, level) if method != "FE" and qprofile
+               else (math.nan, math.nan))
     else:
         Q, Qp, I2, H2, tci = 0.0, 1.0, 0.0, 1.0, (math.nan, math.nan)
     res = RMAResult(k=k, method=method, test=test, level=level, measure=measure, names=names,

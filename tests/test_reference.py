@@ -27,6 +27,8 @@ def close(ours, theirs, tol, what):
     ours = np.atleast_1d(np.asarray(ours, dtype=float))
     theirs = np.atleast_1d(np.asarray([np.nan if t is None else t for t in np.atleast_1d(theirs)],
                                       dtype=float))
+    if theirs.shape == (1,) and ours.shape != (1,):
+        theirs = np.broadcast_to(theirs, ours.shape)
     assert ours.shape == theirs.shape, what
     both_nan = np.isnan(ours) & np.isnan(theirs)
     diff = np.abs(ours - theirs)
@@ -76,3 +78,121 @@ def test_rma_matches_metafor(ref):
         close(pi["pi_ub"], ref["pi_ub"], tol, "pi_ub")
     if "tau2_ci" in ref:
         close(res.tau2_ci, ref["tau2_ci"], 1e-4, "tau2 CI")
+
+
+# ----------------------------------------------------------------------------- 2x2 models
+from metaanalysis.binary import rma_mh, rma_peto  # noqa: E402
+
+BIN = json.loads((REF / "binary.json").read_text())
+
+
+@pytest.mark.parametrize("ref", BIN["fits"], ids=[f"{f['data']}-{f['method']}-{f['measure']}"
+                                                  for f in BIN["fits"]])
+def test_mantel_haenszel_and_peto_match_metafor(ref):
+    d = pd.DataFrame(BIN["datasets"][ref["data"]])
+    if ref["method"] == "MH":
+        res = rma_mh(data=d, measure=ref["measure"])
+    else:
+        res = rma_peto(data=d)
+    for name, ours in [("beta", res.beta), ("se", res.se), ("ci_lb", res.ci_lb),
+                       ("ci_ub", res.ci_ub), ("pval", res.pval), ("Q", res.Q),
+                       ("Q_pvalue", res.Q_pvalue), ("I2", res.I2), ("H2", res.H2)]:
+        close(ours, ref[name], 1e-6, name)
+
+
+# ----------------------------------------------------------------------------- bias, sensitivity
+from metaanalysis.bias import begg, egger, trimfill  # noqa: E402
+from metaanalysis.sensitivity import (cumulative, influence, leave_one_out,  # noqa: E402
+                                      permutest)
+
+SENS = json.loads((REF / "sensitivity.json").read_text())
+
+
+def _sens_fit(ref):
+    d = RMA["datasets"][ref["data"]]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"], **(d["mods"] or {})})
+    return rma(data=data, method=ref["method"], mods=ref["mods"] or None)
+
+
+@pytest.mark.parametrize("ref", SENS["sensitivity"],
+                         ids=[f"{s['data']}-{s['method']}-{'+'.join(s['mods']) or 'none'}"
+                              for s in SENS["sensitivity"]])
+def test_bias_and_influence_match_metafor(ref):
+    res = _sens_fit(ref)
+    tol = 1e-4 if ref["method"] in ITERATIVE else 1e-6
+    if not ref["mods"]:
+        e = egger(res)
+        close(e.zval, ref["egger_z"], tol, "egger z")
+        close(e.pval, ref["egger_p"], tol, "egger p")
+        b = begg(res)
+        close(b.tau, ref["begg_tau"], 1e-6, "begg tau")
+        close(b.pval, ref["begg_p"], 1e-6, "begg p")
+        tf = trimfill(res)
+        assert tf.k0 == ref["trimfill_k0"] and tf.side == ref["trimfill_side"]
+        close(tf.estimate, ref["trimfill_estimate"], tol, "trimfill estimate")
+        close(tf.result.se, ref["trimfill_se"], tol, "trimfill se")
+        l1o = leave_one_out(res)
+        for col, key in [("estimate", "l1o_estimate"), ("se", "l1o_se"), ("tau2", "l1o_tau2"),
+                         ("I2", "l1o_I2"), ("Q", "l1o_Q")]:
+            if col == "tau2" and ref["method"] == "FE":
+                continue  # metafor leaves tau2 undefined (NA) for a common-effect model; ours is 0
+            close(l1o[col], ref[key], tol, f"leave-one-out {col}")
+    inf = influence(res)
+    for col, key in [("rstudent", "rstudent"), ("dffits", "dffits"), ("cook_d", "cook_d"),
+                     ("cov_r", "cov_r"), ("tau2_del", "tau2_del"), ("QE_del", "QE_del"),
+                     ("hat", "hat"), ("weight", "weight")]:
+        close(inf[col], ref[key], tol, f"influence {col}")
+    assert inf["influential"].tolist() == ref["influential"]
+
+
+def test_cumulative_matches_metafor():
+    c = SENS["cumulative"]
+    d = RMA["datasets"]["bcg"]
+    res = rma(d["yi"], d["vi"])
+    cu = cumulative(res, order=c["order"])
+    close(cu["estimate"], c["estimate"], 1e-4, "estimate")
+    close(cu["se"], c["se"], 1e-4, "se")
+    close(cu["tau2"], c["tau2"], 1e-4, "tau2")
+
+
+def test_exact_permutation_tests_match_metafor():
+    p = SENS["permutation"]
+    i = p["intercept"]
+    r = permutest(rma(i["yi"], i["vi"]))
+    assert r.exact
+    close(r.pval, i["pval"], 1e-9, "intercept permutation p")
+    m = p["moderator"]
+    r = permutest(rma(m["yi"], m["vi"], mods=np.asarray(m["x"])))
+    assert r.exact
+    close(r.pval, m["pval"], 1e-9, "moderator permutation p")
+    close(r.QM_pvalue, m["QMp"], 1e-9, "QM permutation p")
+
+
+def test_random_permutation_test_is_seeded():
+    d = RMA["datasets"]["bcg"]
+    res = rma(d["yi"], d["vi"])
+    a, b = permutest(res, iter=200, seed=3), permutest(res, iter=200, seed=3)
+    assert not a.exact and a.iterations == 200 and np.array_equal(a.pval, b.pval)
+    assert 0 < a.pval[0] <= 1
+
+
+# ----------------------------------------------------------------------------- three-level
+from metaanalysis.multilevel import rma_mv  # noqa: E402
+
+ML = json.loads((REF / "multilevel.json").read_text())
+
+
+@pytest.mark.parametrize("ref", ML["fits"], ids=[f"{f['test']}-{'+'.join(f['mods']) or 'none'}"
+                                                 for f in ML["fits"]])
+def test_three_level_model_matches_metafor(ref):
+    d = pd.DataFrame(ML["data"])
+    res = rma_mv(data=d, cluster="district", mods=ref["mods"] or None, test=ref["test"])
+    close([res.sigma2_between, res.sigma2_within], ref["sigma2"], 1e-4, "sigma2")
+    close(res.beta, ref["beta"], 1e-4, "beta")
+    close(res.se, ref["se"], 1e-4, "se")
+    close(res.pval, ref["pval"], 1e-4, "pval")
+    close(res.ci_lb, ref["ci_lb"], 1e-4, "ci_lb")
+    close(res.ci_ub, ref["ci_ub"], 1e-4, "ci_ub")
+    close(res.Q, ref["Q"], 1e-6, "Q")
+    if ref["mods"]:
+        close(res.QM, ref["QM"], 1e-4, "QM")

@@ -134,3 +134,92 @@ for (dname in names(datasets)) {
   }
 }
 write_fixture(list(versions = versions, datasets = datasets, fits = fits), "rma")
+
+# ------------------------------------------------------------------------------ 2x2 models
+bcg2 <- data.frame(ai = bcg$tpos, bi = bcg$tneg, ci = bcg$cpos, di = bcg$cneg)
+set.seed(11)
+sparse <- data.frame(ai = c(0, 2, 1, 0, 5, 3), n1i = c(20, 35, 18, 40, 60, 25),
+                     ci = c(0, 4, 3, 2, 9, 0), n2i = c(22, 30, 20, 41, 58, 27))
+sparse$bi <- sparse$n1i - sparse$ai; sparse$di <- sparse$n2i - sparse$ci
+binfits <- list()
+for (dname in c("bcg", "sparse")) {
+  d <- if (dname == "bcg") bcg2 else sparse[c("ai", "bi", "ci", "di")]
+  for (m in c("OR", "RR", "RD")) {
+    f <- rma.mh(ai = d$ai, bi = d$bi, ci = d$ci, di = d$di, measure = m)
+    binfits[[length(binfits) + 1]] <- list(data = dname, method = "MH", measure = m,
+      beta = num(f$beta), se = num(f$se), ci_lb = num(f$ci.lb), ci_ub = num(f$ci.ub),
+      pval = num(f$pval), Q = num(f$QE), Q_pvalue = num(f$QEp), I2 = num(f$I2), H2 = num(f$H2))
+  }
+  f <- rma.peto(ai = d$ai, bi = d$bi, ci = d$ci, di = d$di)
+  binfits[[length(binfits) + 1]] <- list(data = dname, method = "PETO", measure = "OR",
+      beta = num(f$beta), se = num(f$se), ci_lb = num(f$ci.lb), ci_ub = num(f$ci.ub),
+      pval = num(f$pval), Q = num(f$QE), Q_pvalue = num(f$QEp), I2 = num(f$I2), H2 = num(f$H2))
+}
+write_fixture(list(versions = versions, datasets = list(bcg = bcg2, sparse = sparse[c("ai", "bi", "ci", "di")]),
+                   fits = binfits), "binary")
+
+# ------------------------------------------------------------------------------ bias and sensitivity
+sens <- list()
+for (dname in c("bcg", "raudenbush", "molloy")) {
+  d <- datasets[[dname]]
+  for (method in c("REML", "DL", "FE")) {
+    fit <- rma(d$yi, d$vi, method = method, control = tight)
+    eg <- regtest(fit)
+    rk <- ranktest(fit)
+    tf <- trimfill(fit)
+    l1 <- leave1out(fit)
+    inf <- influence(fit)
+    sens[[length(sens) + 1]] <- list(
+      data = dname, method = method, mods = list(),
+      egger_z = num(eg$zval), egger_p = num(eg$pval), begg_tau = num(rk$tau),
+      begg_p = num(rk$pval), trimfill_k0 = tf$k0, trimfill_side = tf$side,
+      trimfill_estimate = num(tf$beta), trimfill_se = num(tf$se), trimfill_tau2 = num(tf$tau2),
+      l1o_estimate = num(l1$estimate), l1o_se = num(l1$se), l1o_tau2 = num(l1$tau2),
+      l1o_I2 = num(l1$I2), l1o_Q = num(l1$Q),
+      rstudent = num(inf$inf$rstudent), dffits = num(inf$inf$dffits), cook_d = num(inf$inf$cook.d),
+      cov_r = num(inf$inf$cov.r), tau2_del = num(inf$inf$tau2.del), QE_del = num(inf$inf$QE.del),
+      hat = num(inf$inf$hat), weight = num(inf$inf$weight), influential = as.logical(inf$is.infl))
+  }
+}
+# with a moderator: influence on the bcg meta-regression
+fit <- rma(datasets$bcg$yi, datasets$bcg$vi, mods = ~ datasets$bcg$mods$ablat, control = tight)
+inf <- influence(fit)
+sens[[length(sens) + 1]] <- list(data = "bcg", method = "REML", mods = list("ablat"),
+  rstudent = num(inf$inf$rstudent), dffits = num(inf$inf$dffits), cook_d = num(inf$inf$cook.d),
+  cov_r = num(inf$inf$cov.r), tau2_del = num(inf$inf$tau2.del), QE_del = num(inf$inf$QE.del),
+  hat = num(inf$inf$hat), weight = num(inf$inf$weight), influential = as.logical(inf$is.infl))
+
+# cumulative by year (bcg), REML
+fit <- rma(datasets$bcg$yi, datasets$bcg$vi, control = tight)
+cu <- cumul(fit, order = bcg$year)
+cumulative <- list(order = bcg$year, estimate = num(cu$estimate), se = num(cu$se),
+                   tau2 = num(cu$tau2), I2 = num(cu$I2))
+
+# exact permutation tests: intercept only (k = 8) and one moderator (k = 6)
+d8 <- list(yi = datasets$bcg$yi[1:8], vi = datasets$bcg$vi[1:8])
+p8 <- permutest(rma(d8$yi, d8$vi, control = tight), progbar = FALSE)
+d6 <- list(yi = datasets$bcg$yi[1:6], vi = datasets$bcg$vi[1:6], x = bcg$ablat[1:6])
+p6 <- permutest(rma(d6$yi, d6$vi, mods = ~ d6$x, control = tight), progbar = FALSE)
+perm <- list(intercept = c(d8, list(pval = num(p8$pval))),
+             moderator = c(d6, list(pval = num(p6$pval), QMp = num(p6$QMp))))
+write_fixture(list(versions = versions, sensitivity = sens, cumulative = cumulative,
+                   permutation = perm), "sensitivity")
+
+# ------------------------------------------------------------------------------ three-level
+kon <- read("konstantopoulos2011_modified_school_calendars.csv")
+ml <- list()
+for (test in c("z", "t")) {
+  f <- rma.mv(yi, vi, random = ~ 1 | district/school, data = kon, test = test,
+              control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  ml[[length(ml) + 1]] <- list(mods = list(), test = test, beta = num(f$beta), se = num(f$se),
+    pval = num(f$pval), ci_lb = num(f$ci.lb), ci_ub = num(f$ci.ub), sigma2 = num(f$sigma2),
+    Q = num(f$QE), Q_pvalue = num(f$QEp), QM = num(f$QM), QM_pvalue = num(f$QMp))
+  f <- rma.mv(yi, vi, mods = ~ year, random = ~ 1 | district/school, data = kon, test = test,
+              control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  ml[[length(ml) + 1]] <- list(mods = list("year"), test = test, beta = num(f$beta), se = num(f$se),
+    pval = num(f$pval), ci_lb = num(f$ci.lb), ci_ub = num(f$ci.ub), sigma2 = num(f$sigma2),
+    Q = num(f$QE), Q_pvalue = num(f$QEp), QM = num(f$QM), QM_pvalue = num(f$QMp))
+}
+write_fixture(list(versions = versions,
+                   data = list(yi = kon$yi, vi = kon$vi, district = kon$district,
+                               school = kon$school, year = kon$year), fits = ml), "multilevel")

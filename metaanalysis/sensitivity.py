@@ -1,0 +1,166 @@
+"""Sensitivity analyses: leave-one-out, influence diagnostics, cumulative and permutation tests.
+
+As metafor's ``leave1out``, ``influence`` (Viechtbauer & Cheung, 2010), ``cumul`` and
+``permutest`` (Follmann & Proschan, 1999; Higgins & Thompson, 2004). Each returns a
+DataFrame (or a small result) so a researcher can look at it directly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .models import RMAResult, refit
+
+
+def _drop(res: RMAResult, i: int):
+    keep = np.arange(res.k) != i
+    return res.yi[keep], res.vi[keep], res.X[keep]
+
+
+def leave_one_out(res: RMAResult) -> pd.DataFrame:
+    """The model refitted without each effect in turn: estimate, se, CI, tau2, I2, Q."""
+    rows = []
+    for i in range(res.k):
+        y, v, X = _drop(res, i)
+        if len(y) < X.shape[1]:
+            continue
+        r = refit(res, y, v, X)
+        rows.append({"omitted": res.slab[i], "estimate": r.estimate, "se": float(r.se[0]),
+                     "zval": float(r.zval[0]), "pval": float(r.pval[0]),
+                     "ci_lb": float(r.ci_lb[0]), "ci_ub": float(r.ci_ub[0]), "Q": r.Q,
+                     "Q_pvalue": r.Q_pvalue, "tau2": r.tau2, "I2": r.I2, "H2": r.H2})
+    return pd.DataFrame(rows)
+
+
+def influence(res: RMAResult) -> pd.DataFrame:
+    """Case diagnostics as metafor's influence(): rstudent, dffits, cook_d, cov_r, tau2_del,
+    QE_del, hat and weight, with ``influential`` flagged by metafor's rules."""
+    k, p = res.X.shape
+    tau2 = 0.0 if res.method == "FE" else res.tau2
+    w = 1 / (res.vi + tau2)
+    XtWX_inv = np.linalg.inv(res.X.T @ (w[:, None] * res.X))
+    hat = np.einsum("ij,jk,ik->i", res.X, XtWX_inv, res.X) * w
+    pred_full = res.X @ res.beta
+    # metafor's influence() uses every coefficient, the intercept included (btt = 1:p)
+    svb = np.linalg.inv(res.vb)
+    btt = slice(0, p)
+    out = {k_: np.full(k, np.nan) for k_ in
+           ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "QE_del")}
+    det_full = np.linalg.det(res.vb[btt, btt])
+    dfbs = np.full((k, p), np.nan)
+    for i in range(k):
+        y, v, X = _drop(res, i)
+        r = refit(res, y, v, X)
+        s2w = 1.0
+        if res.test == "knha" and r.dfs > 0:
+            wd = 1 / (v + r.tau2)
+            s2w = float(np.sum(wd * (y - X @ r.beta) ** 2)) / r.dfs
+        xi = res.X[i]
+        delpred = float(xi @ r.beta)
+        vdelpred = float(xi @ r.vb @ xi)
+        tau2_del = 0.0 if res.method == "FE" else r.tau2
+        resid = res.yi[i] - delpred
+        out["rstudent"][i] = resid / math.sqrt(res.vi[i] * s2w + vdelpred + tau2_del * s2w)
+        out["dffits"][i] = (pred_full[i] - delpred) / math.sqrt(s2w * hat[i] * (tau2_del + res.vi[i]))
+        dfb = res.beta[btt] - r.beta[btt]
+        out["cook_d"][i] = float(dfb @ svb @ dfb)
+        out["cov_r"][i] = np.linalg.det(r.vb[btt, btt]) / det_full
+        vb_del = np.linalg.inv(res.X.T @ (res.X / (res.vi + tau2_del)[:, None]))
+        dfbs[i] = (res.beta - r.beta) / np.sqrt(s2w * np.diag(vb_del))
+        out["tau2_del"][i] = r.tau2
+        out["QE_del"][i] = r.Q
+    df = pd.DataFrame(out, index=pd.Index(res.slab, name="slab"))
+    df["hat"] = hat
+    df["weight"] = res.weights
+    for j, name in enumerate(res.names):
+        df[f"dfbs_{name}"] = dfbs[:, j]
+    m = p
+    from scipy import stats
+    df["influential"] = ((np.abs(df["dffits"]) > 3 * math.sqrt(p / (k - p)))
+                         | (stats.chi2.cdf(df["cook_d"], m) > 0.5)
+                         | (df["hat"] > 3 * p / k)
+                         | (np.abs(dfbs) > 1).any(axis=1))
+    return df
+
+
+def cumulative(res: RMAResult, order=None) -> pd.DataFrame:
+    """The pooled estimate as effects are added one by one (by ``order``, e.g. the years)."""
+    idx = np.argsort(np.asarray(order), kind="stable") if order is not None else np.arange(res.k)
+    rows = []
+    for j in range(1, res.k + 1):
+        sel = idx[:j]
+        r = refit(res, res.yi[sel], res.vi[sel])
+        rows.append({"added": res.slab[idx[j - 1]], "k": j, "estimate": r.estimate,
+                     "se": float(r.se[0]), "ci_lb": float(r.ci_lb[0]),
+                     "ci_ub": float(r.ci_ub[0]), "pval": float(r.pval[0]), "tau2": r.tau2,
+                     "I2": r.I2, "Q": r.Q})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class PermutationResult:
+    pval: np.ndarray  # one per coefficient
+    QM_pvalue: float
+    iterations: int
+    exact: bool
+
+    def __str__(self):
+        kind = "exact" if self.exact else f"{self.iterations} random"
+        return (f"Permutation test ({kind} permutations): p = "
+                + ", ".join(f"{p:.4f}" for p in self.pval)
+                + (f"; QM p = {self.QM_pvalue:.4f}" if np.isfinite(self.QM_pvalue) else ""))
+
+
+def permutest(res: RMAResult, iter: int = 1000, seed: int = 1, exact: bool | None = None,
+              tol: float = 1.4901161193847656e-08) -> PermutationResult:
+    """Permutation test of the coefficients (metafor's permutest, two-sided, ``abs``).
+
+    Without moderators the signs of the effects are permuted; with moderators the rows of
+    the model matrix. The test is exact (all permutations) when their number is at most
+    ``iter``, as in metafor; otherwise ``iter`` random permutations, the first being the
+    observed data, drawn from numpy's generator seeded with ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    k, p = res.X.shape
+    intercept_only = p == 1
+    if intercept_only:
+        n_exact = 2**k
+    else:
+        n_exact = math.factorial(k)
+    use_exact = exact if exact is not None else n_exact <= iter
+    stats_z, stats_qm = [], []
+
+    def record(r):
+        stats_z.append(np.abs(r.zval))
+        stats_qm.append(r.QM)
+
+    if intercept_only:
+        if use_exact:
+            signs = np.array(list(itertools.product((1.0, -1.0), repeat=k)))
+        else:
+            signs = rng.choice((-1.0, 1.0), size=(iter, k))
+            signs[0] = 1.0
+        for s in signs:
+            record(refit(res, s * res.yi, res.vi))
+    else:
+        if use_exact:
+            seen, perms = set(), []
+            for perm in itertools.permutations(range(k)):
+                key = res.X[list(perm)].tobytes()
+                if key not in seen:
+                    seen.add(key)
+                    perms.append(perm)
+        else:
+            perms = [np.arange(k)] + [rng.permutation(k) for _ in range(iter - 1)]
+        for perm in perms:
+            record(refit(res, res.yi, res.vi, res.X[list(perm)]))
+    z = np.array(stats_z)
+    pval = np.mean(z >= np.abs(res.zval) - tol, axis=0)
+    qm = np.array(stats_qm, dtype=float)
+    qm_p = float(np.mean(qm >= res.QM - tol)) if not intercept_only else math.nan
+    return PermutationResult(np.minimum(pval, 1.0), qm_p, len(z), bool(use_exact))
