@@ -196,3 +196,24 @@ def test_three_level_model_matches_metafor(ref):
     close(res.Q, ref["Q"], 1e-6, "Q")
     if ref["mods"]:
         close(res.QM, ref["QM"], 1e-4, "QM")
+
+
+# ----------------------------------------------------------------------------- CHE + CR2
+from metaanalysis.rve import che  # noqa: E402
+
+RVE = json.loads((REF / "rve.json").read_text())
+
+
+@pytest.mark.parametrize("ref", RVE["fits"], ids=["+".join(f["mods"]) or "none"
+                                                  for f in RVE["fits"]])
+def test_che_cr2_matches_clubsandwich(ref):
+    d = pd.DataFrame(RVE["data"])
+    res = che(data=d, cluster="studyid", mods=ref["mods"] or None)
+    close([res.sigma2_between, res.sigma2_within], ref["sigma2"], 1e-4, "sigma2")
+    close(res.beta, ref["beta"], 1e-4, "beta")
+    close(res.se_model, ref["se_model"], 1e-4, "model se")
+    close(res.se, ref["se"], 1e-4, "CR2 se")
+    close(res.df, ref["df"], 1e-4, "Satterthwaite df")
+    close(res.pval, ref["pval"], 1e-4, "pval")
+    close(res.ci_lb, ref["ci_lb"], 1e-4, "ci_lb")
+    close(res.ci_ub, ref["ci_ub"], 1e-4, "ci_ub")

@@ -223,3 +223,30 @@ for (test in c("z", "t")) {
 write_fixture(list(versions = versions,
                    data = list(yi = kon$yi, vi = kon$vi, district = kon$district,
                                school = kon$school, year = kon$year), fits = ml), "multilevel")
+
+# ------------------------------------------------------------------------------ CHE + CR2 (clubSandwich)
+suppressPackageStartupMessages(library(clubSandwich))
+dal <- read("dalgaard2025_group_based_social_reintegration.csv")
+dal <- dal[!is.na(dal$gt) & !is.na(dal$vgt), ]
+dal$esid <- seq_len(nrow(dal))
+dal$rct <- as.numeric(dal$design == "RCT")
+rve <- list()
+for (m in list(NULL, "rct")) {
+  V <- impute_covariance_matrix(dal$vgt, cluster = dal$studyid, r = 0.6)
+  if (is.null(m)) {
+    f <- rma.mv(gt, V, random = ~ 1 | studyid/esid, data = dal,
+                control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  } else {
+    f <- rma.mv(gt, V, mods = ~ rct, random = ~ 1 | studyid/esid, data = dal,
+                control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  }
+  ct <- coef_test(f, vcov = "CR2", test = "Satterthwaite")
+  ci <- conf_int(f, vcov = "CR2")
+  rve[[length(rve) + 1]] <- list(mods = if (is.null(m)) list() else list(m),
+    beta = num(f$beta), se_model = num(f$se), sigma2 = num(f$sigma2),
+    se = num(ct$SE), df = num(ct$df_Satt), pval = num(ct$p_Satt),
+    ci_lb = num(ci$CI_L), ci_ub = num(ci$CI_U))
+}
+write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
+                   data = list(yi = dal$gt, vi = dal$vgt, studyid = dal$studyid, rct = dal$rct),
+                   fits = rve), "rve")
