@@ -41,6 +41,46 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_pool(args) -> int:
+    import json
+    import math
+
+    from .bibliography import BibliographyError
+    from .pool import run
+
+    try:
+        out = run(args.input, outcome=args.outcome, measure=args.measure, method=args.method,
+                  test=args.test, mods=args.mods, cluster=args.cluster, robust=args.robust,
+                  bias=args.bias, leave_one_out=args.leave_one_out, level=args.level,
+                  study=args.study)
+    except BibliographyError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError, ArithmeticError) as exc:
+        print(f"metaanalysis pool: {exc}", file=sys.stderr)
+        return 1
+    fit = out.pop("_fit")
+    for w in out.pop("warnings"):
+        print(f"warning: {w}", file=sys.stderr)
+    if args.json:
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+        print(json.dumps(clean, indent=2, ensure_ascii=False))
+        return 0
+    print(fit)
+    if "egger_z" in out:
+        print(f"\nEgger's test: z = {out['egger_z']:.4f}, p = {out['egger_p']:.4f}")
+        print(f"Begg's test: Kendall's tau = {out['begg_tau']:.4f}, p = {out['begg_p']:.4f}")
+        print(f"Trim-and-fill: {out['trimfill_k0']} effect(s) filled on the "
+              f"{out['trimfill_side']} side; adjusted estimate {out['trimfill_estimate']:.4f}")
+    if "leave_one_out" in out:
+        import pandas as pd
+        print("\nLeave-one-out:")
+        print(pd.DataFrame(out["leave_one_out"]).to_string(index=False,
+                                                           float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
 def cmd_render(args) -> int:
     from .render import RenderError, render
 
@@ -79,6 +119,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE.bib")
     p.add_argument("-o", "--output", metavar="OUT.csv", help="write here instead of stdout")
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("pool", help="pool effects: the model, and optionally bias and "
+                       "sensitivity analyses",
+                       description="Fit a meta-analytic model to an annotated .bib or a CSV "
+                       "(columns yi and vi, or the raw data named as in metafor with --measure; "
+                       "only an empty cell is missing). Effects are on the analysis scale "
+                       "(e.g. log RR).")
+    p.add_argument("input", metavar="INPUT", help="an annotated .bib or a CSV file")
+    p.add_argument("--measure", help="compute effects as this measure (SMD, MD, ROM, OR, RR, "
+                   "RD, COR, ZCOR, PR, PLO); default: yi/vi as given or annotated")
+    p.add_argument("--method", default="REML", help="FE, DL, REML (default), ML, PM, SJ, HE, "
+                   "HS, EB, or MH / PETO for 2x2 tables")
+    p.add_argument("--test", default="z", choices=["z", "knha"],
+                   help="z (default) or knha (Knapp-Hartung)")
+    p.add_argument("--mods", nargs="+", metavar="COL", help="moderator columns (meta-regression)")
+    p.add_argument("--cluster", metavar="COL", help="cluster column: three-level model")
+    p.add_argument("--robust", action="store_true", help="with --cluster: CHE working model "
+                   "with CR2 robust variance and Satterthwaite df")
+    p.add_argument("--outcome", help="pool only the effects of this outcome")
+    p.add_argument("--study", metavar="COL", help="study label column (default: key or study)")
+    p.add_argument("--bias", action="store_true", help="Egger, Begg and trim-and-fill")
+    p.add_argument("--leave-one-out", action="store_true", help="refit without each effect")
+    p.add_argument("--level", type=float, default=95, help="confidence level in percent")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_pool)
 
     p = sub.add_parser("render", help="render theme notes and the site (what make notes runs)",
                        description="Validate the bibliographies, execute each theme's notebook "

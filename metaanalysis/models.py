@@ -533,3 +533,56 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
             tau2_0 = estimate_tau2(y, v, X[:, :1], method)
             res.R2 = 0.0 if tau2_0 == 0 else max(0.0, 100 * (tau2_0 - tau2) / tau2_0)
     return res
+
+
+@dataclass
+class SubgroupResult:
+    """Pooled effects per subgroup and the tests of subgroup differences."""
+
+    by: str
+    fits: dict
+    Q_between: float  # separate tau^2 per subgroup: Q of the subgroup estimates
+    Q_between_df: int
+    Q_between_pvalue: float
+    QM: float  # mixed-effects meta-regression with a common tau^2
+    QM_pvalue: float
+
+    def table(self) -> pd.DataFrame:
+        rows = [{"subgroup": g, "k": r.k, "estimate": r.estimate, "se": float(r.se[0]),
+                 "ci_lb": float(r.ci_lb[0]), "ci_ub": float(r.ci_ub[0]), "pval": float(r.pval[0]),
+                 "tau2": r.tau2, "I2": r.I2} for g, r in self.fits.items()]
+        return pd.DataFrame(rows)
+
+    def __str__(self):
+        return (f"Subgroups by {self.by}\n{self.table().to_string(index=False)}\n\n"
+                f"Test of subgroup differences (separate tau^2): Q = {self.Q_between:.4f}, "
+                f"df = {self.Q_between_df}, p = {_p(self.Q_between_pvalue)}\n"
+                f"Meta-regression with a common tau^2: QM = {self.QM:.4f}, "
+                f"p = {_p(self.QM_pvalue)}")
+
+
+def subgroups(data: pd.DataFrame, by: str, *, method: str = "REML", test: str = "z",
+              level: float = 95, measure: str = "GEN") -> SubgroupResult:
+    """Pool each subgroup of ``by`` and test the differences between subgroups two ways.
+
+    With a separate tau^2 per subgroup (Borenstein et al., 2009, ch. 19): a common-effect
+    Q test on the subgroup estimates and their standard errors. With a common tau^2: the QM
+    test of the mixed-effects meta-regression on ``by`` (metafor's ``rma(mods = ~ factor)``).
+    """
+    if by not in data.columns:
+        raise ValueError(f"no column {by!r} to define subgroups")
+    d = data[data[by].notna()]
+    fits = {}
+    for g, rows in d.groupby(d[by].astype(str), sort=True):
+        fits[g] = rma(data=rows, method=method, test=test, level=level, measure=measure)
+    if len(fits) < 2:
+        raise ValueError(f"{by} has fewer than two subgroups")
+    est = np.array([f.estimate for f in fits.values()])
+    se = np.array([float(f.se[0]) for f in fits.values()])
+    w = 1 / se**2
+    Qb = float(np.sum(w * (est - np.sum(w * est) / w.sum()) ** 2))
+    dfb = len(fits) - 1
+    mixed = rma(data=d.assign(**{by: d[by].astype(str)}), mods=[by], method=method, test=test,
+                level=level, measure=measure)
+    return SubgroupResult(by, fits, Qb, dfb, float(stats.chi2.sf(Qb, dfb)), mixed.QM,
+                          mixed.QM_pvalue)

@@ -217,3 +217,23 @@ def test_che_cr2_matches_clubsandwich(ref):
     close(res.pval, ref["pval"], 1e-4, "pval")
     close(res.ci_lb, ref["ci_lb"], 1e-4, "ci_lb")
     close(res.ci_ub, ref["ci_ub"], 1e-4, "ci_ub")
+
+
+# ----------------------------------------------------------------------------- subgroups
+from metaanalysis.models import subgroups  # noqa: E402
+
+SG = json.loads((REF / "subgroups.json").read_text())
+
+
+@pytest.mark.parametrize("ref", SG["fits"], ids=[f["method"] for f in SG["fits"]])
+def test_subgroups_match_metafor(ref):
+    res = subgroups(pd.DataFrame(SG["data"]), "alloc", method=ref["method"])
+    t = res.table()
+    assert t["subgroup"].tolist() == ref["groups"]
+    close(t["estimate"], ref["estimate"], 1e-4, "estimate")
+    close(t["se"], ref["se"], 1e-4, "se")
+    close(t["tau2"], ref["tau2"], 1e-4, "tau2")
+    close(res.Q_between, ref["Q_between"], 1e-4, "Q between")
+    close(res.Q_between_pvalue, ref["Q_between_p"], 1e-4, "Q between p")
+    close(res.QM, ref["QM"], 1e-4, "QM")
+    close(res.QM_pvalue, ref["QMp"], 1e-4, "QM p")

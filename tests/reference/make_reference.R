@@ -250,3 +250,18 @@ for (m in list(NULL, "rct")) {
 write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
                    data = list(yi = dal$gt, vi = dal$vgt, studyid = dal$studyid, rct = dal$rct),
                    fits = rve), "rve")
+
+# ------------------------------------------------------------------------------ subgroups
+sg <- list()
+for (method in c("REML", "DL")) {
+  d <- data.frame(yi = num(bcg_rr$yi), vi = num(bcg_rr$vi), alloc = bcg$alloc)
+  per <- lapply(split(d, d$alloc), function(s) rma(yi, vi, data = s, method = method, control = tight))
+  est <- sapply(per, function(f) num(f$beta)); se <- sapply(per, function(f) num(f$se))
+  sep <- rma(est, sei = se, mods = ~ names(per), method = "FE")
+  mixed <- rma(yi, vi, mods = ~ alloc, data = d, method = method, control = tight)
+  sg[[length(sg) + 1]] <- list(method = method, groups = names(per), estimate = num(est),
+    se = num(se), tau2 = num(sapply(per, function(f) f$tau2)),
+    Q_between = num(sep$QM), Q_between_p = num(sep$QMp), QM = num(mixed$QM), QMp = num(mixed$QMp))
+}
+write_fixture(list(versions = versions, data = list(yi = num(bcg_rr$yi), vi = num(bcg_rr$vi),
+                                                    alloc = bcg$alloc), fits = sg), "subgroups")

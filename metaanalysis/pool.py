@@ -1,0 +1,136 @@
+"""One call from data to every requested analysis: what ``metaanalysis pool`` runs.
+
+:func:`read_table` reads an annotated .bib or a CSV (columns named as in the grammar;
+only an empty cell is missing, so a country code such as ``NA`` stays data), and
+:func:`pool` fits the model and adds the requested analyses to a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .grammar import DATA_KEYS, MEASURES
+
+METHODS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB", "MH", "PETO")
+
+
+def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
+    """The effects table of a .bib or a CSV, with ``yi``/``vi`` computed for ``measure``."""
+    from .bibliography import read_effects
+    from .effects import add_effect_sizes
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    if path.suffix.lower() == ".bib":
+        table = read_effects(path)
+        if measure:
+            table = add_effect_sizes(table, measure)
+        return table
+    try:
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    for col in DATA_KEYS & set(table.columns):
+        converted = pd.to_numeric(table[col], errors="coerce")
+        bad = converted.isna() & table[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise ValueError(f"{path}:{row}: {col} = {table[col].iloc[row - 2]!r} is not a number")
+        table[col] = converted
+    if measure:
+        return add_effect_sizes(table, measure)
+    if "yi" not in table or not ({"vi", "sei"} & set(table.columns)):
+        raise ValueError(f"{path}: without --measure, a CSV needs columns yi and vi (or sei); "
+                         f"with --measure, the raw data (e.g. m1i sd1i n1i m2i sd2i n2i)")
+    if "vi" not in table:
+        table["vi"] = table["sei"] ** 2
+    return table
+
+
+def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML",
+         test: str = "z", mods=None, cluster: str | None = None, robust: bool = False,
+         bias: bool = False, leave_one_out: bool = False, level: float = 95,
+         study: str | None = None) -> dict:
+    """Fit the model and the requested analyses; return the JSON-ready summary."""
+    from .bias import begg, egger, trimfill
+    from .binary import rma_mh, rma_peto
+    from .models import rma
+    from .sensitivity import leave_one_out as l1o
+
+    method = method.upper()
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if measure and measure.upper() not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}: use one of {', '.join(MEASURES)}")
+    measure = measure.upper() if measure else None
+    if "measure" in table and not measure:
+        found = table["measure"].dropna().astype(str).unique()
+        if len(found) > 1:
+            raise ValueError(f"the data mix measures ({', '.join(found)}): pool one at a time "
+                             "(--measure M, or --outcome NAME)")
+        measure = found[0] if len(found) else None
+    measure = measure or "GEN"
+    slab = study if study and study in table else ("key" if "key" in table else (
+        "study" if "study" in table else None))
+    for col in (mods or []) + ([cluster] if cluster else []):
+        if col not in table:
+            raise ValueError(f"no column {col!r}; columns are {', '.join(map(str, table.columns))}")
+    if method in ("MH", "PETO"):
+        if mods or cluster:
+            raise ValueError(f"{method} is a common-effect model for 2x2 tables: it takes no "
+                             "--mods or --cluster")
+        fit = (rma_mh(data=table, measure=measure if measure != "GEN" else "OR", level=level,
+                      slab=slab) if method == "MH" else rma_peto(data=table, level=level,
+                                                                 slab=slab))
+        out = fit.to_dict()
+    elif cluster:
+        if robust:
+            from .rve import che
+            fit = che(data=table, cluster=cluster, mods=mods or None, level=level,
+                      measure=measure, slab=slab)
+        else:
+            from .multilevel import rma_mv
+            fit = rma_mv(data=table, cluster=cluster, mods=mods or None, test=test,
+                         level=level, measure=measure, slab=slab)
+        out = fit.to_dict()
+    else:
+        fit = rma(data=table, mods=mods or None, method=method, test=test, level=level,
+                  measure=measure, slab=slab)
+        out = fit.to_dict()
+    if bias:
+        if cluster or mods or method in ("MH", "PETO"):
+            raise ValueError("--bias applies to a univariate model without moderators")
+        e, b, tf = egger(fit), begg(fit), trimfill(fit)
+        out.update({"egger_z": e.zval, "egger_p": e.pval, "begg_tau": b.tau, "begg_p": b.pval,
+                    "trimfill_k0": tf.k0, "trimfill_side": tf.side,
+                    "trimfill_estimate": tf.estimate})
+    if leave_one_out:
+        if cluster or method in ("MH", "PETO"):
+            raise ValueError("--leave-one-out applies to a univariate model")
+        rows = l1o(fit)
+        out["leave_one_out"] = [{"omitted": r.omitted, "estimate": r.estimate, "se": r.se,
+                                 "tau2": r.tau2, "I2": r.I2} for r in rows.itertuples()]
+    out["_fit"] = fit
+    return out
+
+
+def run(path, *, outcome: str | None = None, **kw) -> dict:
+    """read_table + an optional outcome filter + pool, with warnings collected in ``warnings``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = read_table(path, kw.get("measure"))
+        if outcome:
+            if "outcome" not in table:
+                raise ValueError("--outcome needs an outcome column")
+            known = sorted(table["outcome"].dropna().astype(str).unique())
+            table = table[table["outcome"].astype(str) == outcome]
+            if table.empty:
+                raise ValueError(f"no effect with outcome {outcome!r}; outcomes: {', '.join(known)}")
+        out = pool(table, **kw)
+    out["warnings"] = [str(w.message) for w in caught]
+    return out

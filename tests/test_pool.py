@@ -1,0 +1,118 @@
+"""metaanalysis pool: the command reviewers and the site use, from CSV and .bib."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REF = Path(__file__).parent / "reference"
+RMA = json.loads((REF / "rma.json").read_text())
+KEYS = {"k", "estimate", "se", "ci_lower", "ci_upper", "pvalue", "tau2", "tau2_ci_lower",
+        "tau2_ci_upper", "Q", "Q_pvalue", "I2", "H2", "pi_lower", "pi_upper", "method",
+        "measure"}
+
+
+def pool(*args):
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "pool", *map(str, args)],
+                         capture_output=True, text=True)
+    assert "Traceback" not in run.stderr, run.stderr
+    return run
+
+
+def fixture(name, method, test="z", mods=()):
+    return next(f for f in RMA["fits"] if f["data"] == name and f["method"] == method
+                and f["test"] == test and f["mods"] == list(mods))
+
+
+@pytest.fixture
+def bcg_csv(tmp_path):
+    d = RMA["datasets"]["bcg"]
+    path = tmp_path / "bcg.csv"
+    pd.DataFrame({"study": [f"s{i}" for i in range(len(d["yi"]))], "yi": d["yi"],
+                  "vi": d["vi"], **d["mods"]}).to_csv(path, index=False)
+    return path
+
+
+def test_json_keys_and_values(bcg_csv):
+    run = pool(bcg_csv, "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert KEYS <= set(out)
+    ref = fixture("bcg", "REML")
+    assert out["estimate"] == pytest.approx(ref["beta"], abs=1e-4)
+    assert out["tau2"] == pytest.approx(ref["tau2"], abs=1e-4)
+    assert out["pi_lower"] == pytest.approx(ref["pi_lb"], abs=1e-4)
+
+
+def test_method_test_and_mods(bcg_csv):
+    out = json.loads(pool(bcg_csv, "--method", "DL", "--test", "knha", "--mods", "ablat",
+                          "--json").stdout)
+    ref = fixture("bcg", "DL", "knha", ["ablat"])
+    assert out["coefficients"]["ablat"]["estimate"] == pytest.approx(ref["beta"][1], abs=1e-6)
+    assert out["coefficients"]["intercept"]["pvalue"] == pytest.approx(ref["pval"][0], abs=1e-6)
+    assert out["QM"] == pytest.approx(ref["QM"], abs=1e-6)
+    assert {"QM_pvalue", "QE", "R2"} <= set(out)
+
+
+def test_bias_and_leave_one_out(bcg_csv):
+    out = json.loads(pool(bcg_csv, "--bias", "--leave-one-out", "--json").stdout)
+    assert {"egger_z", "egger_p", "begg_tau", "begg_p", "trimfill_k0", "trimfill_side",
+            "trimfill_estimate"} <= set(out)
+    assert len(out["leave_one_out"]) == 13
+    assert set(out["leave_one_out"][0]) == {"omitted", "estimate", "se", "tau2", "I2"}
+    assert out["leave_one_out"][0]["omitted"] == "s0"
+
+
+def test_raw_data_with_measure_and_na_is_data(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text("study,region,ai,n1i,ci,n2i\na,NA,10,100,20,100\nb,EU,5,80,9,85\n"
+                    "c,NA,12,120,15,118\nd,EU,,50,3,50\n")
+    run = pool(path, "--measure", "RR", "--mods", "region", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["k"] == 3  # d has an empty cell: dropped with a warning naming it
+    assert "region=NA" in out["coefficients"]
+    assert "dropped: d" in run.stderr
+
+
+def test_csv_without_yi_needs_measure(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text("study,ai,n1i,ci,n2i\na,10,100,20,100\n")
+    run = pool(path)
+    assert run.returncode == 1 and "needs columns yi and vi" in run.stderr
+
+
+def test_not_a_number_in_csv(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("study,yi,vi\na,0.1,0.01\nb,zero,0.02\n")
+    run = pool(path)
+    assert run.returncode == 1 and "bad.csv:3: yi = 'zero' is not a number" in run.stderr
+
+
+def test_cluster_gives_variance_components(tmp_path):
+    ml = json.loads((REF / "multilevel.json").read_text())
+    path = tmp_path / "kon.csv"
+    pd.DataFrame(ml["data"]).to_csv(path, index=False)
+    out = json.loads(pool(path, "--cluster", "district", "--json").stdout)
+    assert out["sigma2_between"] == pytest.approx(ml["fits"][0]["sigma2"][0], abs=1e-4)
+    assert out["sigma2_within"] == pytest.approx(ml["fits"][0]["sigma2"][1], abs=1e-4)
+
+
+def test_mantel_haenszel_from_bib():
+    out = json.loads(pool("bibliographies/autonomy.bib", "--outcome", "mortality",
+                          "--method", "MH", "--json").stdout)
+    assert out["method"] == "MH" and out["measure"] == "RR"
+
+
+def test_readable_summary(bcg_csv):
+    run = pool(bcg_csv, "--mods", "alloc")
+    assert run.returncode == 0
+    assert "Mixed-Effects Model" in run.stdout and "Test of Moderators" in run.stdout
+
+
+def test_bad_method_is_refused(bcg_csv):
+    run = pool(bcg_csv, "--method", "XYZ")
+    assert run.returncode == 1 and "unknown method" in run.stderr
