@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The parameters every theme notebook declares, with their defaults and types.
 PARAMETERS = {"theme": "", "measure": "", "method": "REML", "test": "z", "outcome": "",
-              "exclude": "", "level": 95.0, "lang": "fr"}
+              "exclude": "", "level": 95.0, "lang": "fr", "model": ""}
+MODELS = ("", "rma", "che", "multilevel")
 HIGH_ROB = {"high", "serious", "critical", "serious/high", "high risk"}
 
 
@@ -75,7 +76,11 @@ def validate_parameters(params: dict) -> dict:
         if m not in MEASURES:
             raise ValueError(f"measure = {out['measure']!r}: use one of {', '.join(MEASURES)}")
         out["measure"] = m
-    for name in ("theme", "outcome", "exclude"):
+    if out.get("model", "") not in MODELS:
+        raise ValueError(f"model = {out['model']!r}: use rma (independent effects), che "
+                         "(robust variance) or multilevel (three-level), or leave it empty for "
+                         "the theme's default")
+    for name in ("theme", "outcome", "exclude", "model"):
         if name in out and not isinstance(out[name], str):
             raise ValueError(f"{name} must be text, not {type(out[name]).__name__}")
     return out
@@ -101,11 +106,12 @@ class Note:
 
     def __init__(self, theme: str, *, measure: str = "", method: str = "REML", test: str = "z",
                  outcome: str = "", exclude: str = "", level: float = 95, lang: str = "fr",
-                 root: Path | str | None = None):
+                 model: str = "", root: Path | str | None = None):
         from .bibliography import read_effects, read_studies
 
         p = validate_parameters(dict(theme=theme, measure=measure, method=method, test=test,
-                                     outcome=outcome, exclude=exclude, level=level, lang=lang))
+                                     outcome=outcome, exclude=exclude, level=level, lang=lang,
+                                     model=model))
         root = find_root() if root is None else Path(root)
         themes = load_themes(root)
         if theme not in themes:
@@ -155,11 +161,30 @@ class Note:
             if len(rows):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)
-                    res = rma(data=rows, method=self.params["method"], test=self.params["test"],
-                              level=self.params["level"])
+                    res = self._fit(rows)
             out.append(OutcomeResult(target["outcome"], target["label"][self.lang],
                                      target.get("favours", "higher"), rows, res))
         return out
+
+    @property
+    def model(self) -> str:
+        """The model used: the ``model`` parameter, else the theme's, else ``rma``."""
+        return self.params["model"] or self.config.get("model", {}).get("type", "rma")
+
+    def _fit(self, rows):
+        from .models import rma
+
+        p, spec = self.params, self.config.get("model", {})
+        cluster = spec.get("cluster", "key")
+        if self.model == "che" and rows[cluster].nunique() >= 2:
+            from .rve import che
+            return che(data=rows, cluster=cluster, rho=spec.get("rho", 0.6), level=p["level"],
+                       measure=str(rows["measure"].iloc[0]))
+        if self.model == "multilevel" and rows[cluster].nunique() >= 2:
+            from .multilevel import rma_mv
+            return rma_mv(data=rows, cluster=cluster, test=p["test"], level=p["level"],
+                          measure=str(rows["measure"].iloc[0]))
+        return rma(data=rows, method=p["method"], test=p["test"], level=p["level"])
 
     # ------------------------------------------------------------------ words and numbers
     def fields(self, i: int = 0) -> dict:
@@ -167,6 +192,8 @@ class Note:
         o = self.outcomes[i]
         r = o.result
         lang, lvl = self.lang, self.params["level"]
+        if not len(self.all_effects):
+            return {"outcome": o.label, "k": 0, "n_studies": 0}
         base = {"outcome": o.label, "k": len(o.data), "n_studies": o.n_studies,
                 "level": num(lvl, lang, 0)}
         if r is None:
@@ -180,18 +207,56 @@ class Note:
             "estimate": num(tf(pred["pred"]), lang),
             "pi": (f"{num(tf(pred['pi_lb']), lang)} {'à' if lang == 'fr' else 'to'} "
                    f"{num(tf(pred['pi_ub']), lang)}") if np.isfinite(pred["pi_lb"]) else "–",
-            "i2": percent(r.I2, lang, 0), "tau2": num(r.tau2, lang, 3),
+            "i2": percent(r.I2, lang, 0) if np.isfinite(r.I2) else "–",
+            "tau2": num(r.tau2, lang, 3),
             "p": _pformat(float(r.pval[0]), lang),
             "method": r.method,
         })
         return base
+
+    def bias_fields(self, i: int = 0) -> dict:
+        """Egger's test and trim-and-fill for outcome ``i`` (univariate models, k >= 3)."""
+        from .bias import egger, trimfill
+        from .models import RMAResult
+
+        r = self.outcomes[i].result
+        if not isinstance(r, RMAResult) or r.k < 3 or len(r.beta) > 1:
+            return {}
+        e, tf = egger(r), trimfill(r)
+        tfm = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
+        return {"egger_p": _pformat(e.pval, self.lang), "k0": tf.k0,
+                "trimfill_est": num(tfm(tf.estimate), self.lang)}
+
+    def screening_counts(self) -> dict:
+        s = self.studies
+        return {"n_records": len(s), "n_included": int((s["screening"] == "included").sum()),
+                "n_excluded": int((s["screening"] == "excluded").sum()),
+                "n_pending": int((s["screening"] == "pending").sum()),
+                "n_effects": len(self.all_effects),
+                "n_excluded_by_parameter": int(self.excluded["key"].nunique())
+                if len(self.excluded) else 0}
 
     def say(self, fr: str, en: str, outcome: int = 0):
         """A paragraph in the note's language, its ``{fields}`` filled from the results."""
         from IPython.display import Markdown
 
         text = fr if self.lang == "fr" else en
-        return Markdown(text.format(**self.fields(outcome)))
+        fields = {**self.screening_counts(), **self.fields(outcome)} if self.outcomes else \
+            self.screening_counts()
+        if "{egger_p" in text or "{k0" in text or "{trimfill_est" in text:
+            fields.update(self.bias_fields(outcome))
+        return Markdown(text.format(**fields))
+
+    def when(self, condition: str, fr: str, en: str, outcome: int = 0):
+        """A paragraph shown only when ``condition`` holds: ``"data"`` (outcome ``i`` has been
+        pooled), ``"no_data"`` (the theme has no effects yet) or ``"bias"`` (a bias check
+        applies)."""
+        from IPython.display import Markdown
+
+        ok = {"data": bool(self.outcomes) and self.outcomes[outcome].result is not None,
+              "no_data": not len(self.all_effects),
+              "bias": bool(self.outcomes) and bool(self.bias_fields(outcome))}[condition]
+        return self.say(fr, en, outcome) if ok else Markdown("")
 
     # ------------------------------------------------------------------ displays
     def header(self):
@@ -271,9 +336,25 @@ class Note:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         name = name or self.slug
-        _atomic_write(d / f"{name}.csv", self.all_effects.to_csv(index=False))
-        _atomic_write(d / f"{name}.json", json.dumps(self.summary(), indent=1,
-                                                     ensure_ascii=False, sort_keys=True))
+        table, withheld = self.open_data()
+        summary = self.summary()
+        summary["withheld_effects"] = withheld
+        _atomic_write(d / f"{name}.csv", table.to_csv(index=False))
+        _atomic_write(d / f"{name}.json", json.dumps(summary, indent=1, ensure_ascii=False,
+                                                     sort_keys=True))
+
+    def open_data(self):
+        """The effects table to publish, and how many effects were withheld and why.
+
+        Effects of studies whose ``data_licence`` starts with "unclear" are left out of the
+        open data (they are still analysed and shown in the note).
+        """
+        t = self.all_effects
+        if "data_licence" not in t:
+            return t, {"n": 0}
+        unclear = t["data_licence"].astype(str).str.lower().str.startswith("unclear")
+        reasons = sorted(t.loc[unclear, "data_licence"].astype(str).unique())
+        return t[~unclear], {"n": int(unclear.sum()), "reasons": reasons}
 
 
 def apply_exclusions(effects: pd.DataFrame, exclude: str):

@@ -110,6 +110,34 @@ class RVEResult:
     level: float
     measure: str = "GEN"
     vcov: np.ndarray = field(default=None, repr=False)
+    yi: np.ndarray = field(default=None, repr=False)
+    vi: np.ndarray = field(default=None, repr=False)
+    slab: list = field(default=None, repr=False)
+    data: pd.DataFrame | None = field(default=None, repr=False)
+    method: str = "CHE"
+    test: str = "t"
+
+    @property
+    def tau2(self) -> float:
+        return self.sigma2_between + self.sigma2_within
+
+    @property
+    def I2(self) -> float:
+        return math.nan
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Approximate percent weights, 1 / (vi + sigma2 total), for display only."""
+        w = 1 / (self.vi + self.tau2)
+        return 100 * w / w.sum()
+
+    def predict(self) -> dict:
+        """Pooled effect with its CI and a prediction interval (t with the Satterthwaite df)."""
+        crit = float(stats.t.isf((1 - self.level / 100) / 2, self.df[0]))
+        b, se = float(self.beta[0]), float(self.se[0])
+        half = crit * math.sqrt(se**2 + self.tau2)
+        return {"pred": b, "se": se, "ci_lb": float(self.ci_lb[0]), "ci_ub": float(self.ci_ub[0]),
+                "pi_lb": b - half, "pi_ub": b + half}
 
     @property
     def tval(self):
@@ -192,7 +220,8 @@ def che(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=Non
     se = np.sqrt(np.diag(vcov))
     return RVEResult(k=k, n_clusters=stacks.n_clusters, names=names, beta=beta, se=se, df=df,
                      se_model=np.sqrt(np.diag(C)), sigma2_between=s2b, sigma2_within=s2w,
-                     rho=rho, level=level, measure=measure, vcov=vcov)
+                     rho=rho, level=level, measure=measure, vcov=vcov, yi=y, vi=v, slab=slab,
+                     data=frame)
 
 
 def _cr2(stacks, beta, C, cache, p):

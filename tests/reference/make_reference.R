@@ -265,3 +265,37 @@ for (method in c("REML", "DL")) {
 }
 write_fixture(list(versions = versions, data = list(yi = num(bcg_rr$yi), vi = num(bcg_rr$vi),
                                                     alloc = bcg$alloc), fits = sg), "subgroups")
+
+# ------------------------------------------------------------------------------ the themes' headline results
+# Each theme's headline model, fitted by metafor/clubSandwich on the source CSV directly.
+bach <- read("bachmann2010_geriatric_inpatient_rehabilitation.csv")
+fun <- subset(bach, outcome == "function" & time == "discharge" & !is.na(or))
+fun_sei <- (log(fun$ub) - log(fun$lb)) / (2 * qnorm(0.975))
+f_fun <- rma(log(fun$or), fun_sei^2, method = "REML", control = tight)
+mort <- subset(bach, outcome == "mortality" & time == "followup" & !is.na(ai))
+e_mort <- escalc("RR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = mort)
+f_mort <- rma(yi, vi, data = e_mort, method = "REML", control = tight)
+fof <- read("cochrane_cd014666_fear_of_falling_cbt_older_people.csv")
+fof <- subset(fof, Analysis.group == 1 & Analysis.number == 1)
+e_fof <- escalc("SMD", m1i = Experimental.mean, sd1i = Experimental.SD, n1i = Experimental.N,
+                m2i = Control.mean, sd2i = Control.SD, n2i = Control.N, data = fof)
+f_fof <- rma(yi, vi, data = e_fof, method = "REML", control = tight)
+che_fit <- function(yi, vi, cluster) {
+  V <- impute_covariance_matrix(vi, cluster = cluster, r = 0.6)
+  es <- seq_along(yi)
+  f <- rma.mv(yi, V, random = ~ 1 | cluster/es,
+              control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  ct <- coef_test(f, vcov = "CR2", test = "Satterthwaite")
+  list(estimate = num(f$beta), se = num(ct$SE), df = num(ct$df_Satt), sigma2 = num(f$sigma2), k = length(yi))
+}
+reint <- subset(dal, outcome_construct == "Reintegrational outcome")
+diet <- read("dietrichson2021_targeted_school_interventions_k6.csv")
+reading <- subset(diet, Test_subject == "Reading")
+themes <- list(
+  autonomy_function = list(estimate = num(f_fun$beta), se = num(f_fun$se), tau2 = num(f_fun$tau2), k = f_fun$k),
+  autonomy_mortality = list(estimate = num(f_mort$beta), se = num(f_mort$se), tau2 = num(f_mort$tau2), k = f_mort$k),
+  autonomy_fear = list(estimate = num(f_fof$beta), se = num(f_fof$se), tau2 = num(f_fof$tau2), k = f_fof$k),
+  employment_reintegration = che_fit(reint$gt, reint$vgt, reint$studyid),
+  education_reading = che_fit(reading$Effectsize_g, reading$SE_g^2, reading$Study_ID))
+write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
+                   themes = themes), "themes")
