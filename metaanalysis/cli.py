@@ -81,6 +81,22 @@ def cmd_pool(args) -> int:
     return 0
 
 
+def cmd_new_theme(args) -> int:
+    from .notes import find_root
+    from .render import RenderError, new_theme
+
+    try:
+        paths = new_theme(args.slug, find_root())
+    except RenderError as exc:
+        print(f"metaanalysis new-theme: {exc}", file=sys.stderr)
+        return 2
+    for p in paths:
+        print(f"wrote {p}")
+    print("next: write the title, summary and main outcomes in themes.json, add studies to the "
+          "bibliography, then make notes", file=sys.stderr)
+    return 0
+
+
 def cmd_render(args) -> int:
     from .render import RenderError, render
 
@@ -144,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=float, default=95, help="confidence level in percent")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_pool)
+
+    p = sub.add_parser("new-theme", help="scaffold a theme: bibliography, notebook, theme entry",
+                       description="Create bibliographies/SLUG.bib, notebooks/SLUG.ipynb (from "
+                       "templates/theme.ipynb) and the theme's entry in themes.json.")
+    p.add_argument("slug", metavar="SLUG", help="the theme's name, e.g. housing_first")
+    p.set_defaults(func=cmd_new_theme)
 
     p = sub.add_parser("render", help="render theme notes and the site (what make notes runs)",
                        description="Validate the bibliographies, execute each theme's notebook "

@@ -132,7 +132,11 @@ class Note:
     def _targets(self) -> list[dict]:
         configured = self.config.get("outcomes", [])
         if not self.params["outcome"]:
-            return configured
+            if configured or not len(self.all_effects):
+                return configured or [{"outcome": "", "where": {}, "favours": "higher",
+                                       "label": {"fr": "–", "en": "–"}}]
+            return [{"outcome": o, "where": {}, "favours": "higher", "label": {"fr": o, "en": o}}
+                    for o in sorted(self.all_effects["outcome"].unique())]
         wanted = self.params["outcome"]
         for c in configured:
             if wanted in (c["outcome"], c["label"]["en"], c["label"]["fr"]):

@@ -402,3 +402,37 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
     path = site / "index.html"
     _atomic(path, page)
     return path
+
+
+def new_theme(slug: str, root: Path | str = ROOT) -> list[Path]:
+    """Scaffold a theme: its bibliography, its notebook from the template, its theme entry.
+
+    The title and summary are placeholders in both languages, to be written by the authors.
+    Refuses an invalid slug or one that exists; writes nothing then.
+    """
+    import re
+
+    root = Path(root)
+    if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", slug):
+        raise RenderError(f"theme name {slug!r}: use lowercase letters, digits and _ "
+                          "(e.g. housing_first)")
+    themes = load_themes(root)
+    bib = root / "bibliographies" / f"{slug}.bib"
+    nb = root / "notebooks" / f"{slug}.ipynb"
+    if slug in themes or bib.exists() or nb.exists():
+        raise RenderError(f"theme {slug!r} already exists")
+    template = (root / "templates" / "theme.ipynb").read_text(encoding="utf-8")
+    bib.parent.mkdir(parents=True, exist_ok=True)
+    nb.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(bib, f"% Bibliography of the theme '{slug}': one entry per study, annotated as in "
+                 "docs/annotations.md.\n@comment{Review question: to be written.}\n")
+    _atomic(nb, template.replace('theme = \\"THEME\\"', f'theme = \\"{slug}\\"'))
+    themes[slug] = {
+        "title": {"fr": f"{slug} (titre à écrire)", "en": f"{slug} (title to be written)"},
+        "summary": {"fr": "Question de la revue à écrire.", "en": "Review question to be written."},
+        "intervention": {"fr": slug, "en": slug},
+        "bibliography": f"bibliographies/{slug}.bib", "notebook": f"notebooks/{slug}.ipynb",
+        "sources": [], "outcomes": [],
+    }
+    _atomic(root / "themes.json", json.dumps(themes, indent=2, ensure_ascii=False) + "\n")
+    return [bib, nb, root / "themes.json"]

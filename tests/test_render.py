@@ -142,3 +142,18 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     assert "Variant: parameters changed from the published note" in page
     assert "method = DL" in page
     assert "metaanalysis render autonomy -p method DL -p lang en" in page
+
+
+def test_new_theme_scaffolds_and_renders(tmp_path):
+    from metaanalysis.render import new_theme
+
+    root = make_project(tmp_path)
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
+    paths = new_theme("housing_first", root)
+    assert {p.name for p in paths} == {"housing_first.bib", "housing_first.ipynb", "themes.json"}
+    with pytest.raises(RenderError, match="already exists"):
+        new_theme("housing_first", root)
+    with pytest.raises(RenderError, match="lowercase"):
+        new_theme("Bad Name", root)
+    out = render(["housing_first"], root=root, site=tmp_path / "site", progress=quiet)
+    assert out[0].status == "rendered", out[0].message

@@ -1,0 +1,50 @@
+"""A rendered note in headless Chromium: loads offline, no failed request, no console error,
+figures visible. Chromium comes from Debian (installed by .ci/run where missing)."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REPO = Path(__file__).resolve().parent.parent
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
+                                "(apt-get install chromium; .ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from metaanalysis.render import render
+
+    out = tmp_path_factory.mktemp("site")
+    outcomes = render(["autonomy", "territories"], root=REPO, site=out, progress=lambda m: None)
+    assert all(o.status == "rendered" for o in outcomes), outcomes
+    return out
+
+
+@pytest.mark.parametrize("page", ["autonomy.html", "territories.html", "index.html"])
+def test_page_loads_offline_without_errors(site, page):
+    from playwright.sync_api import sync_playwright
+
+    failed, errors, requests = [], [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        ctx = browser.new_context(offline=True)
+        tab = ctx.new_page()
+        tab.on("requestfailed", lambda r: failed.append(r.url))
+        tab.on("request", lambda r: requests.append(r.url))
+        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.goto((site / page).as_uri(), wait_until="load")
+        figures = tab.locator("figure svg")
+        n = figures.count()
+        visible = [figures.nth(i).bounding_box() for i in range(n)]
+        browser.close()
+    assert failed == [] and errors == []
+    assert all(u.startswith("file://") or u.startswith("data:") for u in requests), requests
+    if page == "autonomy.html":
+        assert n >= 3
+        assert all(b and b["width"] > 200 and b["height"] > 100 for b in visible)
