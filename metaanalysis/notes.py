@@ -291,6 +291,70 @@ class Note:
         fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
         return svg_figure(fig, caption=o.label)
 
+    def labels(self) -> dict:
+        """Study labels (first author et al., year) by BibTeX key, for figures."""
+        from .plots import _label
+
+        s = self.studies
+        return {k: _label(a, y, k) for k, a, y in zip(s["key"], s["author"], s["year"])}
+
+    def funnel(self, outcome: int = 0):
+        """Contour-enhanced funnel plot of outcome ``i``, trim-and-fill effects marked."""
+        from IPython.display import HTML
+
+        from .bias import trimfill
+        from .figures import funnel
+        from .models import RMAResult
+        from .plots import svg_figure
+
+        o = self.outcomes[outcome]
+        r = o.result
+        if not isinstance(r, RMAResult) or r.k < 3:
+            return HTML("")
+        fig = funnel(r, lang=self.lang, trimfill=trimfill(r) if len(r.beta) == 1 else None,
+                     outcome=o.label)
+        return svg_figure(fig, caption=o.label)
+
+    def risk_of_bias(self, where: dict | None = None):
+        """Traffic-light plot and summary bars of the included studies' risk of bias."""
+        from IPython.display import HTML
+
+        from .figures import rob_summary, rob_traffic_light
+        from .plots import svg_figure
+
+        rows = self.all_effects
+        for col, value in (where or {}).items():
+            rows = rows[rows[col].astype(str) == str(value)]
+        light = rob_traffic_light(rows, lang=self.lang, labels=self.labels()) if len(rows) else None
+        if light is None:
+            none = ("Aucune évaluation du risque de biais dans la bibliographie."
+                    if self.lang == "fr" else "No risk-of-bias assessment in the bibliography.")
+            return HTML(f"<p>{none}</p>")
+        bars = rob_summary(rows, lang=self.lang)
+        return HTML(svg_figure(light)._repr_html_() + svg_figure(bars)._repr_html_())
+
+    def prisma(self):
+        """The PRISMA 2020 flow diagram of the theme's screening annotations."""
+        from .figures import prisma
+        from .plots import svg_figure
+
+        return svg_figure(prisma(self.studies, lang=self.lang))
+
+    def summary_of_findings(self, baseline_risk: float | None = None):
+        """The GRADE-style summary-of-findings table (certainty: a suggestion)."""
+        from IPython.display import HTML
+
+        from .tables import summary_of_findings, summary_of_findings_html
+
+        egger = {}
+        for i in range(len(self.outcomes)):
+            f = self.bias_fields(i)
+            if f:
+                from .bias import egger as egger_test
+                egger[i] = egger_test(self.outcomes[i].result).pval
+        table = summary_of_findings(self.outcomes, self.lang, baseline_risk, egger)
+        return HTML(summary_of_findings_html(table, self.lang))
+
     def table(self):
         """One row per pooled outcome: studies, effect with CI, prediction interval, I²."""
         from IPython.display import HTML

@@ -181,19 +181,27 @@ def _x_axis(ax, ratio, lang, lo, hi, pooled):
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
     if ratio:
         ax.set_xscale("log")
-        ax.set_xlim(math.exp(a - pad), math.exp(b + pad))
-        ticks = [x for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
-                 if math.exp(a - pad) <= x <= math.exp(b + pad)]
-        if len(ticks) < 4:
-            ticks = sorted(set(ticks) | {x for x in (0.25, 0.33, 0.67, 0.8, 1.25, 1.5, 3, 4)
-                                         if math.exp(a - pad) <= x <= math.exp(b + pad)})
-        ax.set_xticks(ticks)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _tick(x, lang)))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        log_ticks(ax, math.exp(a - pad), math.exp(b + pad), lang)
     else:
         ax.set_xlim(a - pad, b + pad)
         ax.xaxis.set_major_locator(MaxNLocator(6))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _tick(x, lang)))
+
+
+def log_ticks(ax, lo: float, hi: float, lang: str) -> None:
+    """Readable ticks on a log x axis between lo and hi (0.5, 1, 2 ... never 2 x 10^-1)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+    ax.set_xlim(lo, hi)
+    ticks = [x for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+             if lo <= x <= hi]
+    if len(ticks) < 4:
+        ticks = sorted(set(ticks) | {x for x in (0.25, 0.33, 0.67, 0.8, 1.25, 1.5, 3, 4)
+                                     if lo <= x <= hi})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _tick(x, lang)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _tick(x: float, lang: str) -> str:

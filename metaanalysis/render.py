@@ -350,6 +350,21 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     return outcomes
 
 
+def _gap_map_html(site: Path, themes: dict, lang: str) -> str:
+    from .figures import gap_map, gap_map_table
+    from .plots import svg_figure
+
+    data = {}
+    for slug in themes:
+        f = site / "data" / f"{slug}.json"
+        if f.exists():
+            data[slug] = json.loads(f.read_text(encoding="utf-8"))
+    table = gap_map_table(data, themes, lang)
+    if table.empty:
+        return ""
+    return svg_figure(gap_map(table, lang=lang))._repr_html_()
+
+
 def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
     """``site/index.html``: every theme with its headline result and the date of its data."""
     from .text import estimate_ci
@@ -376,6 +391,7 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
                     f"<td>{html.escape(headline)}</td>"
                     f"<td>{html.escape(_date(root, [bib, root / c['notebook']]))}</td></tr>")
     css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
+    gap = _gap_map_html(site, themes, lang)
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
@@ -394,7 +410,9 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
 {chr(10).join(rows)}
 </tbody>
 </table>
-<p><a href="data/">Données ouvertes</a> : effets extraits (CSV) et résultats (JSON) de chaque thème.</p>
+<h2>Carte des preuves</h2>
+{gap}
+<p>Données ouvertes : effets extraits (CSV) et résultats (JSON) de chaque thème, dans <code>data/</code>.</p>
 </main>
 </body>
 </html>

@@ -26,6 +26,43 @@ WORDS = {
     "no_data": {"fr": "Aucune donnée", "en": "No data"},
     "forest_alt": {"fr": "Graphique en forêt de {k} effets ({outcome}) : effet combiné {est}.",
                    "en": "Forest plot of {k} effects ({outcome}): pooled effect {est}."},
+    "observed": {"fr": "Études observées", "en": "Observed studies"},
+    "filled": {"fr": "Études imputées (trim-and-fill)", "en": "Imputed studies (trim-and-fill)"},
+    "standard_error": {"fr": "Erreur standard", "en": "Standard error"},
+    "funnel_alt": {"fr": "Graphique en entonnoir de {k} effets ({outcome}), avec les zones de "
+                         "significativité ; {filled} étude(s) imputée(s) par trim-and-fill.",
+                   "en": "Funnel plot of {k} effects ({outcome}) with significance contours; "
+                         "{filled} study(ies) imputed by trim-and-fill."},
+    "rob": {"low": {"fr": "Risque faible", "en": "Low risk"},
+            "some concerns": {"fr": "Quelques réserves", "en": "Some concerns"},
+            "high": {"fr": "Risque élevé", "en": "High risk"},
+            "no information": {"fr": "Pas d'information", "en": "No information"}},
+    "rob_alt": {"fr": "Risque de biais de {n} études : {low} à risque faible, {high} à risque élevé.",
+                "en": "Risk of bias of {n} studies: {low} at low risk, {high} at high risk."},
+    "rob_share": {"fr": "Part des études (%)", "en": "Share of studies (%)"},
+    "rob_share_weight": {"fr": "Part du poids dans l'analyse (%)",
+                         "en": "Share of weight in the analysis (%)"},
+    "rob_summary_alt": {"fr": "Synthèse du risque de biais : {low} % à risque faible globalement.",
+                        "en": "Risk-of-bias summary: {low}% at low risk overall."},
+    "prisma": {
+        "identified": {"fr": "Références identifiées\n(n = {n})", "en": "Records identified\n(n = {n})"},
+        "duplicates": {"fr": "Doublons retirés\n(n = {n})", "en": "Duplicates removed\n(n = {n})"},
+        "screened": {"fr": "Références triées\n(n = {n})", "en": "Records screened\n(n = {n})"},
+        "excluded": {"fr": "Exclues (n = {n})", "en": "Excluded (n = {n})"},
+        "pending": {"fr": "En attente de tri\n(n = {n})", "en": "Awaiting screening\n(n = {n})"},
+        "included": {"fr": "Études incluses\n(n = {n})", "en": "Studies included\n(n = {n})"},
+    },
+    "prisma_alt": {"fr": "Diagramme de flux PRISMA : {identified} références, {duplicates} doublons, "
+                         "{excluded} exclues, {pending} en attente, {included} études incluses.",
+                   "en": "PRISMA flow diagram: {identified} records, {duplicates} duplicates, "
+                         "{excluded} excluded, {pending} awaiting screening, {included} studies "
+                         "included."},
+    "gap": {"fr": "lacune", "en": "gap"},
+    "gap_benefit": {"fr": "effet favorable", "en": "favourable effect"},
+    "gap_unclear": {"fr": "effet incertain", "en": "unclear effect"},
+    "gap_harm": {"fr": "effet défavorable", "en": "unfavourable effect"},
+    "gap_alt": {"fr": "Carte des preuves : {cells} cases thème × critère, dont {gaps} sans étude.",
+                "en": "Evidence gap map: {cells} theme × outcome cells, {gaps} without any study."},
     "axis": {
         "OR": {"fr": "Rapport de cotes (échelle log)", "en": "Odds ratio (log scale)"},
         "RR": {"fr": "Risque relatif (échelle log)", "en": "Risk ratio (log scale)"},

@@ -1,0 +1,320 @@
+"""The figures a reviewer expects beside the forest plot, in the house style of :mod:`plots`.
+
+- :func:`funnel`: contour-enhanced funnel plot (Peters et al., 2008), trim-and-fill effects
+  marked when given;
+- :func:`rob_traffic_light` and :func:`rob_summary`: risk of bias per study and domain, and
+  weighted summary bars (as robvis; McGuinness & Higgins, 2021);
+- :func:`prisma`: the PRISMA 2020 flow diagram counted from the screening annotations
+  (Page et al., 2021);
+- :func:`gap_map`: an evidence gap map (3ie style) across themes and outcomes.
+
+Each function computes a plain table first (``*_table``) and draws from it, so the numbers a
+figure shows can be checked directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .grammar import RATIO_MEASURES
+from .plots import PALETTE, style
+from .text import WORDS, num, t
+
+ROB_LEVELS = ("low", "some concerns", "high", "no information")
+ROB_COLOURS = {"low": PALETTE["green"], "some concerns": "#F0E442", "high": PALETTE["vermillion"],
+               "no information": "#BBBBBB"}
+ROB_SYMBOLS = {"low": "+", "some concerns": "?", "high": "−", "no information": ""}
+_ROB_MAP = {"low": "low", "yes": "low", "some concerns": "some concerns", "moderate":
+            "some concerns", "unclear": "some concerns", "high": "high", "serious": "high",
+            "critical": "high", "no": "high"}
+
+
+# --------------------------------------------------------------------------- funnel
+def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = ""):
+    """Contour-enhanced funnel plot: effects against their standard errors, with shaded
+    regions of two-sided p-values (0.10, 0.05, 0.01) around the null; trim-and-fill effects
+    as open circles when ``trimfill`` (a :class:`~metaanalysis.bias.TrimFillResult`) is given."""
+    import matplotlib.pyplot as plt
+
+    style()
+    ratio = res.measure in RATIO_MEASURES
+    tf = np.exp if ratio else (lambda x: x)
+    sei = np.sqrt(res.vi)
+    top = float(sei.max()) * 1.05 if len(sei) else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    se_grid = np.linspace(0, top, 100)
+    for z, shade in ((2.576, "#F2F2F2"), (1.960, "#D9D9D9"), (1.645, "#BFBFBF")):
+        ax.fill_betweenx(se_grid, tf(-z * se_grid), tf(z * se_grid), color=shade, lw=0)
+    ax.fill_betweenx(se_grid, tf(-1.645 * se_grid), tf(1.645 * se_grid), color="white", lw=0)
+    ax.axvline(tf(res.estimate), color=PALETTE["vermillion"], lw=1)
+    ax.axvline(tf(0.0), color=PALETTE["black"], lw=0.6, ls=":")
+    ax.scatter(tf(res.yi), sei, s=18, color=PALETTE["blue"], zorder=3, label=t("observed", lang))
+    n_filled = 0
+    if trimfill is not None and trimfill.k0 > 0:
+        n_filled = trimfill.k0
+        ax.scatter(tf(trimfill.filled_yi), np.sqrt(trimfill.filled_vi), s=22,
+                   facecolors="white", edgecolors=PALETTE["black"], zorder=3,
+                   label=t("filled", lang))
+    ax.set_ylim(top, 0)
+    xs = np.r_[res.yi, trimfill.filled_yi if trimfill is not None and trimfill.k0 else []]
+    span = max(float(np.max(np.abs(xs - res.estimate))), 1.96 * top) * 1.1
+    if ratio:
+        from .plots import log_ticks
+        ax.set_xscale("log")
+        log_ticks(ax, math.exp(min(res.estimate - span, -0.1)),
+                  math.exp(max(res.estimate + span, 0.1)), lang)
+    else:
+        ax.set_xlim(min(res.estimate - span, -0.1), max(res.estimate + span, 0.1))
+    ax.set_ylabel(t("standard_error", lang))
+    ax.set_xlabel(t(f"axis.{res.measure}", lang) if res.measure in WORDS["axis"]
+                  else t("axis.GEN", lang))
+    from matplotlib.patches import Patch
+    handles = [Patch(color="white", label="p > 0,10" if lang == "fr" else "p > 0.10"),
+               Patch(color="#BFBFBF", label="0,05 < p < 0,10" if lang == "fr" else "0.05 < p < 0.10"),
+               Patch(color="#D9D9D9", label="0,01 < p < 0,05" if lang == "fr" else "0.01 < p < 0.05"),
+               Patch(color="#F2F2F2", label="p < 0,01" if lang == "fr" else "p < 0.01")]
+    h, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=h + handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
+              frameon=False)
+    ax.spines["left"].set_visible(True)
+    fig.alt = t("funnel_alt", lang, k=res.k, outcome=outcome or res.measure, filled=n_filled)
+    return fig
+
+
+# --------------------------------------------------------------------------- risk of bias
+def rob_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """One row per study, one column per risk-of-bias domain (``rob_*``) and ``overall``.
+
+    Judgements are normalised to low / some concerns / high / no information: "yes" to a
+    safeguard (e.g. allocation concealed) is low risk, "no" is high. Without an overall
+    judgement, the overall is the worst domain (Cochrane RoB 2's rule).
+    """
+    cols = [c for c in effects.columns if c.startswith("rob_")]
+    has_overall = "risk_of_bias" in effects.columns
+    if not cols and not has_overall:
+        return pd.DataFrame()
+    studies = effects.groupby("key", sort=False).first()
+    out = pd.DataFrame(index=studies.index)
+    for c in cols:
+        out[c[4:].replace("_", " ")] = studies[c].map(_norm_rob)
+    if has_overall:
+        out["overall"] = studies["risk_of_bias"].map(_norm_rob)
+    else:
+        order = {lev: i for i, lev in enumerate(("low", "some concerns", "high"))}
+        out["overall"] = out.apply(lambda r: max((v for v in r if v in order),
+                                                 key=order.get, default="no information"), axis=1)
+    return out
+
+
+def _norm_rob(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "no information"
+    return _ROB_MAP.get(str(value).strip().lower(), "no information")
+
+
+def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict | None = None):
+    """Traffic-light plot: a coloured, symbol-marked cell per study and domain."""
+    import matplotlib.pyplot as plt
+
+    style()
+    table = rob_table(effects)
+    if table.empty:
+        return None
+    n, m = table.shape
+    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * m + 1.8, 0.9 + 0.28 * n))
+    for i, (study, row) in enumerate(table.iterrows()):
+        for j, value in enumerate(row):
+            ax.scatter(j, i, s=150, color=ROB_COLOURS[value], edgecolors="#333333",
+                       linewidths=0.4)
+            ax.text(j, i, ROB_SYMBOLS[value], ha="center", va="center", fontsize=8,
+                    color="black")
+    ax.set_xticks(range(m), [_wrap(c) for c in table.columns], fontsize=7)
+    ax.xaxis.tick_top()
+    shown = labels or {}
+    ax.set_yticks(range(n), [shown.get(s, s) for s in table.index], fontsize=7)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(-0.6, m - 0.4)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(length=0)
+    counts = table["overall"].value_counts()
+    fig.alt = t("rob_alt", lang, n=n, low=int(counts.get("low", 0)),
+                high=int(counts.get("high", 0)))
+    return fig
+
+
+def rob_summary_table(effects: pd.DataFrame, weights: pd.Series | None = None) -> pd.DataFrame:
+    """Percent of studies (or of weight) at each level, per domain."""
+    table = rob_table(effects)
+    if table.empty:
+        return table
+    w = (weights.reindex(table.index).fillna(0) if weights is not None
+         else pd.Series(1.0, index=table.index))
+    rows = {}
+    for dom in table.columns:
+        rows[dom] = {lev: 100 * w[table[dom] == lev].sum() / w.sum() for lev in ROB_LEVELS}
+    return pd.DataFrame(rows).T
+
+
+def rob_summary(effects: pd.DataFrame, *, weights=None, lang: str = "en"):
+    """Stacked bars: the share of studies (or weight) at low, some concerns and high risk."""
+    import matplotlib.pyplot as plt
+
+    style()
+    summary = rob_summary_table(effects, weights)
+    if summary.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.35 * len(summary)))
+    left = np.zeros(len(summary))
+    for lev in ROB_LEVELS:
+        vals = summary[lev].to_numpy()
+        ax.barh(range(len(summary)), vals, left=left, color=ROB_COLOURS[lev],
+                edgecolor="white", label=t(f"rob.{lev}", lang))
+        left += vals
+    ax.set_yticks(range(len(summary)), [_wrap(s, 30) for s in summary.index], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(t("rob_share_weight" if weights is not None else "rob_share", lang))
+    ax.legend(ncol=4, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.35))
+    fig.alt = t("rob_summary_alt", lang, low=num(summary.loc["overall", "low"], lang, 0))
+    return fig
+
+
+def _wrap(s: str, width: int = 14) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(s), width)) or str(s)
+
+
+# --------------------------------------------------------------------------- PRISMA
+def prisma_counts(studies: pd.DataFrame) -> dict:
+    """PRISMA 2020 counts from the screening annotations.
+
+    Records identified: every entry. Duplicates removed: entries excluded with a reason that
+    starts with "duplicate". Screened: the others. Excluded: by reason. Pending: awaiting
+    screening. Included: studies whose screening is ``included``.
+    """
+    reason = studies["reason"].fillna("").astype(str)
+    dup = (studies["screening"] == "excluded") & reason.str.lower().str.startswith("duplicate")
+    excluded = studies[(studies["screening"] == "excluded") & ~dup]
+    by_reason = excluded["reason"].replace("", "no reason given").value_counts()
+    return {"identified": len(studies), "duplicates": int(dup.sum()),
+            "screened": int(len(studies) - dup.sum()), "excluded": int(len(excluded)),
+            "excluded_by_reason": {str(k): int(v) for k, v in sorted(by_reason.items())},
+            "pending": int((studies["screening"] == "pending").sum()),
+            "included": int((studies["screening"] == "included").sum())}
+
+
+def prisma(studies: pd.DataFrame, *, lang: str = "en"):
+    """The PRISMA 2020 flow diagram: boxes and arrows, every number counted."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    style()
+    c = prisma_counts(studies)
+    reasons = "\n".join(f"{r}: {n}" for r, n in c["excluded_by_reason"].items())
+    fig, ax = plt.subplots(figsize=(7.6, 4.8))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    ax.axis("off")
+
+    def box(x, y, w, h, text, colour="#FFFFFF"):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05",
+                                    fc=colour, ec="#333333", lw=0.8))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8, wrap=True)
+
+    def arrow(x1, y1, x2, y2):
+        ax.annotate("", (x2, y2), (x1, y1), arrowprops={"arrowstyle": "-|>", "lw": 0.8,
+                                                        "color": "#333333"})
+
+    box(0.3, 8.2, 4.4, 1.3, t("prisma.identified", lang, n=c["identified"]), "#EEF5FB")
+    box(5.5, 8.2, 4.2, 1.3, t("prisma.duplicates", lang, n=c["duplicates"]))
+    box(0.3, 5.4, 4.4, 1.3, t("prisma.screened", lang, n=c["screened"]))
+    n_lines = len(c["excluded_by_reason"])
+    height = 1.3 + 0.32 * n_lines
+    box(5.5, 6.05 - height / 2, 4.2, height,
+        t("prisma.excluded", lang, n=c["excluded"]) + ("\n" + reasons if reasons else ""))
+    box(0.3, 2.6, 4.4, 1.3, t("prisma.pending", lang, n=c["pending"]))
+    box(0.3, 0.2, 4.4, 1.5, t("prisma.included", lang, n=c["included"]), "#E6F4EA")
+    arrow(2.5, 8.2, 2.5, 6.75)
+    arrow(4.7, 8.85, 5.5, 8.85)
+    arrow(4.7, 6.05, 5.5, 6.05)
+    arrow(2.5, 5.4, 2.5, 3.95)
+    arrow(2.5, 2.6, 2.5, 1.75)
+    fig.alt = t("prisma_alt", lang, **{k: v for k, v in c.items() if isinstance(v, int)})
+    fig.counts = c
+    return fig
+
+
+# --------------------------------------------------------------------------- gap map
+def gap_map_table(site_data: dict, themes: dict, lang: str = "en") -> pd.DataFrame:
+    """One row per theme and main outcome: studies, direction and strength of the effect.
+
+    ``site_data`` maps a theme to its published summary (``site/data/THEME.json``). The
+    ``direction`` is +1 when the pooled effect favours the intervention and its CI excludes
+    the null, -1 when it favours the control likewise, 0 when the CI includes the null;
+    ``strength`` is the pooled effect as a standardised mean difference (log odds ratios are
+    converted with sqrt(3)/pi, Chinn 2000; log risk ratios shown as they are).
+    """
+    rows = []
+    for slug, c in themes.items():
+        d = site_data.get(slug, {})
+        results = {o["outcome"]: o for o in d.get("outcomes", [])}
+        for o in c.get("outcomes", []):
+            r = results.get(o["outcome"], {})
+            est = r.get("estimate")
+            lo, hi = r.get("ci_lower"), r.get("ci_upper")
+            sign = 1 if o.get("favours", "higher") == "higher" else -1
+            direction, strength = 0, float("nan")
+            if est is not None:
+                if lo is not None and hi is not None and (lo > 0 or hi < 0):
+                    direction = sign * (1 if est > 0 else -1)
+                strength = sign * est * (math.sqrt(3) / math.pi if r.get("measure") == "OR"
+                                         else 1.0)
+            rows.append({"theme": c["intervention"][lang] if "intervention" in c else slug,
+                         "outcome": o["label"][lang], "n_studies": int(r.get("n_studies", 0)),
+                         "direction": direction, "strength": strength})
+    return pd.DataFrame(rows)
+
+
+def gap_map(table: pd.DataFrame, *, lang: str = "en"):
+    """Bubbles for themes x outcomes: size = studies, colour = direction; empty cells = gaps."""
+    import matplotlib.pyplot as plt
+
+    style()
+    themes = list(dict.fromkeys(table["theme"]))
+    outcomes = list(dict.fromkeys(table["outcome"]))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(outcomes) + 3), 1.2 + 0.8 * len(themes)))
+    colour = {1: PALETTE["blue"], 0: "#999999", -1: PALETTE["vermillion"]}
+    for _, r in table.iterrows():
+        x, y = outcomes.index(r["outcome"]), themes.index(r["theme"])
+        if r["n_studies"] == 0:
+            ax.scatter(x, y, s=260, facecolors="none", edgecolors="#999999", linestyle="--")
+            ax.text(x, y, t("gap", lang), ha="center", va="center", fontsize=6.5, color="#666666")
+        else:
+            ax.scatter(x, y, s=60 + 18 * r["n_studies"], color=colour[int(r["direction"])],
+                       alpha=0.85, edgecolors="white")
+            ax.text(x, y, str(r["n_studies"]), ha="center", va="center", fontsize=7,
+                    color="white", weight="bold")
+    ax.set_xticks(range(len(outcomes)), [_wrap(o, 16) for o in outcomes], fontsize=7)
+    ax.set_yticks(range(len(themes)), [_wrap(th, 26) for th in themes], fontsize=8)
+    ax.set_xlim(-0.6, len(outcomes) - 0.4)
+    ax.set_ylim(len(themes) - 0.5, -0.5)
+    ax.xaxis.tick_top()
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(length=0)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], marker="o", ls="", color=colour[1], label=t("gap_benefit", lang)),
+               Line2D([], [], marker="o", ls="", color=colour[0], label=t("gap_unclear", lang)),
+               Line2D([], [], marker="o", ls="", color=colour[-1], label=t("gap_harm", lang)),
+               Line2D([], [], marker="o", ls="", mfc="none", mec="#999999",
+                      label=t("gap", lang))]
+    ax.legend(handles=handles, ncol=4, fontsize=7, frameon=False, loc="upper center",
+              bbox_to_anchor=(0.5, -0.02))
+    gaps = int((table["n_studies"] == 0).sum())
+    fig.alt = t("gap_alt", lang, cells=len(table), gaps=gaps)
+    return fig
