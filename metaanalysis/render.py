@@ -244,7 +244,9 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
 
 
 def _show(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v) if str(v) != "" else "\"\""
 
 
 def _describe(exc: Exception) -> str:

@@ -1,0 +1,152 @@
+"""What each figure and table computes: rows, counts, numbers (not pixels)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaanalysis.bias import trimfill
+from metaanalysis.figures import (funnel, gap_map, gap_map_table, prisma, prisma_counts,
+                                  rob_summary_table, rob_table, rob_traffic_light)
+from metaanalysis.models import rma
+from metaanalysis.notes import Note, OutcomeResult
+from metaanalysis.plots import forest, svg_figure
+from metaanalysis.tables import control_risk, participants, summary_of_findings
+
+
+def synthetic(k_studies, per_study, seed=0):
+    rng = np.random.default_rng(seed)
+    keys = np.repeat([f"s{i:03d}" for i in range(k_studies)], per_study)
+    v = rng.uniform(0.01, 0.1, len(keys))
+    y = rng.normal(0.3, 0.2, len(keys)) + rng.normal(0, np.sqrt(v))
+    return pd.DataFrame({"key": keys, "yi": y, "vi": v, "author": "Doe, J.",
+                         "year": 2000 + np.arange(len(keys)) % 20})
+
+
+def test_forest_small_rows_and_alt_text():
+    d = synthetic(6, 1)
+    r = rma(data=d)
+    fig = forest(r, lang="en")
+    assert len(fig.rows) == 6 and not fig.grouped
+    assert f"{r.estimate:.2f}" in fig.alt
+    fr = forest(r, lang="fr")
+    assert f"{r.estimate:.2f}".replace(".", ",") in fr.alt
+    svg = svg_figure(fr).svg
+    assert svg.startswith("<svg") and "Effet combiné" in svg
+
+
+def test_forest_large_synthesis_groups_per_study():
+    d = synthetic(120, 5)  # 600 effects
+    r = rma(data=d)
+    fig = forest(r, lang="en", max_rows=40)
+    assert fig.grouped and len(fig.rows) == 120
+    assert fig.rows[0].endswith("(5)")
+    assert r.k == 600 and "600" in fig.alt
+
+
+def test_forest_ratio_measure_on_natural_scale():
+    d = pd.DataFrame({"key": list("abcd"), "yi": np.log([0.5, 0.8, 1.2, 0.7]),
+                      "vi": [0.04, 0.05, 0.03, 0.06], "measure": "RR"})
+    r = rma(data=d)
+    fig = forest(r, lang="en")
+    assert fig.axes[0].get_xscale() == "log"
+    assert f"{math.exp(r.estimate):.2f}" in fig.alt
+
+
+def test_funnel_marks_filled_studies():
+    d = synthetic(15, 1, seed=3)
+    d.loc[d.yi < 0.3, "yi"] += 0.6  # asymmetry
+    r = rma(data=d)
+    tf = trimfill(r)
+    fig = funnel(r, trimfill=tf, lang="en")
+    assert f"{tf.k0} study" in fig.alt
+    from matplotlib.collections import PathCollection
+    offsets = [c.get_offsets() for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    assert sum(len(o) for o in offsets) == r.k + tf.k0
+
+
+def test_rob_table_maps_judgements_and_takes_the_worst_domain():
+    e = pd.DataFrame({"key": ["a", "a", "b", "c"], "rob_concealment": ["yes", "yes", "no", None],
+                      "rob_blinding": ["yes", "yes", "yes", "unclear"]})
+    t = rob_table(e)
+    assert t.loc["a"].tolist() == ["low", "low", "low"]
+    assert t.loc["b", "overall"] == "high"
+    assert t.loc["c"].tolist() == ["no information", "some concerns", "some concerns"]
+    s = rob_summary_table(e)
+    assert np.allclose(s.sum(axis=1), 100)
+    assert s.loc["overall", "high"] == pytest.approx(100 / 3)
+    w = rob_summary_table(e, pd.Series({"a": 2.0, "b": 1.0, "c": 1.0}))
+    assert w.loc["overall", "low"] == pytest.approx(50)
+    assert rob_traffic_light(e).alt.startswith("Risk of bias of 3 studies: 1 at low risk, 1 at high")
+
+
+def test_prisma_counts_from_the_screening():
+    s = pd.DataFrame({"screening": ["included"] * 4 + ["excluded"] * 4 + ["pending"] * 2,
+                      "reason": [""] * 4 + ["duplicate record", "not randomised",
+                                            "not randomised", "wrong population"] + [""] * 2})
+    c = prisma_counts(s)
+    assert c == {"identified": 10, "duplicates": 1, "screened": 9, "excluded": 3,
+                 "excluded_by_reason": {"not randomised": 2, "wrong population": 1},
+                 "pending": 2, "included": 4}
+    fig = prisma(s, lang="fr")
+    assert "4 études incluses" in fig.alt
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "not randomised: 2" in texts and "(n = 9)" in texts
+
+
+def test_summary_of_findings_numbers():
+    d = pd.DataFrame({"key": ["a", "b", "c", "d"], "ai": [10, 12, 8, 20], "n1i": [100] * 4,
+                      "ci": [20, 18, 16, 30], "n2i": [100, 100, 100, 100], "design": "RCT",
+                      "measure": "RR"})
+    from metaanalysis.effects import add_effect_sizes
+    d = add_effect_sizes(d)
+    r = rma(data=d)
+    assert participants(d) == 800
+    assert control_risk(d) == pytest.approx(0.19)
+    o = OutcomeResult("falls", "falls", "lower", d, r)
+    t = summary_of_findings([o], "en")
+    row = t.iloc[0]
+    assert row["n_studies"] == 4 and row["participants"] == 800
+    per1000 = 1000 * (0.19 * math.exp(r.estimate) - 0.19)
+    assert f"{abs(per1000):.0f} per 1,000" in row["absolute"] or \
+        f"−{abs(per1000):.0f} (" in row["absolute"]
+    assert row["certainty"] in ("high", "moderate")
+    t2 = summary_of_findings([o], "en", baseline_risk=0.5)
+    assert t2.iloc[0]["control_risk"] == 0.5
+
+
+def test_summary_of_findings_downgrades_with_reasons():
+    d = pd.DataFrame({"key": list("abc"), "yi": [0.1, -0.1, 0.05], "vi": [0.05, 0.05, 0.05],
+                      "design": ["RCT", "QES", "RCT"], "measure": "SMD"})
+    r = rma(data=d)
+    t = summary_of_findings([OutcomeResult("x", "x", "higher", d, r)], "en").iloc[0]
+    assert t["certainty"] == "very low"
+    assert any("non-randomised" in x for x in t["reasons"])
+    assert any("imprecision" in x for x in t["reasons"])
+
+
+def test_gap_map_shows_gaps_and_directions():
+    themes = {"a": {"intervention": {"en": "A"}, "outcomes": [
+        {"outcome": "x", "favours": "lower", "label": {"en": "X"}},
+        {"outcome": "y", "favours": "higher", "label": {"en": "Y"}}]},
+        "b": {"intervention": {"en": "B"}, "outcomes": [
+            {"outcome": "z", "favours": "higher", "label": {"en": "Z"}}]}}
+    data = {"a": {"outcomes": [{"outcome": "x", "estimate": -0.3, "ci_lower": -0.5,
+                                "ci_upper": -0.1, "n_studies": 7, "measure": "RR"},
+                               {"outcome": "y", "estimate": 0.1, "ci_lower": -0.1,
+                                "ci_upper": 0.3, "n_studies": 3, "measure": "SMD"}]}}
+    t = gap_map_table(data, themes, "en")
+    assert t["direction"].tolist() == [1, 0, 0]
+    assert t["n_studies"].tolist() == [7, 3, 0]
+    assert gap_map(t, lang="en").alt.endswith("1 without any study.")
+
+
+def test_note_figures_render_in_both_languages():
+    for lang in ("fr", "en"):
+        note = Note("autonomy", lang=lang)
+        html = note.summary_of_findings().data
+        assert ("Certitude suggérée" if lang == "fr" else "Suggested certainty") in html
+        assert "<svg" in note.prisma()._repr_html_()
+        assert "<svg" in note.funnel(0)._repr_html_()
+        assert "<svg" in note.risk_of_bias(where={"review": "bachmann2010"}).data
