@@ -99,11 +99,12 @@ def cmd_new_theme(args) -> int:
 
 def cmd_render(args) -> int:
     from .render import RenderError, render
+    from .themes import find_root
 
     params = dict(args.param or [])
     try:
         outcomes = render(args.themes, params, jobs=args.jobs, force=args.force,
-                          site=args.site, timeout=args.timeout)
+                          site=args.site, timeout=args.timeout, root=find_root())
     except RenderError as exc:
         print(f"metaanalysis render: {exc}", file=sys.stderr)
         return 2

@@ -72,6 +72,10 @@ FIELD_ALIASES = {"effect": "effects", "screen": "screening", "decision": "screen
 
 SCREENING_VALUES = ("included", "excluded: REASON", "pending")
 
+#: tau^2 estimators and tests of the univariate model (metafor's names).
+METHODS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
+TESTS = ("z", "knha")
+
 
 @lru_cache(maxsize=4096)
 def suggest_effect_key(key: str) -> str | None:

@@ -20,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .notes import ROOT, load_themes, validate_parameters
+from .themes import ROOT, load_themes, validate_parameters
 
 BRAND = "Comparer les impacts, pas les idéologies"
 WORDS = {
@@ -204,10 +204,11 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         nb_path = root / config["notebook"]
         params = {**notebook_parameters(nb_path), **job.params}
         t0 = time.perf_counter()
-        executed = pm.execute_notebook(
-            str(nb_path), None, parameters=params, kernel_name=_kernel_name(),
-            progress_bar=False, log_output=False, execution_timeout=timeout,
-            cwd=str(nb_path.parent), report_mode=False)
+        with _kernel_stderr_filtered():
+            executed = pm.execute_notebook(
+                str(nb_path), None, parameters=params, kernel_name=_kernel_name(),
+                progress_bar=False, log_output=False, execution_timeout=timeout,
+                cwd=str(nb_path.parent), report_mode=False)
         profile["execute"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         nb = nbformat.from_dict(executed)
@@ -241,6 +242,33 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
                        path=str(job.html), profile=profile)
     except Exception as exc:  # noqa: BLE001 - a failing theme must never stop the others
         return Outcome(job.theme, "failed", time.perf_counter() - start, _describe(exc))
+
+
+class _kernel_stderr_filtered:
+    """Capture this process's fd 2 (which the kernel inherits) and forward it without the
+    kernel's routine notices (unencrypted local TCP, interrupt at shutdown)."""
+
+    NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+
+    def __enter__(self):
+        import tempfile
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.tmp = tempfile.TemporaryFile()
+        os.dup2(self.tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.tmp.seek(0)
+        for line in self.tmp.read().decode(errors="replace").splitlines():
+            if line.strip() and not any(n in line for n in self.NOISE):
+                print(line, file=sys.stderr)
+        self.tmp.close()
+        return False
 
 
 def _show(v) -> str:
@@ -319,12 +347,15 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     config = load_themes(root)
     outcomes, runnable = [], []
     for job in todo:
+        if not force and up_to_date(job):
+            # the stamp is written only after a successful render of these exact inputs,
+            # so the bibliography was valid then and has not changed since
+            outcomes.append(Outcome(job.theme, "up to date", path=str(job.html)))
+            continue
         bib = read_bibliography(root / config[job.theme]["bibliography"])
         if bib.errors:
             outcomes.append(Outcome(job.theme, "failed", message="the bibliography has errors:\n"
                                     + "\n".join(f"  {p}" for p in bib.errors)))
-        elif not force and up_to_date(job):
-            outcomes.append(Outcome(job.theme, "up to date", path=str(job.html)))
         else:
             runnable.append(job)
     for o in outcomes:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .models import RMAResult, refit
+from .models import BATCH_METHODS, RMAResult, batch_fit, refit
 
 
 def _drop(res: RMAResult, i: int):
@@ -22,8 +22,27 @@ def _drop(res: RMAResult, i: int):
     return res.yi[keep], res.vi[keep], res.X[keep]
 
 
+def _batched(res: RMAResult) -> bool:
+    return res.X.shape[1] == 1 and res.method in BATCH_METHODS
+
+
+def _tile(res: RMAResult, m: int):
+    return np.broadcast_to(res.yi, (m, res.k)), np.broadcast_to(res.vi, (m, res.k))
+
+
 def leave_one_out(res: RMAResult) -> pd.DataFrame:
-    """The model refitted without each effect in turn: estimate, se, CI, tau2, I2, Q."""
+    """The model refitted without each effect in turn: estimate, se, CI, tau2, I2, Q.
+
+    Intercept-only models run as one batched fit (:func:`~metaanalysis.models.batch_fit`).
+    """
+    if _batched(res) and res.k > 1:
+        Y, V = _tile(res, res.k)
+        b = batch_fit(Y, V, ~np.eye(res.k, dtype=bool), method=res.method, test=res.test,
+                      level=res.level)
+        out = pd.DataFrame({"omitted": res.slab, **{c: b[c] for c in (
+            "estimate", "se", "zval", "pval", "ci_lb", "ci_ub", "Q", "Q_pvalue", "tau2", "I2",
+            "H2")}})
+        return out
     rows = []
     for i in range(res.k):
         y, v, X = _drop(res, i)
@@ -91,6 +110,14 @@ def influence(res: RMAResult) -> pd.DataFrame:
 def cumulative(res: RMAResult, order=None) -> pd.DataFrame:
     """The pooled estimate as effects are added one by one (by ``order``, e.g. the years)."""
     idx = np.argsort(np.asarray(order), kind="stable") if order is not None else np.arange(res.k)
+    if _batched(res):
+        Y, V = res.yi[idx], res.vi[idx]
+        mask = np.tri(res.k, dtype=bool)
+        b = batch_fit(np.broadcast_to(Y, (res.k, res.k)), np.broadcast_to(V, (res.k, res.k)),
+                      mask, method=res.method, test=res.test, level=res.level)
+        return pd.DataFrame({"added": [res.slab[i] for i in idx], "k": np.arange(1, res.k + 1),
+                             **{c: b[c] for c in ("estimate", "se", "ci_lb", "ci_ub", "pval",
+                                                  "tau2", "I2", "Q")}})
     rows = []
     for j in range(1, res.k + 1):
         sel = idx[:j]
@@ -145,8 +172,14 @@ def permutest(res: RMAResult, iter: int = 1000, seed: int = 1, exact: bool | Non
         else:
             signs = rng.choice((-1.0, 1.0), size=(iter, k))
             signs[0] = 1.0
-        for s in signs:
-            record(refit(res, s * res.yi, res.vi))
+        if _batched(res):
+            b = batch_fit(signs * res.yi, np.broadcast_to(res.vi, signs.shape),
+                          method=res.method, test=res.test, level=res.level)
+            stats_z.extend(np.abs(b["zval"])[:, None])
+            stats_qm.extend([np.nan] * len(signs))
+        else:
+            for s in signs:
+                record(refit(res, s * res.yi, res.vi))
     else:
         if use_exact:
             seen, perms = set(), []

@@ -1,0 +1,229 @@
+"""The benchmarks of the performance issue, side by side in one run, reported as ratios.
+
+    python benchmarks/run.py [--no-r] [--no-notes] [--out benchmarks/results.json]
+
+Ours (this checkout) against R's metafor (run here through Rscript on the same data) and
+PyMARE, on seeded synthetic data and on the education theme's data; plus reading a
+10,000-entry bibliography against bibtexparser, and ``metaanalysis render`` cold, with
+nothing changed and after touching one bibliography (with a per-theme profile). R and
+metafor come from Debian; if they are missing the script tries to install them (as root)
+and says so, and otherwise reports our side alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+
+def best(fn, repeat=5):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def univariate(k, seed=1):
+    rng = np.random.default_rng(seed + k)
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.3 + rng.normal(0, 0.2, k) + rng.normal(0, np.sqrt(v))
+    return pd.DataFrame({"yi": y, "vi": v})
+
+
+def multilevel(k, clusters, seed=2):
+    rng = np.random.default_rng(seed)
+    cl = np.repeat(np.arange(clusters), k // clusters)
+    v = rng.uniform(0.01, 0.1, k)
+    y = 0.2 + rng.normal(0, 0.2, clusters)[cl] + rng.normal(0, 0.1, k) + rng.normal(0, np.sqrt(v))
+    return pd.DataFrame({"yi": y, "vi": v, "cluster": cl, "es": np.arange(k)})
+
+
+def ensure_r() -> bool:
+    ok = shutil.which("Rscript") and subprocess.run(
+        ["Rscript", "-e", "library(metafor); library(jsonlite)"], capture_output=True).returncode == 0
+    if ok:
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("R or metafor is missing: installing r-base-core r-cran-metafor r-cran-jsonlite "
+              "from Debian ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "r-base-core", "r-cran-metafor",
+                        "r-cran-jsonlite"], check=False, env={**os.environ,
+                                                             "DEBIAN_FRONTEND": "noninteractive"})
+        return subprocess.run(["Rscript", "-e", "library(metafor)"],
+                              capture_output=True).returncode == 0
+    print("R/metafor missing and cannot be installed here: reporting our side alone",
+          file=sys.stderr)
+    return False
+
+
+def run_r(datasets: dict) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, df in datasets.items():
+            df.to_csv(Path(tmp) / f"{name}.csv", index=False)
+        out = subprocess.run(["Rscript", str(HERE / "bench_metafor.R"), tmp],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr, file=sys.stderr)
+            return {}
+        return json.loads(out.stdout)
+
+
+def ours(datasets: dict) -> dict:
+    from metaanalysis.models import rma
+    from metaanalysis.multilevel import rma_mv
+    from metaanalysis.sensitivity import leave_one_out, permutest
+
+    r = {}
+    for k in (100, 1000, 4000, 100_000, 1_000_000):
+        d = datasets.get(f"uni_{k}") if f"uni_{k}" in datasets else univariate(k)
+        y, v = d["yi"].to_numpy(), d["vi"].to_numpy()
+        r[f"reml_{k}"] = best(lambda: rma(y, v, method="REML"), 3 if k >= 100_000 else 7)
+    for k in (200, 2000):
+        d = datasets.get(f"uni_{k}") if f"uni_{k}" in datasets else univariate(k)
+        fit = rma(d["yi"].to_numpy(), d["vi"].to_numpy())
+        r[f"loo_{k}"] = best(lambda: leave_one_out(fit))
+    d = datasets["uni_100"]
+    fit = rma(d["yi"].to_numpy(), d["vi"].to_numpy())
+    r["perm_100"] = best(lambda: permutest(fit, iter=1000, seed=1))
+    for name in ("ml_900", "ml_3000", "education"):
+        d = datasets[name]
+        r[f"ml_{name.split('_')[-1]}" if name != "education" else "ml_education"] = best(
+            lambda: rma_mv(d["yi"].to_numpy(), d["vi"].to_numpy(), cluster=d["cluster"].to_numpy()))
+    return r
+
+
+def pymare_times(datasets: dict) -> dict:
+    from pymare import Dataset
+    from pymare.estimators import VarianceBasedLikelihoodEstimator
+
+    out = {}
+    for k in (100, 1000, 4000):
+        d = datasets[f"uni_{k}"]
+        ds = Dataset(y=d["yi"].to_numpy(), v=d["vi"].to_numpy())
+
+        def fit():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                VarianceBasedLikelihoodEstimator(method="REML").fit_dataset(ds)
+        out[f"reml_{k}"] = best(fit, 3)
+    return out
+
+
+def notes_times() -> dict:
+    """metaanalysis render on a copy of the project: cold, no-op, one bibliography touched."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = Path(tmp) / "proj"
+        for part in ("bibliographies", "notebooks", "templates"):
+            shutil.copytree(ROOT / part, proj / part)
+        shutil.copy(ROOT / "themes.json", proj / "themes.json")
+        cmd = [sys.executable, "-m", "metaanalysis", "render"]
+        out = {}
+        for label in ("cold", "noop", "touched"):
+            if label == "touched":
+                bib = proj / "bibliographies" / "employment.bib"
+                bib.write_text(bib.read_text() + "\n% touched\n")
+            t0 = time.perf_counter()
+            run = subprocess.run(cmd, cwd=proj, capture_output=True, text=True)
+            out[label] = time.perf_counter() - t0
+            out[f"{label}_log"] = [ln for ln in run.stderr.splitlines() if ln.startswith("[")]
+        sizes = {p.name: p.stat().st_size for p in (proj / "site").glob("*.html")}
+        out["page_bytes"] = sizes
+        return out
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, " \
+           f"Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-r", action="store_true")
+    ap.add_argument("--no-notes", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = ap.parse_args(argv)
+    from metaanalysis.bibliography import read_effects
+
+    datasets = {f"uni_{k}": univariate(k) for k in (100, 200, 1000, 2000, 4000)}
+    datasets["ml_900"] = multilevel(900, 300)
+    datasets["ml_3000"] = multilevel(3000, 1000)
+    edu = read_effects(ROOT / "bibliographies" / "education.bib")
+    datasets["education"] = pd.DataFrame({"yi": edu["yi"], "vi": edu["vi"],
+                                          "cluster": edu["key"], "es": np.arange(len(edu))})
+    res = {"machine": machine(), "ours": ours(datasets), "pymare": pymare_times(datasets)}
+    res["metafor"] = run_r(datasets) if not args.no_r and ensure_r() else {}
+    import bench_reader
+    res["reader"] = bench_reader.main(10_000)
+    if not args.no_notes:
+        res["notes"] = notes_times()
+    args.out.write_text(json.dumps(res, indent=1))
+    print_table(res)
+    return res
+
+
+TARGETS = {"reml_4000": 1000, "loo_200": 50, "perm_100": 50, "ml_900": 50}
+
+
+def print_table(res):
+    o, m, p = res["ours"], res.get("metafor", {}), res["pymare"]
+    print(f"\nMachine: {res['machine']}")
+    if m:
+        print(f"metafor {m.get('metafor')} on {m.get('R')}")
+    print(f"\n{'benchmark':<28}{'ours':>12}{'metafor':>12}{'ratio':>10}{'PyMARE':>12}{'ratio':>9}  target")
+    rows = [("REML fit, k = 100", "reml_100"), ("REML fit, k = 1,000", "reml_1000"),
+            ("REML fit, k = 4,000", "reml_4000"), ("REML fit, k = 100,000", "reml_100000"),
+            ("REML fit, k = 1,000,000", "reml_1000000"), ("leave-one-out, k = 200", "loo_200"),
+            ("leave-one-out, k = 2,000", "loo_2000"), ("permutations x1000, k = 100", "perm_100"),
+            ("3-level, 900 in 300", "ml_900"), ("3-level, 3,000 in 1,000", "ml_3000"),
+            ("3-level, education (1,334)", "ml_education")]
+    for label, key in rows:
+        ours_t = o.get(key)
+        mf = m.get(key)
+        py = p.get(key)
+        ratio = f"{mf / ours_t:,.0f}x" if mf and ours_t else ""
+        pr = f"{py / ours_t:,.1f}x" if py and ours_t else ""
+        target = {"reml_1000000": "< 1 s", "loo_2000": "< 0.2 s"}.get(
+            key, f">= {TARGETS[key]}x" if key in TARGETS else "")
+        print(f"{label:<28}{ours_t * 1000:>10.2f}ms{(mf or 0) * 1000:>10.0f}ms{ratio:>10}"
+              f"{(py or 0) * 1000:>10.2f}ms{pr:>9}  {target}")
+    r = res["reader"]
+    print(f"{'read+validate 10,000 entries':<28}{r['read_and_validate_s'] * 1000:>10.0f}ms"
+          f"{'':>12}{'':>10}{r['bibtexparser_parse_s'] * 1000:>10.0f}ms"
+          f"{r['ratio']:>8.2f}x  <= 1.5x of bibtexparser (its column)")
+    if "notes" in res:
+        n = res["notes"]
+        print(f"\nmetaanalysis render: cold {n['cold']:.1f} s (target < 15 s), no-op "
+              f"{n['noop']:.2f} s (target < 1 s), one bibliography touched {n['touched']:.1f} s")
+        for line in n["cold_log"]:
+            print("   ", line)
+        print("    page sizes:", ", ".join(f"{k} {v / 1000:.0f} KB" for k, v in
+                                          sorted(n["page_bytes"].items())), "(target < 500 KB)")
+
+
+if __name__ == "__main__":
+    main()
