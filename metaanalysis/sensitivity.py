@@ -38,7 +38,7 @@ def leave_one_out(res: RMAResult) -> pd.DataFrame:
     if _batched(res) and res.k > 1:
         Y, V = _tile(res, res.k)
         b = batch_fit(Y, V, ~np.eye(res.k, dtype=bool), method=res.method, test=res.test,
-                      level=res.level)
+                      level=res.level, start=res.tau2)
         out = pd.DataFrame({"omitted": res.slab, **{c: b[c] for c in (
             "estimate", "se", "zval", "pval", "ci_lb", "ci_ub", "Q", "Q_pvalue", "tau2", "I2",
             "H2")}})
