@@ -1,0 +1,62 @@
+"""Defined behaviour at the edges: k = 1, k = 2, zero tau^2, missing values, non-convergence."""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaanalysis import models
+from metaanalysis.models import ConvergenceWarning, MissingDataWarning, rma
+
+
+def test_one_effect():
+    r = rma([0.4], [0.04])
+    assert r.k == 1 and r.tau2 == 0 and r.Q == 0 and r.I2 == 0
+    assert r.estimate == pytest.approx(0.4) and r.se[0] == pytest.approx(0.2)
+    assert math.isnan(r.tau2_ci[0])
+    assert "k = 1" in str(r)
+
+
+def test_two_effects_with_knapp_hartung():
+    r = rma([0.1, 0.5], [0.02, 0.03], test="knha")
+    assert r.dfs == 1 and np.isfinite(r.pval[0])
+    assert r.ci_ub[0] - r.ci_lb[0] > 0
+
+
+@pytest.mark.parametrize("method", models.METHODS)
+def test_zero_heterogeneity(method):
+    r = rma([0.3, 0.3, 0.3, 0.3], [0.01, 0.02, 0.03, 0.04], method=method)
+    assert r.tau2 == 0 and r.I2 == 0
+    assert r.estimate == pytest.approx(0.3)
+
+
+def test_missing_values_are_dropped_with_a_warning_naming_them():
+    d = pd.DataFrame({"key": ["a", "b", "c", "d"], "yi": [0.1, np.nan, 0.3, 0.2],
+                      "vi": [0.01, 0.02, np.nan, 0.02]})
+    with pytest.warns(MissingDataWarning, match="dropped: b, c"):
+        r = rma(data=d)
+    assert r.k == 2 and r.slab == ["a", "d"]
+
+
+def test_non_convergence_warns_and_gives_nan(monkeypatch):
+    monkeypatch.setattr(models, "MAXITER", 1)
+    y = np.array([0.1, 0.9, -0.4, 0.6, 0.2, 1.4])
+    v = np.array([0.01, 0.02, 0.05, 0.03, 0.02, 0.04])
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        r = rma(y, v, method="REML")
+    assert math.isnan(r.tau2) and math.isnan(r.estimate)
+
+
+def test_collinear_moderators_are_refused():
+    d = pd.DataFrame({"yi": [0.1, 0.2, 0.3, 0.4], "vi": [0.01] * 4, "a": [1, 2, 3, 4],
+                      "b": [2, 4, 6, 8]})
+    with pytest.raises(ValueError, match="collinear"):
+        rma(data=d, mods=["a", "b"])
+
+
+def test_mixed_measures_are_refused():
+    d = pd.DataFrame({"yi": [0.1, 0.2], "vi": [0.01, 0.02], "measure": ["RR", "OR"]})
+    with pytest.raises(ValueError, match="mix measures"):
+        rma(data=d)
