@@ -52,7 +52,8 @@ def cmd_pool(args) -> int:
         out = run(args.input, outcome=args.outcome, measure=args.measure, method=args.method,
                   test=args.test, mods=args.mods, cluster=args.cluster, robust=args.robust,
                   bias=args.bias, leave_one_out=args.leave_one_out, level=args.level,
-                  study=args.study)
+                  study=args.study, influence=args.influence, cumulative=args.cumulative,
+                  permutations=args.permutations, seed=args.seed, subgroup=args.subgroup)
     except BibliographyError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
@@ -73,11 +74,22 @@ def cmd_pool(args) -> int:
         print(f"Begg's test: Kendall's tau = {out['begg_tau']:.4f}, p = {out['begg_p']:.4f}")
         print(f"Trim-and-fill: {out['trimfill_k0']} effect(s) filled on the "
               f"{out['trimfill_side']} side; adjusted estimate {out['trimfill_estimate']:.4f}")
-    if "leave_one_out" in out:
-        import pandas as pd
-        print("\nLeave-one-out:")
-        print(pd.DataFrame(out["leave_one_out"]).to_string(index=False,
-                                                           float_format=lambda x: f"{x:.4f}"))
+    import pandas as pd
+    for key, title in (("leave_one_out", "Leave-one-out"), ("influence", "Influence diagnostics"),
+                       ("cumulative", "Cumulative meta-analysis")):
+        if key in out:
+            print(f"\n{title}:")
+            print(pd.DataFrame(out[key]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    if "permutation" in out:
+        p = out["permutation"]
+        kind = "exact" if p["exact"] else f"{p['iterations']} permutations, seed {p['seed']}"
+        print(f"\nPermutation test ({kind}): p = " + ", ".join(f"{x:.4f}" for x in p["pvalue"]))
+    if "subgroups" in out:
+        sg = out["subgroups"]
+        print(f"\nSubgroups by {sg['by']}:")
+        print(pd.DataFrame(sg["groups"]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        print(f"Test of subgroup differences: Q = {sg['Q_between']:.4f}, df = "
+              f"{sg['Q_between_df']}, p = {sg['Q_between_pvalue']:.4f}")
     return 0
 
 
@@ -158,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", metavar="COL", help="study label column (default: key or study)")
     p.add_argument("--bias", action="store_true", help="Egger, Begg and trim-and-fill")
     p.add_argument("--leave-one-out", action="store_true", help="refit without each effect")
+    p.add_argument("--influence", action="store_true", help="influence diagnostics "
+                   "(studentized residuals, Cook's distances, DFFITS, hat values)")
+    p.add_argument("--cumulative", metavar="COL", help="cumulative meta-analysis ordered by "
+                   "COL (e.g. year)")
+    p.add_argument("--permutations", type=int, default=0, metavar="N",
+                   help="permutation test with N iterations (exact when N allows)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the permutation test")
+    p.add_argument("--subgroup", metavar="COL", help="subgroup analysis by COL with the test "
+                   "of subgroup differences")
     p.add_argument("--level", type=float, default=95, help="confidence level in percent")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_pool)

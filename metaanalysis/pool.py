@@ -55,7 +55,8 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
 def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML",
          test: str = "z", mods=None, cluster: str | None = None, robust: bool = False,
          bias: bool = False, leave_one_out: bool = False, level: float = 95,
-         study: str | None = None) -> dict:
+         study: str | None = None, influence: bool = False, cumulative: str | None = None,
+         permutations: int = 0, seed: int = 1, subgroup: str | None = None) -> dict:
     """Fit the model and the requested analyses; return the JSON-ready summary."""
     from .bias import begg, egger, trimfill
     from .binary import rma_mh, rma_peto
@@ -115,8 +116,47 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
         rows = l1o(fit)
         out["leave_one_out"] = [{"omitted": r.omitted, "estimate": r.estimate, "se": r.se,
                                  "tau2": r.tau2, "I2": r.I2} for r in rows.itertuples()]
+    univariate_only = cluster or method in ("MH", "PETO")
+    if (influence or cumulative or permutations or subgroup) and univariate_only:
+        raise ValueError("--influence, --cumulative, --permutations and --subgroup apply to "
+                         "a univariate model (no --cluster, not MH or PETO)")
+    if influence:
+        from .sensitivity import influence as infl
+        t = infl(fit).reset_index()
+        out["influence"] = json_rows(t)
+    if cumulative:
+        if cumulative not in table:
+            raise ValueError(f"no column {cumulative!r} to order the cumulative analysis")
+        from .sensitivity import cumulative as cumul
+        order = pd.to_numeric(table.loc[table.index[:fit.k], cumulative], errors="coerce") \
+            if len(table) == fit.k else None
+        if order is None:
+            raise ValueError("--cumulative needs data without missing values")
+        out["cumulative"] = json_rows(cumul(fit, order=order.to_numpy()))
+    if permutations:
+        from .sensitivity import permutest
+        perm = permutest(fit, iter=permutations, seed=seed)
+        out["permutation"] = {"pvalue": [float(p) for p in perm.pval],
+                              "QM_pvalue": None if np.isnan(perm.QM_pvalue) else perm.QM_pvalue,
+                              "iterations": perm.iterations, "exact": perm.exact, "seed": seed}
+    if subgroup:
+        from .models import subgroups
+        sg = subgroups(table, subgroup, method=method, test=test, level=level, measure=measure)
+        out["subgroups"] = {"by": subgroup, "groups": json_rows(sg.table()),
+                            "Q_between": sg.Q_between, "Q_between_df": sg.Q_between_df,
+                            "Q_between_pvalue": sg.Q_between_pvalue, "QM": sg.QM,
+                            "QM_pvalue": sg.QM_pvalue}
     out["_fit"] = fit
     return out
+
+
+def json_rows(df: pd.DataFrame) -> list[dict]:
+    """DataFrame rows as JSON-ready dicts (NaN as None, numpy scalars as Python's)."""
+    rows = []
+    for rec in df.to_dict(orient="records"):
+        rows.append({k: (None if isinstance(v, float) and np.isnan(v) else
+                         v.item() if hasattr(v, "item") else v) for k, v in rec.items()})
+    return rows
 
 
 def run(path, *, outcome: str | None = None, **kw) -> dict:

@@ -116,3 +116,27 @@ def test_readable_summary(bcg_csv):
 def test_bad_method_is_refused(bcg_csv):
     run = pool(bcg_csv, "--method", "XYZ")
     assert run.returncode == 1 and "unknown method" in run.stderr
+
+
+def test_every_analysis_family_is_reachable(bcg_csv):
+    run = pool(bcg_csv, "--influence", "--cumulative", "year", "--permutations", "200",
+               "--seed", "3", "--subgroup", "alloc", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert len(out["influence"]) == 13 and {"rstudent", "cook_d", "dffits", "hat"} <= set(
+        out["influence"][0])
+    assert len(out["cumulative"]) == 13 and out["cumulative"][-1]["k"] == 13
+    assert out["permutation"]["iterations"] == 200 and out["permutation"]["seed"] == 3
+    assert {g["subgroup"] for g in out["subgroups"]["groups"]} == {"alternate", "random",
+                                                                  "systematic"}
+    text = pool(bcg_csv, "--influence", "--subgroup", "alloc", "--permutations", "100")
+    assert "Influence diagnostics" in text.stdout and "Test of subgroup differences" in text.stdout
+
+
+def test_robust_variance_from_the_command_line(tmp_path):
+    rve = json.loads((REF / "rve.json").read_text())
+    path = tmp_path / "dal.csv"
+    pd.DataFrame(rve["data"]).to_csv(path, index=False)
+    out = json.loads(pool(path, "--cluster", "studyid", "--robust", "--json").stdout)
+    assert out["se"] == pytest.approx(rve["fits"][0]["se"], abs=1e-4)
+    assert out["df"] == pytest.approx(rve["fits"][0]["df"], abs=1e-3)
