@@ -66,6 +66,18 @@ class Note:
         self.all_effects = effects
         self.effects, self.excluded = apply_exclusions(effects, p["exclude"])
         self.outcomes = self._pool()
+        self._export_for_render()
+
+    def _export_for_render(self) -> None:
+        """When ``metaanalysis render`` runs this note's notebook, it names in the environment
+        where the open data go: writing them here saves computing the note a second time."""
+        import os
+
+        spec = os.environ.get("METAANALYSIS_EXPORT")
+        if spec:
+            target = json.loads(spec)
+            if target.get("theme") == self.slug:
+                self.export(target["dir"], target["name"])
 
     # ------------------------------------------------------------------ computing
     def _targets(self) -> list[dict]:
@@ -157,15 +169,26 @@ class Note:
         })
         return base
 
-    def bias_fields(self, i: int = 0) -> dict:
-        """Egger's test and trim-and-fill for outcome ``i`` (univariate models, k >= 3)."""
+    def bias_tests(self, i: int = 0):
+        """Egger's test and trim-and-fill of outcome ``i`` (computed once), or None when they
+        do not apply (a multilevel model, a meta-regression or fewer than 3 effects)."""
         from .bias import egger, trimfill
         from .models import RMAResult
 
-        r = self.outcomes[i].result
-        if not isinstance(r, RMAResult) or r.k < 3 or len(r.beta) > 1:
+        cache = self.__dict__.setdefault("_bias", {})
+        if i not in cache:
+            r = self.outcomes[i].result
+            ok = isinstance(r, RMAResult) and r.k >= 3 and len(r.beta) == 1
+            cache[i] = (egger(r), trimfill(r)) if ok else None
+        return cache[i]
+
+    def bias_fields(self, i: int = 0) -> dict:
+        """Egger's p and trim-and-fill, formatted for :meth:`say`."""
+        tests = self.bias_tests(i)
+        if tests is None:
             return {}
-        e, tf = egger(r), trimfill(r)
+        r = self.outcomes[i].result
+        e, tf = tests
         tfm = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
         return {"egger_p": _pformat(e.pval, self.lang), "k0": tf.k0,
                 "trimfill_est": num(tfm(tf.estimate), self.lang)}
@@ -241,7 +264,6 @@ class Note:
         """Contour-enhanced funnel plot of outcome ``i``, trim-and-fill effects marked."""
         from IPython.display import HTML
 
-        from .bias import trimfill
         from .figures import funnel
         from .models import RMAResult
         from .plots import svg_figure
@@ -250,8 +272,8 @@ class Note:
         r = o.result
         if not isinstance(r, RMAResult) or r.k < 3:
             return HTML("")
-        fig = funnel(r, lang=self.lang, trimfill=trimfill(r) if len(r.beta) == 1 else None,
-                     outcome=o.label)
+        tests = self.bias_tests(outcome)
+        fig = funnel(r, lang=self.lang, trimfill=tests[1] if tests else None, outcome=o.label)
         return svg_figure(fig, caption=o.label)
 
     def risk_of_bias(self, where: dict | None = None):
@@ -285,12 +307,8 @@ class Note:
 
         from .tables import summary_of_findings, summary_of_findings_html
 
-        egger = {}
-        for i in range(len(self.outcomes)):
-            f = self.bias_fields(i)
-            if f:
-                from .bias import egger as egger_test
-                egger[i] = egger_test(self.outcomes[i].result).pval
+        egger = {i: self.bias_tests(i)[0].pval for i in range(len(self.outcomes))
+                 if self.bias_tests(i) is not None}
         table = summary_of_findings(self.outcomes, self.lang, baseline_risk, egger)
         return HTML(summary_of_findings_html(table, self.lang))
 

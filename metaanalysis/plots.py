@@ -164,6 +164,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     fig.alt = t("forest_alt", lang, k=res.k, outcome=outcome or res.measure, est=est_txt)
     fig.grouped = grouped
     fig.rows = labels
+    fig.fixed_layout = True
     return fig
 
 
@@ -236,7 +237,9 @@ def svg_figure(fig, caption: str = "") -> SVGFigure:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    # figures laid out by hand skip the "tight" bounding box, which costs a second drawing
+    bbox = None if getattr(fig, "fixed_layout", False) else "tight"
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches=bbox)
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE for inline use

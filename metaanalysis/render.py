@@ -198,12 +198,17 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         import papermill as pm
         from nbconvert import HTMLExporter
 
-        from .notes import Note
-
         config = load_themes(root)[job.theme]
         nb_path = root / config["notebook"]
         params = {**notebook_parameters(nb_path), **job.params}
         t0 = time.perf_counter()
+        # the kernel inherits this variable and its Note writes the open data (see notes.py)
+        # into a staging folder, moved into place only once the note has been written
+        import shutil
+        staging = job.stamp.parent / "staging" / job.name
+        shutil.rmtree(staging, ignore_errors=True)
+        os.environ["METAANALYSIS_EXPORT"] = json.dumps(
+            {"theme": job.theme, "dir": str(staging), "name": job.name})
         with _kernel_stderr_filtered():
             executed = pm.execute_notebook(
                 str(nb_path), None, parameters=params, kernel_name=_kernel_name(),
@@ -230,13 +235,21 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
                                 exclude_input_prompt=True, exclude_output_prompt=True)
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         profile["convert"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        note = Note(**{k: params[k] for k in ("theme", "measure", "method", "test", "outcome",
-                                              "exclude", "level", "lang") if k in params},
-                    root=root)
-        note.export(job.data_dir, job.name)
-        profile["data"] = time.perf_counter() - t0
+        os.environ.pop("METAANALYSIS_EXPORT", None)
+        if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
+            # the notebook made no Note for its theme: compute the open data here
+            t0 = time.perf_counter()
+            from .notes import Note
+            note = Note(**{k: params[k] for k in ("theme", "measure", "method", "test",
+                                                  "outcome", "exclude", "level", "lang",
+                                                  "model") if k in params}, root=root)
+            note.export(staging, job.name)
+            profile["data"] = time.perf_counter() - t0
         _atomic(job.html, body)
+        job.data_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in (".csv", ".json"):
+            os.replace(staging / f"{job.name}{suffix}", job.data_dir / f"{job.name}{suffix}")
+        shutil.rmtree(staging, ignore_errors=True)
         _atomic(job.stamp, json.dumps({"digest": job.digest}))
         return Outcome(job.theme, "rendered", time.perf_counter() - start,
                        path=str(job.html), profile=profile)
@@ -361,6 +374,13 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     for o in outcomes:
         say(f"[{o.theme}] {o.status}" + (f": {o.message}" if o.message else ""))
     if runnable:
+        # imported once here, the forked workers inherit papermill and nbconvert loaded
+        _skip_iri_format_checker()
+        import nbconvert  # noqa: F401
+        import papermill  # noqa: F401
+
+        # the biggest bibliographies first, so that the short themes fill the gaps
+        runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
         workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {}
@@ -396,6 +416,15 @@ def _gap_map_html(site: Path, themes: dict, lang: str) -> str:
     if table.empty:
         return ""
     return svg_figure(gap_map(table, lang=lang))._repr_html_()
+
+
+def _skip_iri_format_checker() -> None:
+    """jsonschema (imported by nbformat) loads rfc3987_syntax, if installed, for its "iri"
+    format checker, which compiles a grammar at import: 1.6 s of every build here. Notebook
+    validation uses no "iri" format, so the module is marked absent and jsonschema's optional
+    import skips it."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
