@@ -32,13 +32,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 
-def best(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from bench_reader import best_of as best  # noqa: E402
 
 
 def univariate(k, seed=1):

@@ -100,13 +100,13 @@ def _tau2_sj(y, v, X):
     return tau0 * _rss(y, 1 / (v + tau0), X) / (k - p)
 
 
-def _tau2_pm(y, v, X):
-    k, p = X.shape
-
+def _q_root(y, v, X, target) -> float:
+    """The tau^2 at which the generalised Q statistic equals ``target`` (0 if already below
+    at 0; NaN if no bracket up to 1e12). Q decreases in tau^2, so the root is unique."""
     def f(t):
-        return _rss(y, 1 / (v + t), X) - (k - p)
+        return _rss(y, 1 / (v + t), X) - target
 
-    if f(0.0) < 0:
+    if f(0.0) <= 0:
         return 0.0
     hi = max(100.0, 10 * np.var(y))
     while f(hi) > 0:
@@ -114,6 +114,11 @@ def _tau2_pm(y, v, X):
         if hi > 1e12:
             return math.nan
     return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+
+
+def _tau2_pm(y, v, X):
+    k, p = X.shape
+    return _q_root(y, v, X, k - p)
 
 
 def _tau2_fisher(y, v, X, method):
@@ -166,20 +171,7 @@ def tau2_qprofile(y, v, X, level: float = 95) -> tuple[float, float]:
     alpha = 1 - level / 100
     q_lo, q_hi = stats.chi2.ppf([1 - alpha / 2, alpha / 2], k - p)
 
-    def root(target):
-        def f(t):
-            return _rss(y, 1 / (v + t), X) - target
-        if f(0.0) <= 0:
-            return 0.0
-        hi = max(100.0, 10 * np.var(y))
-        while f(hi) > 0:
-            hi *= 10
-            if hi > 1e12:
-                return math.nan
-        return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps,
-                               maxiter=500)
-
-    return root(q_lo), root(q_hi)
+    return _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
 
 
 # --------------------------------------------------------------------------- design

@@ -81,6 +81,23 @@ def _reml(params, y, v, X, blocks, grad=True):
     return nll, g
 
 
+def minimise_components(objective, args, starts):
+    """Minimise a criterion over two variance components (>= 0) from several starts.
+
+    Returns the best fit and whether it converged. L-BFGS-B may stop "abnormally" in a line
+    search at the optimum, where rounding dominates: a fit counts as converged if it says so
+    or if its projected gradient is tiny (|g| < 1e-3 means a distance to the optimum far
+    below 1e-4 for any data with a usable amount of information).
+    """
+    fits = [optimize.minimize(objective, np.array(start), args=args, jac=True,
+                              method="L-BFGS-B", bounds=[(0, None), (0, None)],
+                              options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
+            for start in starts]
+    converged = [f for f in fits if f.success or np.max(np.abs(
+        np.where(f.x > 0, f.jac, np.minimum(f.jac, 0.0)))) < 1e-3]
+    return min(converged or fits, key=lambda f: f.fun), bool(converged)
+
+
 @dataclass
 class MVResult(RMAResult):
     """A three-level model: ``sigma2_between`` (clusters), ``sigma2_within`` (effects)."""
@@ -132,19 +149,8 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
     # start from a univariate REML-like split of the DL tau^2
     w = 1 / vs
     tau0 = max(0.0, (_rss(ys, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(ys, w, Xs)[1])) if k > p else 0
-    fits = []
-    for start in ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4)):
-        fit = optimize.minimize(_reml, np.array(start), args=(ys, vs, Xs, blocks), jac=True,
-                                method="L-BFGS-B", bounds=[(0, None), (0, None)],
-                                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
-        fits.append(fit)
-    # L-BFGS-B may stop "abnormally" in a line search at the optimum, where rounding
-    # dominates: a fit counts as converged if it says so or if its projected gradient is
-    # tiny (|g| < 1e-3 means a distance to the optimum far below 1e-4 for any data with a
-    # usable amount of information)
-    converged = [f for f in fits if f.success or np.max(np.abs(
-        np.where(f.x > 0, f.jac, np.minimum(f.jac, 0.0)))) < 1e-3]
-    best = min(converged or fits, key=lambda f: f.fun)
+    starts = ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4))
+    best, converged = minimise_components(_reml, (ys, vs, Xs, blocks), starts)
     if not converged:
         warnings.warn(f"the three-level REML fit did not converge ({best.message}); results "
                       "are NaN", ConvergenceWarning, stacklevel=2)

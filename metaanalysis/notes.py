@@ -101,7 +101,6 @@ class Note:
 
     def _pool(self) -> list[OutcomeResult]:
         from .effects import add_effect_sizes
-        from .models import rma
 
         out = []
         for target in self._targets():

@@ -179,7 +179,7 @@ def _x_axis(ax, ratio, lang, lo, hi, pooled):
     null = 0.0
     a, b = min(a, null), max(b, null)
     pad = 0.05 * (b - a)
-    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
     if ratio:
         ax.set_xscale("log")
         log_ticks(ax, math.exp(a - pad), math.exp(b + pad), lang)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from .models import ConvergenceWarning, _prepare
+from .multilevel import minimise_components
 
 
 class _Stacks:
@@ -204,19 +205,8 @@ def che(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=Non
     if stacks.n_clusters < 2:
         raise ValueError("robust variance estimation needs at least 2 clusters")
     k, p = X.shape
-    fits = []
-    for start in ((0.05, 0.05), (0.2, 1e-3), (1e-3, 0.2)):
-        fit = optimize.minimize(_reml, np.array(start), args=(stacks, p), jac=True,
-                                method="L-BFGS-B", bounds=[(0, None), (0, None)],
-                                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000})
-        fits.append(fit)
-    # L-BFGS-B may stop "abnormally" in a line search at the optimum, where rounding
-    # dominates: a fit counts as converged if it says so or if its projected gradient is
-    # tiny (|g| < 1e-3 means a distance to the optimum far below 1e-4 for any data with a
-    # usable amount of information)
-    converged = [f for f in fits if f.success or np.max(np.abs(
-        np.where(f.x > 0, f.jac, np.minimum(f.jac, 0.0)))) < 1e-3]
-    best = min(converged or fits, key=lambda f: f.fun)
+    best, converged = minimise_components(_reml, (stacks, p),
+                                          ((0.05, 0.05), (0.2, 1e-3), (1e-3, 0.2)))
     if not converged:
         warnings.warn(f"the CHE model's REML fit did not converge ({best.message}): results "
                       "are NaN", ConvergenceWarning, stacklevel=2)

@@ -6,7 +6,6 @@ in practice both agree far closer.
 """
 
 import json
-import math
 import warnings
 from pathlib import Path
 

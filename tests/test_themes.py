@@ -3,7 +3,6 @@ and a sample of bibliography entries against their rows in the source CSV."""
 
 import csv
 import json
-import math
 import re
 from pathlib import Path
 
