@@ -70,6 +70,19 @@ def egger(res: RMAResult) -> EggerResult:
                        float(fit.beta[0]), fit.dfs if res.test == "knha" else math.inf)
 
 
+def egger_robust(res) -> EggerResult:
+    """Egger-type test for dependent effects: the CHE model with the standard error as a
+    moderator, its slope tested with CR2 and Satterthwaite df (Rodgers & Pustejovsky, 2021,
+    "EK/Egger sandwich"). ``res`` is a :class:`~metaanalysis.rve.RVEResult`."""
+    from .rve import che
+
+    cluster = np.asarray(res.cluster)
+    fit = che(res.yi, res.vi, cluster=cluster, mods=np.sqrt(res.vi), rho=res.rho,
+              level=res.level)
+    return EggerResult(float(fit.tval[1]), float(fit.pval[1]), float(fit.beta[1]),
+                       float(fit.beta[0]), float(fit.df[1]))
+
+
 def begg(res: RMAResult) -> BeggResult:
     """Begg & Mazumdar's rank correlation test (metafor's ranktest).
 

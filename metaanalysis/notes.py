@@ -174,11 +174,18 @@ class Note:
         from .bias import egger, trimfill
         from .models import RMAResult
 
+        from .rve import RVEResult
+
         cache = self.__dict__.setdefault("_bias", {})
         if i not in cache:
             r = self.outcomes[i].result
-            ok = isinstance(r, RMAResult) and r.k >= 3 and len(r.beta) == 1
-            cache[i] = (egger(r), trimfill(r)) if ok else None
+            if isinstance(r, RMAResult) and r.k >= 3 and len(r.beta) == 1:
+                cache[i] = (egger(r), trimfill(r))
+            elif isinstance(r, RVEResult) and r.n_clusters >= 4:
+                from .bias import egger_robust
+                cache[i] = (egger_robust(r), None)
+            else:
+                cache[i] = None
         return cache[i]
 
     def bias_fields(self, i: int = 0) -> dict:
@@ -188,9 +195,11 @@ class Note:
             return {}
         r = self.outcomes[i].result
         e, tf = tests
-        tfm = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
-        return {"egger_p": _pformat(e.pval, self.lang), "k0": tf.k0,
-                "trimfill_est": num(tfm(tf.estimate), self.lang)}
+        out = {"egger_p": _pformat(e.pval, self.lang)}
+        if tf is not None:
+            tfm = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
+            out.update({"k0": tf.k0, "trimfill_est": num(tfm(tf.estimate), self.lang)})
+        return out
 
     def screening_counts(self) -> dict:
         s = self.studies

@@ -32,18 +32,21 @@ def style():
     })
 
 
-def _study_rows(res, max_rows: int, group: str | None):
-    """Labels, yi, vi and weights of the rows to draw; aggregated per group beyond max_rows."""
-    yi, vi = np.asarray(res.yi), np.asarray(res.vi)
-    w = res.weights
-    labels = list(res.slab)
+def _study_rows(res, max_rows: int, group: str | None, idx=None):
+    """Labels, yi, vi and weights of the rows to draw (of the effects ``idx``, default all);
+    aggregated per group beyond max_rows."""
+    idx = np.arange(len(res.yi)) if idx is None else np.asarray(idx)
+    yi, vi = np.asarray(res.yi)[idx], np.asarray(res.vi)[idx]
+    w = np.asarray(res.weights)[idx]
+    labels = [res.slab[i] for i in idx]
     if res.data is not None:
-        d = res.data
+        d = res.data.iloc[idx]
         if "author" in d and "year" in d:
             labels = [_label(a, y, s) for a, y, s in zip(d["author"], d["year"], labels)]
     if len(yi) <= max_rows:
         return labels, yi, vi, w, False
-    keys = list(res.data[group]) if group and res.data is not None and group in res.data else labels
+    keys = (list(res.data[group].iloc[idx]) if group and res.data is not None
+            and group in res.data else labels)
     order, agg = [], {}
     for i, g in enumerate(keys):
         if g not in agg:
@@ -79,77 +82,113 @@ def _label(author, year, fallback) -> str:
 
 
 def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
-           max_rows: int = 40, group: str | None = "key", digits: int = 2):
+           max_rows: int = 40, group: str | None = "key", subgroup: str | None = None,
+           digits: int = 2):
     """A forest plot of a fitted :class:`~metaanalysis.models.RMAResult`; returns the figure.
 
     ``favours`` says which side is good for the intervention: ``"higher"`` (e.g. functional
     improvement) or ``"lower"`` (e.g. mortality). Beyond ``max_rows`` effects, the effects of
     each ``group`` (a study, by default) are drawn as one row, their inverse-variance mean.
-    The figure's ``alt`` attribute holds a sentence describing it.
+    With ``subgroup`` (a column of the model's data), the studies are shown by subgroup, each
+    with its own diamond (the same model fitted to the subgroup). The figure's ``alt``
+    attribute holds a sentence describing it.
     """
     import matplotlib.pyplot as plt
 
     style()
     ratio = res.measure in RATIO_MEASURES
     tf = np.exp if ratio else (lambda x: x)
-    labels, yi, vi, w, grouped = _study_rows(res, max_rows, group)
-    n = len(yi)
-    crit = 1.959963984540054 if res.level == 95 else float(
-        __import__("scipy.stats", fromlist=["norm"]).norm.isf((1 - res.level / 100) / 2))
-    lo, hi = yi - crit * np.sqrt(vi), yi + crit * np.sqrt(vi)
+    from scipy.stats import norm
+    crit = float(norm.isf((1 - res.level / 100) / 2))
+    # the rows, top to bottom: ("study", label, yi, vi, weight), ("header", text) or
+    # ("diamond", label, prediction)
+    rows, grouped, all_lo, all_hi = [], False, [], []
+    sub = (res.data[subgroup].astype(str).to_numpy() if subgroup and res.data is not None
+           and subgroup in res.data else None)
+    for level_name in (sorted(set(sub)) if sub is not None else [None]):
+        idx = np.flatnonzero(sub == level_name) if sub is not None else None
+        labels, yi, vi, w, g = _study_rows(res, max_rows, group, idx)
+        grouped |= g
+        if sub is not None:
+            rows.append(("header", level_name))
+        rows += [("study", lab, y, v, wt) for lab, y, v, wt in zip(labels, yi, vi, w)]
+        all_lo += list(yi - crit * np.sqrt(vi))
+        all_hi += list(yi + crit * np.sqrt(vi))
+        if sub is not None and len(idx) >= 1:
+            from .models import refit
+            part = refit(res, res.yi[idx], res.vi[idx])
+            rows.append(("diamond", f"{level_name} (k = {len(idx)})", part.predict()))
+    n = len(rows)
     pooled = res.predict() if len(res.beta) == 1 else None
     height = 1.5 + 0.22 * (n + 3)
     fig, ax = plt.subplots(figsize=(9.0, height))
     fig.subplots_adjust(left=0.25, right=0.66, top=1 - 0.3 / height, bottom=0.95 / height)
-    ys = np.arange(n, 0, -1) + 2.0
-    sizes = 4 + 10 * np.sqrt(w / w.max()) if n else []
-    ax.hlines(ys, tf(lo), tf(hi), color=PALETTE["grey"], lw=0.9)
-    ax.scatter(tf(yi), ys, marker="s", s=np.asarray(sizes) ** 2 / 2, color=PALETTE["blue"],
-               zorder=3, linewidths=0)
     null = 1.0 if ratio else 0.0
     ax.axvline(null, color=PALETTE["black"], lw=0.8, ls="-")
     level = f"{res.level:g}"
+    left = ("figure fraction", "data")
+    wmax = max([r[4] for r in rows if r[0] == "study"], default=1.0)
+
+    def ci_text(e, a, b_):
+        return f"{num(tf(e), lang, digits)} [{num(tf(a), lang, digits)}; {num(tf(b_), lang, digits)}]"
+
+    def diamond(y, pred, colour, label, bold=True, weight_text=""):
+        d = np.array([[pred["ci_lb"], y], [pred["pred"], y + 0.3], [pred["ci_ub"], y],
+                      [pred["pred"], y - 0.3]])
+        ax.fill(tf(d[:, 0]), d[:, 1], color=colour, zorder=4)
+        ax.annotate(label, (0.02, y), xycoords=left, va="center",
+                    weight="bold" if bold else "normal")
+        ax.annotate(ci_text(pred["pred"], pred["ci_lb"], pred["ci_ub"]), (0.68, y),
+                    xycoords=left, va="center", weight="bold" if bold else "normal")
+        if weight_text:
+            ax.annotate(weight_text, (0.985, y), xycoords=left, va="center", ha="right",
+                        weight="bold")
+
+    labels_drawn = []
+    for pos, row in zip(np.arange(n, 0, -1) + 2.0, rows):
+        if row[0] == "header":
+            ax.annotate(_shorten(row[1], 40), (0.02, pos), xycoords=left, va="center",
+                        weight="bold", style="italic")
+        elif row[0] == "diamond":
+            diamond(pos, row[2], PALETTE["sky"], _shorten(row[1], 38), bold=False)
+        else:
+            _, lab, y, v, wt = row
+            a, b_ = y - crit * math.sqrt(v), y + crit * math.sqrt(v)
+            size = 4 + 10 * math.sqrt(wt / wmax)
+            ax.hlines(pos, tf(a), tf(b_), color=PALETTE["grey"], lw=0.9)
+            ax.scatter([tf(y)], [pos], marker="s", s=size**2 / 2, color=PALETTE["blue"],
+                       zorder=3, linewidths=0)
+            ax.annotate(_shorten(lab, 38), (0.02, pos), xycoords=left, va="center")
+            ax.annotate(ci_text(y, a, b_), (0.68, pos), xycoords=left, va="center",
+                        family=FONT)
+            ax.annotate(percent(wt, lang, 1), (0.985, pos), xycoords=left, va="center",
+                        ha="right")
+            labels_drawn.append(lab)
+    has_pi = (pooled is not None and res.method not in ("FE", "MH", "PETO")
+              and np.isfinite(pooled["pi_lb"]))
     if pooled is not None:
-        b, l_, u_ = pooled["pred"], pooled["ci_lb"], pooled["ci_ub"]
-        diamond = np.array([[l_, 1], [b, 1.3], [u_, 1], [b, 0.7]])
-        ax.fill(tf(diamond[:, 0]), diamond[:, 1], color=PALETTE["vermillion"], zorder=4)
-        ax.axvline(tf(b), color=PALETTE["vermillion"], lw=0.6, ls=":", zorder=1)
-        if res.method not in ("FE", "MH", "PETO") and np.isfinite(pooled["pi_lb"]):
+        diamond(1, pooled, PALETTE["vermillion"], t("pooled", lang, method=res.method),
+                weight_text="100" + ("\u00a0%" if lang == "fr" else "%"))
+        ax.axvline(tf(pooled["pred"]), color=PALETTE["vermillion"], lw=0.6, ls=":", zorder=1)
+        if has_pi:
             ax.hlines(0.25, tf(pooled["pi_lb"]), tf(pooled["pi_ub"]), color=PALETTE["orange"],
                       lw=2.2)
-    _x_axis(ax, ratio, lang, lo, hi, pooled)
-    ax.set_ylim(-0.4, n + 3.6)
-    ax.set_yticks([])
-    ax.set_xlabel(t(f"axis.{res.measure}", lang) if res.measure in
-                  ("OR", "RR", "ROM", "SMD", "MD", "RD", "COR", "ZCOR", "PR", "PLO") else
-                  t("axis.GEN", lang))
-    # columns of text: labels on the left, effect [CI] and weight on the right
-    left = ("figure fraction", "data")
-    ax.annotate(t("study", lang), (0.02, n + 3.1), xycoords=left, weight="bold", va="center")
-    ax.annotate(t("estimate_ci", lang, level=level), (0.68, n + 3.1), xycoords=left,
-                weight="bold", va="center")
-    ax.annotate(t("weight", lang), (0.985, n + 3.1), xycoords=left, weight="bold",
-                va="center", ha="right")
-    for y, lab, e, a, b_, wt in zip(ys, labels, yi, lo, hi, w):
-        ax.annotate(_shorten(lab, 38), (0.02, y), xycoords=left, va="center")
-        ax.annotate(f"{num(tf(e), lang, digits)} [{num(tf(a), lang, digits)}; "
-                    f"{num(tf(b_), lang, digits)}]", (0.68, y), xycoords=left, va="center",
-                    family=FONT)
-        ax.annotate(percent(wt, lang, 1), (0.985, y), xycoords=left, va="center", ha="right")
-    if pooled is not None:
-        ax.annotate(t("pooled", lang, method=res.method), (0.02, 1), xycoords=left,
-                    va="center", weight="bold")
-        ax.annotate(f"{num(tf(pooled['pred']), lang, digits)} [{num(tf(pooled['ci_lb']), lang, digits)}; "
-                    f"{num(tf(pooled['ci_ub']), lang, digits)}]", (0.68, 1), xycoords=left,
-                    va="center", weight="bold")
-        ax.annotate("100" + ("\u00a0%" if lang == "fr" else "%"), (0.985, 1), xycoords=left,
-                    va="center", ha="right", weight="bold")
-        if res.method not in ("FE", "MH", "PETO") and np.isfinite(pooled["pi_lb"]):
             ax.annotate(t("prediction", lang), (0.02, 0.25), xycoords=left, va="center",
                         color=PALETTE["grey"])
             ax.annotate(f"[{num(tf(pooled['pi_lb']), lang, digits)}; "
                         f"{num(tf(pooled['pi_ub']), lang, digits)}]", (0.68, 0.25),
                         xycoords=left, va="center", color=PALETTE["grey"])
+    _x_axis(ax, ratio, lang, np.array(all_lo), np.array(all_hi), pooled)
+    ax.set_ylim(-0.4, n + 3.6)
+    ax.set_yticks([])
+    ax.set_xlabel(t(f"axis.{res.measure}", lang) if res.measure in
+                  ("OR", "RR", "ROM", "SMD", "MD", "RD", "COR", "ZCOR", "PR", "PLO") else
+                  t("axis.GEN", lang))
+    ax.annotate(t("study", lang), (0.02, n + 3.1), xycoords=left, weight="bold", va="center")
+    ax.annotate(t("estimate_ci", lang, level=level), (0.68, n + 3.1), xycoords=left,
+                weight="bold", va="center")
+    ax.annotate(t("weight", lang), (0.985, n + 3.1), xycoords=left, weight="bold",
+                va="center", ha="right")
     # which side favours the intervention, under the axis
     good_right = favours == "higher"
     for side, ha, arrow in (("left", "right", "\u2190 "), ("right", "left", " \u2192")):
@@ -163,7 +202,8 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
                            digits, res.level) if pooled is not None else "")
     fig.alt = t("forest_alt", lang, k=res.k, outcome=outcome or res.measure, est=est_txt)
     fig.grouped = grouped
-    fig.rows = labels
+    fig.rows = labels_drawn
+    fig.subgroups = [r[1] for r in rows if r[0] == "diamond"]
     fig.fixed_layout = True
     return fig
 

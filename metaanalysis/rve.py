@@ -117,6 +117,7 @@ class RVEResult:
     data: pd.DataFrame | None = field(default=None, repr=False)
     method: str = "CHE"
     test: str = "t"
+    cluster: np.ndarray = field(default=None, repr=False)
 
     @property
     def tau2(self) -> float:
@@ -220,7 +221,7 @@ def che(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=Non
     return RVEResult(k=k, n_clusters=stacks.n_clusters, names=names, beta=beta, se=se, df=df,
                      se_model=np.sqrt(np.diag(C)), sigma2_between=s2b, sigma2_within=s2w,
                      rho=rho, level=level, measure=measure, vcov=vcov, yi=y, vi=v, slab=slab,
-                     data=frame)
+                     data=frame, cluster=cl)
 
 
 def _cr2(stacks, beta, C, cache, p):

@@ -150,3 +150,15 @@ def test_note_figures_render_in_both_languages():
         assert "<svg" in note.prisma()._repr_html_()
         assert "<svg" in note.funnel(0)._repr_html_()
         assert "<svg" in note.risk_of_bias(where={"review": "bachmann2010"}).data
+
+
+def test_forest_subgroups_have_their_own_diamonds():
+    d = synthetic(9, 1)
+    d["design"] = ["RCT", "QES", "RCT"] * 3
+    r = rma(data=d)
+    fig = forest(r, subgroup="design", lang="en")
+    assert fig.subgroups == ["QES (k = 3)", "RCT (k = 6)"]
+    assert len(fig.rows) == 9
+    rct = rma(data=d[d.design == "RCT"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith(f"{rct.estimate:.2f} [") for t in texts)
