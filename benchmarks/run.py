@@ -160,7 +160,11 @@ def main(argv=None):
     ap.add_argument("--no-r", action="store_true")
     ap.add_argument("--no-notes", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    ap.add_argument("--report", action="store_true", help="print the table of the last run")
     args = ap.parse_args(argv)
+    if args.report:
+        print_table(json.loads(args.out.read_text()))
+        return None
     from metaanalysis.bibliography import read_effects
 
     datasets = {f"uni_{k}": univariate(k) for k in (100, 200, 1000, 2000, 4000)}
@@ -203,8 +207,10 @@ def print_table(res):
         pr = f"{py / ours_t:,.1f}x" if py and ours_t else ""
         target = {"reml_1000000": "< 1 s", "loo_2000": "< 0.2 s"}.get(
             key, f">= {TARGETS[key]}x" if key in TARGETS else "")
-        print(f"{label:<28}{ours_t * 1000:>10.2f}ms{(mf or 0) * 1000:>10.0f}ms{ratio:>10}"
-              f"{(py or 0) * 1000:>10.2f}ms{pr:>9}  {target}")
+        mf_s = f"{mf * 1000:,.0f}ms" if mf else "—"
+        py_s = f"{py * 1000:.2f}ms" if py else "—"
+        print(f"{label:<28}{ours_t * 1000:>10.2f}ms{mf_s:>12}{ratio:>10}{py_s:>12}{pr:>9}  "
+              f"{target}")
     r = res["reader"]
     print(f"{'read+validate 10,000 entries':<28}{r['read_and_validate_s'] * 1000:>10.0f}ms"
           f"{'':>12}{'':>10}{r['bibtexparser_parse_s'] * 1000:>10.0f}ms"
