@@ -142,9 +142,43 @@ def _tau2_fisher(y, v, X, method):
         tau2 += adj
         if abs(adj) <= THRESHOLD * max(1.0, tau2):
             return tau2
-    warnings.warn(f"the {method} estimate of tau^2 did not converge in {MAXITER} Fisher "
-                  "scoring iterations: tau^2 and everything that depends on it are NaN; try "
-                  "method='PM' or 'DL'", ConvergenceWarning, stacklevel=3)
+    # Fisher scoring can oscillate (metafor stops with an error there); the estimate is then
+    # found directly: EB's fixed point is the root of Q(tau^2) = k - p, and REML/ML maximise
+    # their (restricted) likelihood, found by a bounded scalar search
+    tau2 = _tau2_direct(y, v, X, method)
+    if not np.isfinite(tau2):
+        warnings.warn(f"the {method} estimate of tau^2 did not converge: tau^2 and everything "
+                      "that depends on it are NaN; try method='PM' or 'DL'", ConvergenceWarning,
+                      stacklevel=3)
+    return tau2
+
+
+def _loglik(tau2, y, v, X, method):
+    w = 1 / (v + tau2)
+    b, inv = _wls(y, w, X)
+    r = y - X @ b
+    ll = -0.5 * (np.sum(np.log(v + tau2)) + float(np.sum(w * r * r)))
+    if method == "REML":
+        ll -= 0.5 * np.linalg.slogdet(X.T @ (w[:, None] * X))[1]
+    return ll
+
+
+def _tau2_direct(y, v, X, method) -> float:
+    """tau^2 without Fisher scoring: the root of Q = k - p (EB), or the maximum of the
+    (restricted) log-likelihood over [0, hi] (ML, REML); NaN if it cannot be bracketed."""
+    k, p = X.shape
+    if method == "EB":
+        return _q_root(y, v, X, k - p)
+    hi = max(100.0, 10 * float(np.var(y)))
+    for _ in range(6):
+        res = optimize.minimize_scalar(lambda t: -_loglik(t, y, v, X, method), bounds=(0, hi),
+                                       method="bounded", options={"xatol": 1e-13,
+                                                                  "maxiter": 2000})
+        if res.x < 0.999 * hi:
+            t = float(res.x)
+            # the bounded search does not evaluate the end point: compare with tau2 = 0
+            return 0.0 if _loglik(0.0, y, v, X, method) >= -res.fun else t
+        hi *= 100
     return math.nan
 
 
@@ -729,8 +763,10 @@ def _batch_fisher(Y, V, tau2, method):
             adj = np.where(neg & (t + adj < 0), adj / 2, adj)
         tau2[idx] = t + adj
         active[idx] = np.abs(adj) > THRESHOLD * np.maximum(1.0, tau2[idx])
-    if active.any():
-        warnings.warn(f"{int(active.sum())} batched {method} fit(s) did not converge: NaN",
-                      ConvergenceWarning, stacklevel=3)
-        tau2[active] = math.nan
+    for i in np.flatnonzero(active):  # oscillating rows: the direct search, row by row
+        keep = np.isfinite(V[i])
+        tau2[i] = _tau2_direct(Y[i, keep], V[i, keep], np.ones((int(keep.sum()), 1)), method)
+    if np.isnan(tau2[active]).any():
+        warnings.warn(f"{int(np.isnan(tau2).sum())} batched {method} fit(s) did not converge: "
+                      "NaN", ConvergenceWarning, stacklevel=3)
     return tau2

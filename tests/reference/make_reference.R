@@ -133,6 +133,16 @@ for (dname in names(datasets)) {
     }
   }
 }
+# data on which metafor's Fisher scoring oscillates (it stops with an error): the fixtures
+# use its documented remedy, a step adjustment, to get the estimates
+osc <- list(yi = c(0, 0, 0, 0, 0, 1.5), vi = c(1, 1, 1, 1, 1, 0.25))
+for (method in c("REML", "ML", "EB")) {
+  fit <- rma(osc$yi, osc$vi, method = method,
+             control = list(stepadj = 0.5, threshold = 1e-13, maxiter = 100000))
+  fits[[length(fits) + 1]] <- c(list(data = "oscillating", method = method, test = "z",
+                                     mods = list()), summarise(fit))
+}
+datasets$oscillating <- c(osc, list(mods = list()))
 write_fixture(list(versions = versions, datasets = datasets, fits = fits), "rma")
 
 # ------------------------------------------------------------------------------ 2x2 models
