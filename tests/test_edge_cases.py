@@ -39,12 +39,24 @@ def test_missing_values_are_dropped_with_a_warning_naming_them():
     assert r.k == 2 and r.slab == ["a", "d"]
 
 
+Y = np.array([0.1, 0.9, -0.4, 0.6, 0.2, 1.4])
+V = np.array([0.01, 0.02, 0.05, 0.03, 0.02, 0.04])
+
+
+def test_fisher_scoring_failure_falls_back_to_the_likelihood(monkeypatch):
+    expected = rma(Y, V, method="REML").tau2
+    monkeypatch.setattr(models, "MAXITER", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = rma(Y, V, method="REML")
+    assert r.tau2 == pytest.approx(expected, abs=1e-7)
+
+
 def test_non_convergence_warns_and_gives_nan(monkeypatch):
     monkeypatch.setattr(models, "MAXITER", 1)
-    y = np.array([0.1, 0.9, -0.4, 0.6, 0.2, 1.4])
-    v = np.array([0.01, 0.02, 0.05, 0.03, 0.02, 0.04])
+    monkeypatch.setattr(models, "_tau2_direct", lambda *a: math.nan)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        r = rma(y, v, method="REML")
+        r = rma(Y, V, method="REML")
     assert math.isnan(r.tau2) and math.isnan(r.estimate)
 
 
