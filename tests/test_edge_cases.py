@@ -1,6 +1,7 @@
 """Defined behaviour at the edges: k = 1, k = 2, zero tau^2, missing values, non-convergence."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
