@@ -157,3 +157,19 @@ def test_new_theme_scaffolds_and_renders(tmp_path):
         new_theme("Bad Name", root)
     out = render(["housing_first"], root=root, site=tmp_path / "site", progress=quiet)
     assert out[0].status == "rendered", out[0].message
+
+
+@pytest.mark.parametrize("source,fragment", [
+    ("import os; os._exit(1)", "kernel died"),
+    ("import time; time.sleep(60)", "timed out"),
+])
+def test_dead_or_slow_kernel_is_reported(tmp_path, source, fragment):
+    root = make_project(tmp_path, ("autonomy_bad",))
+    nb = root / "notebooks" / "autonomy_bad.ipynb"
+    nbj = json.loads(nb.read_text())
+    nbj["cells"].insert(3, {"cell_type": "code", "metadata": {}, "execution_count": None,
+                            "outputs": [], "source": source})
+    nb.write_text(json.dumps(nbj))
+    out = render(root=root, site=tmp_path / "site", timeout=8, progress=quiet)
+    assert out[0].status == "failed" and fragment in out[0].message, out[0].message
+    assert not (tmp_path / "site" / "autonomy_bad.html").exists()
