@@ -251,13 +251,15 @@ def prisma(studies: pd.DataFrame, *, lang: str = "en"):
 
 # --------------------------------------------------------------------------- gap map
 def gap_map_table(site_data: dict, themes: dict, lang: str = "en") -> pd.DataFrame:
-    """One row per theme and main outcome: studies, direction and strength of the effect.
+    """One row per intervention and outcome: its outcome domain, studies, direction, strength.
 
     ``site_data`` maps a theme to its published summary (``site/data/THEME.json``). The
-    ``direction`` is +1 when the pooled effect favours the intervention and its CI excludes
-    the null, -1 when it favours the control likewise, 0 when the CI includes the null;
-    ``strength`` is the pooled effect as a standardised mean difference (log odds ratios are
-    converted with sqrt(3)/pi, Chinn 2000; log risk ratios shown as they are).
+    ``intervention`` is the outcome's own (``themes.json``), else the theme's; the ``domain``
+    groups outcomes across themes (see ``text.WORDS["domain"]``). ``direction`` is +1 when the
+    pooled effect favours the intervention and its CI excludes the null, -1 when it favours
+    the control likewise, 0 otherwise; ``strength`` is the pooled effect on the favourable
+    side, as a standardised mean difference for SMD and log odds ratios (times sqrt(3)/pi,
+    Chinn 2000), as it is otherwise.
     """
     rows = []
     for slug, c in themes.items():
@@ -274,35 +276,53 @@ def gap_map_table(site_data: dict, themes: dict, lang: str = "en") -> pd.DataFra
                     direction = sign * (1 if est > 0 else -1)
                 strength = sign * est * (math.sqrt(3) / math.pi if r.get("measure") == "OR"
                                          else 1.0)
-            rows.append({"theme": c["intervention"][lang] if "intervention" in c else slug,
+            intervention = o.get("intervention") or c.get("intervention") or {lang: slug}
+            domain = o.get("domain", "")
+            rows.append({"intervention": intervention[lang],
+                         "domain": t(f"domain.{domain}", lang) if domain in WORDS["domain"]
+                         else o["label"][lang],
                          "outcome": o["label"][lang], "n_studies": int(r.get("n_studies", 0)),
                          "direction": direction, "strength": strength})
     return pd.DataFrame(rows)
 
 
 def gap_map(table: pd.DataFrame, *, lang: str = "en"):
-    """Bubbles for themes x outcomes: size = studies, colour = direction; empty cells = gaps."""
+    """Interventions by outcome domains: a bubble per outcome studied (size = studies,
+    colour = direction), a dashed ring where an outcome of interest has no study yet, and
+    an empty cell where nothing was looked at: the gaps are visible at a glance."""
     import matplotlib.pyplot as plt
 
     style()
-    themes = list(dict.fromkeys(table["theme"]))
-    outcomes = list(dict.fromkeys(table["outcome"]))
-    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(outcomes) + 3), 1.2 + 0.8 * len(themes)))
+    interventions = list(dict.fromkeys(table["intervention"]))
+    domains = [t(f"domain.{k}", lang) for k in WORDS["domain"]]
+    domains += [d for d in dict.fromkeys(table["domain"]) if d not in domains]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.05 * len(domains) + 2.6),
+                                    1.3 + 0.75 * len(interventions)))
+    fig.fixed_layout = False
     colour = {1: PALETTE["blue"], 0: "#999999", -1: PALETTE["vermillion"]}
-    for _, r in table.iterrows():
-        x, y = outcomes.index(r["outcome"]), themes.index(r["theme"])
-        if r["n_studies"] == 0:
-            ax.scatter(x, y, s=260, facecolors="none", edgecolors="#999999", linestyle="--")
-            ax.text(x, y, t("gap", lang), ha="center", va="center", fontsize=6.5, color="#666666")
-        else:
-            ax.scatter(x, y, s=60 + 18 * r["n_studies"], color=colour[int(r["direction"])],
-                       alpha=0.85, edgecolors="white")
-            ax.text(x, y, str(r["n_studies"]), ha="center", va="center", fontsize=7,
-                    color="white", weight="bold")
-    ax.set_xticks(range(len(outcomes)), [_wrap(o, 16) for o in outcomes], fontsize=7)
-    ax.set_yticks(range(len(themes)), [_wrap(th, 26) for th in themes], fontsize=8)
-    ax.set_xlim(-0.6, len(outcomes) - 0.4)
-    ax.set_ylim(len(themes) - 0.5, -0.5)
+    for x in range(len(domains) + 1):
+        ax.axvline(x - 0.5, color="#E5E5E5", lw=0.6, zorder=0)
+    for y in range(len(interventions) + 1):
+        ax.axhline(y - 0.5, color="#E5E5E5", lw=0.6, zorder=0)
+    for (iv, dom), cell in table.groupby(["intervention", "domain"], sort=False):
+        x0, y = domains.index(dom), interventions.index(iv)
+        offsets = np.linspace(-0.22, 0.22, len(cell)) if len(cell) > 1 else [0.0]
+        for dx, (_, r) in zip(offsets, cell.iterrows()):
+            x = x0 + dx
+            if r["n_studies"] == 0:
+                ax.scatter(x, y, s=300, facecolors="none", edgecolors="#777777",
+                           linestyle="--", linewidths=0.9)
+                ax.text(x, y, t("gap", lang), ha="center", va="center", fontsize=6.5,
+                        color="#555555")
+            else:
+                ax.scatter(x, y, s=min(650, 90 + 12 * r["n_studies"]),
+                           color=colour[int(r["direction"])], alpha=0.9, edgecolors="white")
+                ax.text(x, y, str(r["n_studies"]), ha="center", va="center", fontsize=7,
+                        color="white", weight="bold")
+    ax.set_xticks(range(len(domains)), [_wrap(d, 14) for d in domains], fontsize=7.5)
+    ax.set_yticks(range(len(interventions)), [_wrap(i, 28) for i in interventions], fontsize=8)
+    ax.set_xlim(-0.5, len(domains) - 0.5)
+    ax.set_ylim(len(interventions) - 0.5, -0.5)
     ax.xaxis.tick_top()
     for side in ("top", "right", "bottom", "left"):
         ax.spines[side].set_visible(False)
@@ -311,10 +331,10 @@ def gap_map(table: pd.DataFrame, *, lang: str = "en"):
     handles = [Line2D([], [], marker="o", ls="", color=colour[1], label=t("gap_benefit", lang)),
                Line2D([], [], marker="o", ls="", color=colour[0], label=t("gap_unclear", lang)),
                Line2D([], [], marker="o", ls="", color=colour[-1], label=t("gap_harm", lang)),
-               Line2D([], [], marker="o", ls="", mfc="none", mec="#999999",
+               Line2D([], [], marker="o", ls="", mfc="none", mec="#777777",
                       label=t("gap", lang))]
     ax.legend(handles=handles, ncol=4, fontsize=7, frameon=False, loc="upper center",
               bbox_to_anchor=(0.5, -0.02))
     gaps = int((table["n_studies"] == 0).sum())
-    fig.alt = t("gap_alt", lang, cells=len(table), gaps=gaps)
+    fig.alt = t("gap_alt", lang, cells=len(interventions) * len(domains), gaps=gaps)
     return fig

@@ -58,11 +58,23 @@ WORDS = {
                          "{excluded} excluded, {pending} awaiting screening, {included} studies "
                          "included."},
     "gap": {"fr": "lacune", "en": "gap"},
+    "domain": {
+        "autonomy": {"fr": "Autonomie et capacités", "en": "Autonomy and function"},
+        "institution": {"fr": "Entrée en institution", "en": "Institutionalisation"},
+        "survival": {"fr": "Mortalité", "en": "Mortality"},
+        "falls": {"fr": "Chutes et peur de tomber", "en": "Falls and fear of falling"},
+        "mental_health": {"fr": "Santé mentale", "en": "Mental health"},
+        "social": {"fr": "Participation sociale", "en": "Social participation"},
+        "learning": {"fr": "Apprentissages", "en": "Learning"},
+        "employment": {"fr": "Emploi et revenus", "en": "Employment and income"},
+    },
     "gap_benefit": {"fr": "effet favorable", "en": "favourable effect"},
     "gap_unclear": {"fr": "effet incertain", "en": "unclear effect"},
     "gap_harm": {"fr": "effet défavorable", "en": "unfavourable effect"},
-    "gap_alt": {"fr": "Carte des preuves : {cells} cases thème × critère, dont {gaps} sans étude.",
-                "en": "Evidence gap map: {cells} theme × outcome cells, {gaps} without any study."},
+    "gap_alt": {"fr": "Carte des preuves : {cells} cases intervention × domaine ; {gaps} critère(s) "
+                      "d'intérêt sans aucune étude.",
+                "en": "Evidence gap map: {cells} intervention × domain cells; {gaps} outcome(s) "
+                      "of interest without any study."},
     "axis": {
         "OR": {"fr": "Rapport de cotes (échelle log)", "en": "Odds ratio (log scale)"},
         "RR": {"fr": "Risque relatif (échelle log)", "en": "Risk ratio (log scale)"},

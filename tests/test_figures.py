@@ -136,10 +136,17 @@ def test_gap_map_shows_gaps_and_directions():
                                 "ci_upper": -0.1, "n_studies": 7, "measure": "RR"},
                                {"outcome": "y", "estimate": 0.1, "ci_lower": -0.1,
                                 "ci_upper": 0.3, "n_studies": 3, "measure": "SMD"}]}}
+    themes["a"]["outcomes"][0]["domain"] = "survival"
+    themes["a"]["outcomes"][1]["domain"] = "survival"
+    themes["b"]["outcomes"][0]["domain"] = "employment"
     t = gap_map_table(data, themes, "en")
     assert t["direction"].tolist() == [1, 0, 0]
     assert t["n_studies"].tolist() == [7, 3, 0]
-    assert gap_map(t, lang="en").alt.endswith("1 without any study.")
+    assert t["domain"].tolist() == ["Mortality", "Mortality", "Employment and income"]
+    assert t["intervention"].tolist() == ["A", "A", "B"]
+    fig = gap_map(t, lang="en")
+    assert fig.alt.endswith("1 outcome(s) of interest without any study.")
+    assert "16 intervention × domain cells" in fig.alt  # 2 interventions x 8 domains
 
 
 def test_note_figures_render_in_both_languages():
