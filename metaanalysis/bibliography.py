@@ -144,6 +144,9 @@ def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str]:
                 i += 1
             parts.append(rest[1:i])
             rest = rest[i + 1:].lstrip()
+        elif rest[0] == "#":  # an empty operand of a concatenation
+            rest = rest[1:].lstrip()
+            continue
         else:
             m = re.match(r"[^\s#]+", rest)
             word = m.group(0)
@@ -191,6 +194,10 @@ def _read_bibliography(path: str | Path) -> Bibliography:
                                 "such as @article{key, title = {...}, screening = {included}}"))
         return Bibliography(spath, [], problems)
 
+    import logging
+
+    # bibtexparser logs each malformed block; we report those ourselves, with their lines
+    logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
     library = bibtexparser.parse_string(text, parse_stack=[])
     strings = {s.key.lower(): _resolve(s.value, {})[0] for s in library.strings}
     entries, seen = [], {}
@@ -251,7 +258,9 @@ def _parsing_failure(path: str, line: int, block) -> Problem:
         msg = (f"unbalanced braces: {depth} '{{' not closed before the end of the entry; "
                "close every field's braces and end the entry with '}'")
     else:
-        msg = f"not valid BibTeX: {str(block.error).splitlines()[-1].strip()}"
+        detail = [ln.strip() for ln in str(block.error).splitlines() if ln.strip()]
+        msg = "not valid BibTeX" + (f": {detail[-1]}" if detail else "") + \
+            "; an entry reads @type{key, field = {value}, ...}"
     return Problem(path, line, key, msg)
 
 

@@ -162,3 +162,38 @@ def test_help(sub):
     run = subprocess.run([sys.executable, "-m", "metaanalysis", sub, "--help"],
                          capture_output=True, text=True)
     assert run.returncode == 0 and "usage" in run.stdout
+
+
+def test_mutated_files_never_raise(tmp_path):
+    """Random damage to a good file (seeded): always problems, never an exception."""
+    import random
+
+    src = (DATA / "good.bib").read_text()
+    chars = list("{}=;|,@\n\"#%\\ ab1.-")
+    p = tmp_path / "m.bib"
+    for seed in range(400):
+        rng = random.Random(seed)
+        s = list(src)
+        for _ in range(rng.randint(1, 8)):
+            i = rng.randrange(len(s))
+            op = rng.random()
+            if op < 0.4:
+                del s[i]
+            elif op < 0.8:
+                s.insert(i, rng.choice(chars))
+            else:
+                s[i] = rng.choice(chars)
+        p.write_text("".join(s))
+        bib = read_bibliography(p)
+        assert all(pr.line >= 0 and pr.message for pr in bib.problems)
+        try:
+            read_effects(p)
+        except BibliographyError:
+            pass
+
+
+def test_check_prints_only_our_messages():
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "check",
+                          str(DATA / "bad" / "unbalanced.bib")], capture_output=True, text=True)
+    assert "Parsing of" not in run.stderr + run.stdout  # bibtexparser's own log is silenced
+    assert run.stdout.startswith(str(DATA / "bad" / "unbalanced.bib") + ":2: open2019:")
