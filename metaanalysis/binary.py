@@ -26,6 +26,10 @@ def _counts(data: pd.DataFrame | None, ai, bi, ci, di, n1i, n2i):
         return None if x is None else np.asarray(x, dtype=float)
 
     if data is not None and ai is None:
+        has = set(data.columns)
+        if not ({"ai", "ci"} <= has and ({"bi", "di"} <= has or {"n1i", "n2i"} <= has)):
+            raise ValueError("Mantel-Haenszel and Peto need 2x2 counts: columns ai, bi, ci, di "
+                             "or ai, n1i, ci, n2i")
         ai, ci = "ai", "ci"
         bi = "bi" if "bi" in data else None
         di = "di" if "di" in data else None

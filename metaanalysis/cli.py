@@ -215,3 +215,7 @@ def main(argv=None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a user never sees a traceback
+        print(f"metaanalysis {args.command}: internal error ({type(exc).__name__}: {exc}); "
+              "please report it with the command and the input", file=sys.stderr)
+        return 70

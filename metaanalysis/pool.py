@@ -33,6 +33,9 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
         return table
     try:
         table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
+                         "(or the raw data with --measure)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
     for col in DATA_KEYS & set(table.columns):

@@ -140,3 +140,16 @@ def test_robust_variance_from_the_command_line(tmp_path):
     out = json.loads(pool(path, "--cluster", "studyid", "--robust", "--json").stdout)
     assert out["se"] == pytest.approx(rve["fits"][0]["se"], abs=1e-4)
     assert out["df"] == pytest.approx(rve["fits"][0]["df"], abs=1e-3)
+
+
+@pytest.mark.parametrize("content,args,fragment", [
+    ("", [], "the file is empty"),
+    ("yi,vi\n0.1,0.01\n", ["--method", "MH"], "need 2x2 counts"),
+    ("yi,vi\n0.1,-0.01\n0.2,0.02\n", [], "must be positive"),
+    ("yi,vi\n,\n,\n", [], "no effects"),
+])
+def test_bad_csv_gets_a_clear_answer(tmp_path, content, args, fragment):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    run = pool(path, *args)
+    assert run.returncode == 1 and fragment in run.stderr, run.stderr
