@@ -327,6 +327,8 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
         defaults = notebook_parameters(nb_path)
         given = coerce_parameters(params, defaults, nb_path)
         changed = {k: v for k, v in given.items() if defaults.get(k) != v}
+        if changed.get("exclude") or changed.get("outcome"):
+            _check_against_data(root, config, changed)
         run_params = {**given, "theme": theme}
         if changed:
             name = variant_name(theme, changed)
@@ -338,6 +340,30 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
         job.digest = fingerprint(root, theme, config, run_params)
         jobs.append(job)
     return jobs
+
+
+def _check_against_data(root: Path, config: dict, changed: dict) -> None:
+    """``outcome`` and ``exclude`` name things in the bibliography: check them before running."""
+    from .bibliography import BibliographyError, read_effects
+    from .notes import apply_exclusions
+
+    try:
+        effects = read_effects(root / config["bibliography"])
+    except BibliographyError:
+        return  # reported with the theme's failure
+    try:
+        if changed.get("exclude"):
+            apply_exclusions(effects, changed["exclude"])
+    except ValueError as exc:
+        raise RenderError(f"parameter {exc}") from None
+    outcome = changed.get("outcome")
+    if outcome:
+        known = {o["outcome"] for o in config.get("outcomes", [])}
+        known |= {o["label"][lang] for o in config.get("outcomes", []) for lang in o["label"]}
+        known |= set(effects.get("outcome", []))
+        if outcome not in known:
+            raise RenderError(f"parameter outcome = {outcome!r} is not in the bibliography; "
+                              f"outcomes are: {', '.join(sorted(set(effects['outcome'])))}")
 
 
 def up_to_date(job: Job) -> bool:

@@ -173,3 +173,14 @@ def test_dead_or_slow_kernel_is_reported(tmp_path, source, fragment):
     out = render(root=root, site=tmp_path / "site", timeout=8, progress=quiet)
     assert out[0].status == "failed" and fragment in out[0].message, out[0].message
     assert not (tmp_path / "site" / "autonomy_bad.html").exists()
+
+
+def test_outcome_and_exclude_are_checked_against_the_bibliography(tmp_path):
+    root = make_project(tmp_path)
+    with pytest.raises(RenderError, match="no column 'nope'"):
+        render(["autonomy"], {"exclude": "nope=1"}, root=root, site=tmp_path / "s",
+               progress=quiet)
+    with pytest.raises(RenderError, match="outcome = 'happiness' is not in the bibliography"):
+        render(["autonomy"], {"outcome": "happiness"}, root=root, site=tmp_path / "s",
+               progress=quiet)
+    assert not (tmp_path / "s").exists()
