@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -105,6 +105,12 @@ class MVResult(RMAResult):
     sigma2_between: float = math.nan
     sigma2_within: float = math.nan
     n_clusters: int = 0
+    effect_weights: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Percent weight of each effect in the pooled estimate (see :func:`rma_mv`)."""
+        return self.effect_weights
 
     def to_dict(self) -> dict:
         d = super().to_dict()
@@ -158,6 +164,11 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
     else:
         s2b, s2w = (float(x) for x in best.x)
     _, beta, C = _reml((s2b, s2w), ys, vs, Xs, blocks, grad=False)
+    # weight of each effect in the pooled estimate: (1'M_j^-1)_i = d_i (1 - c_j s_j)
+    d, s_, c, _, _ = _pieces(s2b, s2w, vs, blocks)
+    w_sorted = d * (1 - blocks.expand(c * s_))
+    weights = np.empty(k)
+    weights[o] = 100 * w_sorted / w_sorted.sum()
     dfs = k - p
     wf = 1 / vs
     Q = max(0.0, _rss(ys, wf, Xs)) if dfs > 0 else 0.0
@@ -169,7 +180,7 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
                    measure=measure, names=names, beta=beta, vb=C, tau2=total, Q=Q, Q_pvalue=Qp,
                    I2=I2, H2=math.nan, tau2_ci=(math.nan, math.nan), dfs=dfs, yi=y, vi=v, X=X,
                    slab=slab, data=frame, sigma2_between=s2b, sigma2_within=s2w,
-                   n_clusters=blocks.n)
+                   n_clusters=blocks.n, effect_weights=weights)
     if p > 1:
         b, V = beta[1:], C[1:, 1:]
         QM = float(b @ np.linalg.solve(V, b))

@@ -118,6 +118,7 @@ class RVEResult:
     method: str = "CHE"
     test: str = "t"
     cluster: np.ndarray = field(default=None, repr=False)
+    effect_weights: np.ndarray = field(default=None, repr=False)
 
     @property
     def tau2(self) -> float:
@@ -129,9 +130,9 @@ class RVEResult:
 
     @property
     def weights(self) -> np.ndarray:
-        """Approximate percent weights, 1 / (vi + sigma2 total), for display only."""
-        w = 1 / (self.vi + self.tau2)
-        return 100 * w / w.sum()
+        """Percent weight of each effect in the pooled estimate: the estimate is
+        sum_j 1'M_j^-1 y_j / sum_j 1'M_j^-1 1, so effect i weighs (1'M_j^-1)_i."""
+        return self.effect_weights
 
     def predict(self) -> dict:
         """Pooled effect with its CI and a prediction interval (t with the Satterthwaite df)."""
@@ -213,6 +214,10 @@ def che(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=Non
                       "are NaN", ConvergenceWarning, stacklevel=2)
     s2b, s2w = (float(x) for x in best.x)
     _, beta, C, cache = _reml((s2b, s2w), stacks, p, grad=False)
+    weights = np.empty(k)
+    for g, (Minv, _A, _M) in zip(stacks.groups, cache):
+        weights[g["idx"]] = Minv.sum(axis=1)  # M_j^-1 is symmetric: column sums = row sums
+    weights = 100 * weights / weights.sum()
     vcov, df = _cr2(stacks, beta, C, cache, p)
     se = np.sqrt(np.diag(vcov))
     if not converged:
@@ -221,7 +226,7 @@ def che(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=Non
     return RVEResult(k=k, n_clusters=stacks.n_clusters, names=names, beta=beta, se=se, df=df,
                      se_model=np.sqrt(np.diag(C)), sigma2_between=s2b, sigma2_within=s2w,
                      rho=rho, level=level, measure=measure, vcov=vcov, yi=y, vi=v, slab=slab,
-                     data=frame, cluster=cl)
+                     data=frame, cluster=cl, effect_weights=weights)
 
 
 def _cr2(stacks, beta, C, cache, p):

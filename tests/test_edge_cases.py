@@ -72,3 +72,17 @@ def test_mixed_measures_are_refused():
     d = pd.DataFrame({"yi": [0.1, 0.2], "vi": [0.01, 0.02], "measure": ["RR", "OR"]})
     with pytest.raises(ValueError, match="mix measures"):
         rma(data=d)
+
+
+def test_weights_reproduce_the_pooled_estimate():
+    """The percent weights shown in forest plots are the effects' shares in the estimate."""
+    from metaanalysis.multilevel import rma_mv
+    from metaanalysis.rve import che
+
+    rng = np.random.default_rng(5)
+    cl = np.repeat(np.arange(12), 3)
+    v = rng.uniform(0.01, 0.1, 36)
+    y = rng.normal(0.2, 0.3, 36)
+    for fit in (rma(y, v), rma_mv(y, v, cluster=cl), che(y, v, cluster=cl)):
+        assert fit.weights.sum() == pytest.approx(100)
+        assert float(np.sum(fit.weights / 100 * fit.yi)) == pytest.approx(fit.estimate, abs=1e-12)
