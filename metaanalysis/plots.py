@@ -115,8 +115,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         all_lo += list(yi - crit * np.sqrt(vi))
         all_hi += list(yi + crit * np.sqrt(vi))
         if sub is not None and len(idx) >= 1:
-            from .models import refit
-            part = refit(res, res.yi[idx], res.vi[idx])
+            part = _refit_subset(res, idx)
             rows.append(("diamond", f"{level_name} (k = {len(idx)})", part.predict()))
     n = len(rows)
     pooled = res.predict() if len(res.beta) == 1 else None
@@ -154,7 +153,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         else:
             _, lab, y, v, wt = row
             a, b_ = y - crit * math.sqrt(v), y + crit * math.sqrt(v)
-            size = 4 + 10 * math.sqrt(wt / wmax)
+            size = 4 + 10 * math.sqrt(max(wt, 0.0) / wmax)  # a correlated effect can weigh < 0
             ax.hlines(pos, tf(a), tf(b_), color=PALETTE["grey"], lw=0.9)
             ax.scatter([tf(y)], [pos], marker="s", s=size**2 / 2, color=PALETTE["blue"],
                        zorder=3, linewidths=0)
@@ -206,6 +205,32 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     fig.subgroups = [r[1] for r in rows if r[0] == "diamond"]
     fig.fixed_layout = True
     return fig
+
+
+def _refit_subset(res, idx):
+    """The same kind of model fitted to the effects ``idx`` (a subgroup's diamond)."""
+    from .models import RMAResult, refit
+
+    if hasattr(res, "rho"):  # CHE with robust variance
+        from .rve import che
+        cl = np.asarray(res.cluster)[idx]
+        if len(set(cl)) >= 2:
+            return che(res.yi[idx], res.vi[idx], cluster=cl, rho=res.rho, level=res.level)
+    elif hasattr(res, "sigma2_between"):
+        from .multilevel import rma_mv
+        cl = res.data["key"].to_numpy()[idx] if res.data is not None and "key" in res.data \
+            else np.asarray(res.slab)[idx]
+        if len(set(cl)) >= 2:
+            return rma_mv(res.yi[idx], res.vi[idx], cluster=cl, level=res.level)
+    if isinstance(res, RMAResult) and res.method in ("MH", "PETO"):
+        from .models import _fit
+        return _fit(res.yi[idx], res.vi[idx], np.ones((len(idx), 1)), ["intercept"], "FE",
+                    "z", res.level, res.measure, qprofile=False, r2=False)
+    if isinstance(res, RMAResult) and res.method not in ("CHE",):
+        return refit(res, res.yi[idx], res.vi[idx])
+    from .models import _fit  # a single cluster: a random-effects model of its effects
+    return _fit(res.yi[idx], res.vi[idx], np.ones((len(idx), 1)), ["intercept"], "REML", "z",
+                res.level, res.measure, qprofile=False, r2=False)
 
 
 def _x_axis(ax, ratio, lang, lo, hi, pooled):

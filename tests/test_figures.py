@@ -169,3 +169,20 @@ def test_forest_subgroups_have_their_own_diamonds():
     rct = rma(data=d[d.design == "RCT"])
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any(t.startswith(f"{rct.estimate:.2f} [") for t in texts)
+
+
+def test_subgroup_diamonds_use_the_same_kind_of_model():
+    from metaanalysis.multilevel import rma_mv
+    from metaanalysis.rve import che
+
+    rng = np.random.default_rng(9)
+    cl = np.repeat(np.arange(10), 3)
+    d = pd.DataFrame({"key": [f"s{c}" for c in cl], "yi": rng.normal(0.3, 0.3, 30),
+                      "vi": rng.uniform(0.01, 0.1, 30),
+                      "design": np.where(cl < 6, "RCT", "QES")})
+    for fit, sub in ((che(data=d, cluster="key"), che), (rma_mv(data=d, cluster="key"), rma_mv)):
+        fig = forest(fit, subgroup="design", lang="en")
+        assert fig.subgroups == ["QES (k = 12)", "RCT (k = 18)"]
+        part = sub(data=d[d.design == "RCT"], cluster="key")
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        assert any(t.startswith(f"{part.estimate:.2f} [") for t in texts)
