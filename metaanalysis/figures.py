@@ -19,17 +19,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from .grammar import RATIO_MEASURES
+from .grammar import RATIO_MEASURES, natural_scale, rob_level
 from .plots import PALETTE, style
-from .text import WORDS, num, t
+from .text import WORDS, axis_label, num, t
 
 ROB_LEVELS = ("low", "some concerns", "high", "no information")
 ROB_COLOURS = {"low": PALETTE["green"], "some concerns": "#F0E442", "high": PALETTE["vermillion"],
                "no information": "#BBBBBB"}
 ROB_SYMBOLS = {"low": "+", "some concerns": "?", "high": "−", "no information": ""}
-_ROB_MAP = {"low": "low", "yes": "low", "some concerns": "some concerns", "moderate":
-            "some concerns", "unclear": "some concerns", "high": "high", "serious": "high",
-            "critical": "high", "no": "high"}
 
 
 # --------------------------------------------------------------------------- funnel
@@ -41,7 +38,7 @@ def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = ""):
 
     style()
     ratio = res.measure in RATIO_MEASURES
-    tf = np.exp if ratio else (lambda x: x)
+    tf = natural_scale(res.measure)
     sei = np.sqrt(res.vi)
     top = float(sei.max()) * 1.05 if len(sei) else 1.0
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
@@ -69,8 +66,7 @@ def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = ""):
     else:
         ax.set_xlim(min(res.estimate - span, -0.1), max(res.estimate + span, 0.1))
     ax.set_ylabel(t("standard_error", lang))
-    ax.set_xlabel(t(f"axis.{res.measure}", lang) if res.measure in WORDS["axis"]
-                  else t("axis.GEN", lang))
+    ax.set_xlabel(axis_label(res.measure, lang))
     from matplotlib.patches import Patch
     handles = [Patch(color="white", label="p > 0,10" if lang == "fr" else "p > 0.10"),
                Patch(color="#BFBFBF", label="0,05 < p < 0,10" if lang == "fr" else "0.05 < p < 0.10"),
@@ -88,8 +84,8 @@ def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = ""):
 def rob_table(effects: pd.DataFrame) -> pd.DataFrame:
     """One row per study, one column per risk-of-bias domain (``rob_*``) and ``overall``.
 
-    Judgements are normalised to low / some concerns / high / no information: "yes" to a
-    safeguard (e.g. allocation concealed) is low risk, "no" is high. Without an overall
+    Judgements are normalised by :func:`~metaanalysis.grammar.rob_level` (low / some
+    concerns / high / no information). Without an overall
     judgement, the overall is the worst domain (Cochrane RoB 2's rule).
     """
     cols = [c for c in effects.columns if c.startswith("rob_")]
@@ -99,20 +95,14 @@ def rob_table(effects: pd.DataFrame) -> pd.DataFrame:
     studies = effects.groupby("key", sort=False).first()
     out = pd.DataFrame(index=studies.index)
     for c in cols:
-        out[c[4:].replace("_", " ")] = studies[c].map(_norm_rob)
+        out[c[4:].replace("_", " ")] = studies[c].map(rob_level)
     if has_overall:
-        out["overall"] = studies["risk_of_bias"].map(_norm_rob)
+        out["overall"] = studies["risk_of_bias"].map(rob_level)
     else:
         order = {lev: i for i, lev in enumerate(("low", "some concerns", "high"))}
         out["overall"] = out.apply(lambda r: max((v for v in r if v in order),
                                                  key=order.get, default="no information"), axis=1)
     return out
-
-
-def _norm_rob(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "no information"
-    return _ROB_MAP.get(str(value).strip().lower(), "no information")
 
 
 def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict | None = None):
@@ -125,7 +115,7 @@ def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict |
         return None
     n, m = table.shape
     fig, ax = plt.subplots(figsize=(1.6 + 0.9 * m + 1.8, 0.9 + 0.28 * n))
-    for i, (study, row) in enumerate(table.iterrows()):
+    for i, (_, row) in enumerate(table.iterrows()):
         for j, value in enumerate(row):
             ax.scatter(j, i, s=150, color=ROB_COLOURS[value], edgecolors="#333333",
                        linewidths=0.4)
@@ -298,7 +288,6 @@ def gap_map(table: pd.DataFrame, *, lang: str = "en"):
     domains += [d for d in dict.fromkeys(table["domain"]) if d not in domains]
     fig, ax = plt.subplots(figsize=(max(7.0, 1.05 * len(domains) + 2.6),
                                     1.3 + 0.75 * len(interventions)))
-    fig.fixed_layout = False
     colour = {1: PALETTE["blue"], 0: "#999999", -1: PALETTE["vermillion"]}
     for x in range(len(domains) + 1):
         ax.axvline(x - 0.5, color="#E5E5E5", lw=0.6, zorder=0)

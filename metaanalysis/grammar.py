@@ -15,6 +15,18 @@ MEASURES = ("SMD", "MD", "ROM", "OR", "RR", "RD", "COR", "ZCOR", "PR", "PLO", "G
 #: Measures analysed on the log scale; a reported estimate and its CI are ratios.
 RATIO_MEASURES = frozenset({"OR", "RR", "ROM"})
 
+#: Models without heterogeneity: no tau^2, no prediction interval.
+COMMON_EFFECT_METHODS = frozenset({"FE", "MH", "PETO"})
+#: Common-effect models computed from 2x2 counts rather than from yi and vi.
+TWO_BY_TWO_METHODS = ("MH", "PETO")
+
+#: Risk-of-bias judgements as annotated (overall or per domain), normalised: "yes" to a
+#: safeguard (e.g. allocation concealed) is low risk, "no" is high.
+ROB_JUDGEMENTS = {"low": "low", "yes": "low", "some concerns": "some concerns",
+                  "moderate": "some concerns", "unclear": "some concerns", "high": "high",
+                  "serious": "high", "critical": "high", "no": "high", "serious/high": "high",
+                  "high risk": "high"}
+
 #: Raw-data forms accepted for each measure, in order of preference (metafor's names).
 DATA_FORMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "SMD": (("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),),
@@ -70,14 +82,31 @@ GRAMMAR_FIELDS = frozenset({"screening", "effects"})
 FIELD_ALIASES = {"effect": "effects", "screen": "screening", "decision": "screening",
                  "status": "screening", "inclusion": "screening"}
 
-SCREENING_VALUES = ("included", "excluded: REASON", "pending")
-
 #: tau^2 estimators and tests of the univariate model (metafor's names).
 METHODS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
 TESTS = ("z", "knha")
 
 
 @lru_cache(maxsize=4096)
+def natural_scale(measure: str):
+    """The back-transform from the analysis scale to the scale readers see: exp for ratio
+    measures (log OR -> OR), the identity otherwise. Works on numbers and arrays."""
+    import numpy as np
+
+    return np.exp if measure in RATIO_MEASURES else _identity
+
+
+def _identity(x):
+    return x
+
+
+def rob_level(value) -> str:
+    """A risk-of-bias judgement as low / some concerns / high / no information."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "no information"
+    return ROB_JUDGEMENTS.get(str(value).strip().lower(), "no information")
+
+
 def suggest_effect_key(key: str) -> str | None:
     """The grammar's key that an unknown effect key most probably meant, if any."""
     if key in ALIASES:

@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .grammar import METHODS, TESTS  # noqa: E402  (re-exported)
+from .grammar import (COMMON_EFFECT_METHODS, METHODS, TESTS,  # noqa: E402, F401
+                      TWO_BY_TWO_METHODS)
 THRESHOLD = 1e-10
 MAXITER = 1000
 
@@ -329,7 +330,7 @@ class RMAResult:
         pred = float(x @ self.beta)
         se = float(np.sqrt(x @ self.vb @ x))
         # a common-effect model has no prediction interval (metafor gives NA)
-        tau2 = math.nan if self.method in ("FE", "MH", "PETO") else self.tau2
+        tau2 = math.nan if self.method in COMMON_EFFECT_METHODS else self.tau2
         half_pi = self.crit * math.sqrt(se**2 + tau2)
         return {"pred": pred, "se": se, "ci_lb": pred - self.crit * se,
                 "ci_ub": pred + self.crit * se, "pi_lb": pred - half_pi,
@@ -398,7 +399,7 @@ def format_result(r: RMAResult) -> str:
              "PETO": "Fixed-Effects Model (Peto)"}.get(
         r.method, f"{'Mixed' if len(r.beta) > 1 else 'Random'}-Effects Model")
     out = [f"{label} (k = {r.k}; tau^2 estimator: {r.method}; measure: {r.measure})", ""]
-    if r.method not in ("FE", "MH", "PETO"):
+    if r.method not in COMMON_EFFECT_METHODS:
         lo, hi = r.tau2_ci
         out.append(f"tau^2 (estimated amount of {'residual ' if len(r.beta) > 1 else ''}"
                    f"heterogeneity): {r.tau2:.4f} (CI {r.level:g}%: {lo:.4f}, {hi:.4f})")
@@ -418,7 +419,7 @@ def format_result(r: RMAResult) -> str:
     out += ["", "Model Results:", "", r.coefficients().rename(
         columns={"zval": "tval" if r.test == "knha" else "zval"}).to_string(
         float_format=lambda x: f"{x:.4f}")]
-    if len(r.beta) == 1 and r.method not in ("MH", "PETO"):
+    if len(r.beta) == 1 and r.method not in TWO_BY_TWO_METHODS:
         pi = r.predict()
         out += ["", f"Prediction interval ({r.level:g}%): {pi['pi_lb']:.4f} to "
                 f"{pi['pi_ub']:.4f}"]

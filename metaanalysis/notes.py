@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .grammar import RATIO_MEASURES
+from .grammar import natural_scale, rob_level
 from .text import estimate_ci, num, percent, t
 
-from .themes import (HIGH_ROB, MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
+from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
 
 
@@ -152,7 +151,7 @@ class Note:
                 "level": num(lvl, lang, 0)}
         if r is None:
             return base
-        tf = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
+        tf = natural_scale(r.measure)
         pred = r.predict()
         base.update({
             "measure": t(f"measure_name.{r.measure}", lang),
@@ -197,8 +196,8 @@ class Note:
         e, tf = tests
         out = {"egger_p": _pformat(e.pval, self.lang)}
         if tf is not None:
-            tfm = math.exp if r.measure in RATIO_MEASURES else (lambda x: x)
-            out.update({"k0": tf.k0, "trimfill_est": num(tfm(tf.estimate), self.lang)})
+            back = natural_scale(r.measure)
+            out.update({"k0": tf.k0, "trimfill_est": num(back(tf.estimate), self.lang)})
         return out
 
     def screening_counts(self) -> dict:
@@ -407,8 +406,7 @@ def apply_exclusions(effects: pd.DataFrame, exclude: str):
                 raise ValueError("exclude = high_rob, but the bibliography has no risk_of_bias "
                                  "or rob_* fields")
             for c in rob_cols:
-                v = effects[c].astype(str).str.strip().str.lower()
-                drop |= v.isin(HIGH_ROB) if c == "risk_of_bias" else v.isin({"no", "high"})
+                drop |= effects[c].map(rob_level) == "high"
         elif "=" in item:
             col, value = (x.strip() for x in item.split("=", 1))
             if col not in effects.columns:

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .grammar import RATIO_MEASURES
-from .text import estimate_ci, num, percent, t
+from .grammar import COMMON_EFFECT_METHODS, RATIO_MEASURES, natural_scale
+from .text import axis_label, estimate_ci, num, percent, t
 
 #: Okabe & Ito (2008) colours, readable with every common colour-vision deficiency.
 PALETTE = {"blue": "#0072B2", "orange": "#E69F00", "vermillion": "#D55E00",
@@ -97,7 +97,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
 
     style()
     ratio = res.measure in RATIO_MEASURES
-    tf = np.exp if ratio else (lambda x: x)
+    tf = natural_scale(res.measure)
     from scipy.stats import norm
     crit = float(norm.isf((1 - res.level / 100) / 2))
     # the rows, top to bottom: ("study", label, yi, vi, weight), ("header", text) or
@@ -163,7 +163,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
             ax.annotate(percent(wt, lang, 1), (0.985, pos), xycoords=left, va="center",
                         ha="right")
             labels_drawn.append(lab)
-    has_pi = (pooled is not None and res.method not in ("FE", "MH", "PETO")
+    has_pi = (pooled is not None and res.method not in COMMON_EFFECT_METHODS
               and np.isfinite(pooled["pi_lb"]))
     if pooled is not None:
         diamond(1, pooled, PALETTE["vermillion"], t("pooled", lang, method=res.method),
@@ -180,9 +180,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     _x_axis(ax, ratio, lang, np.array(all_lo), np.array(all_hi), pooled)
     ax.set_ylim(-0.4, n + 3.6)
     ax.set_yticks([])
-    ax.set_xlabel(t(f"axis.{res.measure}", lang) if res.measure in
-                  ("OR", "RR", "ROM", "SMD", "MD", "RD", "COR", "ZCOR", "PR", "PLO") else
-                  t("axis.GEN", lang))
+    ax.set_xlabel(axis_label(res.measure, lang))
     ax.annotate(t("study", lang), (0.02, n + 3.1), xycoords=left, weight="bold", va="center")
     ax.annotate(t("estimate_ci", lang, level=level), (0.68, n + 3.1), xycoords=left,
                 weight="bold", va="center")
@@ -209,6 +207,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
 
 def _refit_subset(res, idx):
     """The same kind of model fitted to the effects ``idx`` (a subgroup's diamond)."""
+    from .grammar import TWO_BY_TWO_METHODS
     from .models import RMAResult, refit
 
     if hasattr(res, "rho"):  # CHE with robust variance
@@ -222,7 +221,7 @@ def _refit_subset(res, idx):
             else np.asarray(res.slab)[idx]
         if len(set(cl)) >= 2:
             return rma_mv(res.yi[idx], res.vi[idx], cluster=cl, level=res.level)
-    if isinstance(res, RMAResult) and res.method in ("MH", "PETO"):
+    if isinstance(res, RMAResult) and res.method in TWO_BY_TWO_METHODS:
         from .models import _fit
         return _fit(res.yi[idx], res.vi[idx], np.ones((len(idx), 1)), ["intercept"], "FE",
                     "z", res.level, res.measure, qprofile=False, r2=False)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .grammar import DATA_KEYS, MEASURES
+from .grammar import DATA_KEYS, MEASURES, TWO_BY_TWO_METHODS
+from .grammar import METHODS as UNIVARIATE_METHODS
 
-METHODS = ("FE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB", "MH", "PETO")
+METHODS = UNIVARIATE_METHODS + TWO_BY_TWO_METHODS
 
 
 def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
@@ -84,7 +85,7 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
     for col in (mods or []) + ([cluster] if cluster else []):
         if col not in table:
             raise ValueError(f"no column {col!r}; columns are {', '.join(map(str, table.columns))}")
-    if method in ("MH", "PETO"):
+    if method in TWO_BY_TWO_METHODS:
         if mods or cluster:
             raise ValueError(f"{method} is a common-effect model for 2x2 tables: it takes no "
                              "--mods or --cluster")
@@ -107,19 +108,19 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
                   measure=measure, slab=slab)
         out = fit.to_dict()
     if bias:
-        if cluster or mods or method in ("MH", "PETO"):
+        if cluster or mods or method in TWO_BY_TWO_METHODS:
             raise ValueError("--bias applies to a univariate model without moderators")
         e, b, tf = egger(fit), begg(fit), trimfill(fit)
         out.update({"egger_z": e.zval, "egger_p": e.pval, "begg_tau": b.tau, "begg_p": b.pval,
                     "trimfill_k0": tf.k0, "trimfill_side": tf.side,
                     "trimfill_estimate": tf.estimate})
     if leave_one_out:
-        if cluster or method in ("MH", "PETO"):
+        if cluster or method in TWO_BY_TWO_METHODS:
             raise ValueError("--leave-one-out applies to a univariate model")
         rows = l1o(fit)
         out["leave_one_out"] = [{"omitted": r.omitted, "estimate": r.estimate, "se": r.se,
                                  "tau2": r.tau2, "I2": r.I2} for r in rows.itertuples()]
-    univariate_only = cluster or method in ("MH", "PETO")
+    univariate_only = cluster or method in TWO_BY_TWO_METHODS
     if (influence or cumulative or permutations or subgroup) and univariate_only:
         raise ValueError("--influence, --cumulative, --permutations and --subgroup apply to "
                          "a univariate model (no --cluster, not MH or PETO)")

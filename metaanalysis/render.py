@@ -466,8 +466,8 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
             d = json.loads(data.read_text(encoding="utf-8"))
             first = next((o for o in d["outcomes"] if o.get("estimate") is not None), None)
             if first:
-                import math
-                tf = math.exp if first["measure"] in ("OR", "RR", "ROM") else (lambda x: x)
+                from .grammar import natural_scale
+                tf = natural_scale(first["measure"])
                 headline = (f"{first['label']} : {first['measure']} "
                             + estimate_ci(tf(first["estimate"]), tf(first["ci_lower"]),
                                           tf(first["ci_upper"]), lang)

@@ -67,7 +67,7 @@ def _reml(params, stacks, p, grad=True):
     k = sum(g["idx"].size for g in stacks.groups)
     quad = 0.0
     parts = []
-    for g, (Minv, A, M) in zip(stacks.groups, cache):
+    for g, (Minv, A, _M) in zip(stacks.groups, cache):
         r = g["y"] - g["X"] @ beta
         Pr = np.einsum("mij,mj->mi", Minv, r)
         quad += float(np.sum(r * Pr))
@@ -235,7 +235,7 @@ def _cr2(stacks, beta, C, cache, p):
     meat = np.zeros((p, p))
     Lc = np.linalg.cholesky(C)  # C = Lc Lc'
     g_rows, h_mats = [], []
-    for g, (Minv, A, M) in zip(stacks.groups, cache):
+    for g, (_Minv, A, M) in zip(stacks.groups, cache):
         Xj = g["X"]
         L = np.linalg.cholesky(M)  # M_j = L L' (R_j = L')
         Lt = np.swapaxes(L, 1, 2)

@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .grammar import RATIO_MEASURES
+from .grammar import RATIO_MEASURES, natural_scale, rob_level
 from .text import estimate_ci, num, percent
 
 LEVELS = ("very low", "low", "moderate", "high")
@@ -57,7 +57,6 @@ WORDS = {
            "per1000": "{control} per 1,000 without the intervention; {diff} ({lo} to {hi})",
            "none": "no concern"},
 }
-HIGH_ROB = {"high", "serious", "critical", "no"}
 
 
 def participants(rows: pd.DataFrame) -> int:
@@ -97,7 +96,7 @@ def _rob_share(rows: pd.DataFrame, result) -> float:
         return math.nan
     high = np.zeros(len(rows), dtype=bool)
     for c in cols:
-        high |= rows[c].astype(str).str.strip().str.lower().isin(HIGH_ROB).to_numpy()
+        high |= (rows[c].map(rob_level) == "high").to_numpy()
     w = np.asarray(result.weights)
     if len(w) != len(rows):
         return math.nan
@@ -119,7 +118,7 @@ def summary_of_findings(outcomes, lang: str = "en", baseline_risk: float | None 
             continue
         d = o.data
         ratio = r.measure in RATIO_MEASURES
-        tf = math.exp if ratio else (lambda x: x)
+        tf = natural_scale(r.measure)
         pred = r.predict()
         est, lo, hi = tf(pred["pred"]), tf(pred["ci_lb"]), tf(pred["ci_ub"])
         null = 1.0 if ratio else 0.0

@@ -115,6 +115,11 @@ def t(key: str, lang: str, **fmt) -> str:
     return entry[lang].format(**fmt) if fmt else entry[lang]
 
 
+def axis_label(measure: str, lang: str) -> str:
+    """The axis title of a measure (its analysis scale, e.g. "Odds ratio (log scale)")."""
+    return t(f"axis.{measure}" if measure in WORDS["axis"] else "axis.GEN", lang)
+
+
 def num(x: float, lang: str, digits: int = 2) -> str:
     """A number with the language's decimal mark (a comma in French) and a true minus sign."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

@@ -11,7 +11,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = {"theme": "", "measure": "", "method": "REML", "test": "z", "outcome": "",
               "exclude": "", "level": 95.0, "lang": "fr", "model": ""}
 MODELS = ("", "rma", "che", "multilevel")
-HIGH_ROB = {"high", "serious", "critical", "serious/high", "high risk"}
 
 
 def find_root(start: Path | str | None = None) -> Path:
