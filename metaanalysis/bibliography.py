@@ -375,32 +375,24 @@ def _read_effect(path, key, line, text, problems) -> Effect | None:
                     messages.append(f"unknown effect key {name}: did you mean {guess}?")
                 else:
                     moderators[name] = value
+    outcome, measure = pairs.get("outcome", ""), pairs.get("measure", "")
+    if not messages:
+        if not outcome:
+            messages.append("effect without outcome: add outcome = NAME (e.g. outcome = "
+                            "mortality)")
+        if not measure:
+            messages.append(f"effect without measure: add measure = one of "
+                            f"{', '.join(grammar.MEASURES)}")
+        elif measure.upper() not in grammar.MEASURES:
+            close = [m for m in grammar.MEASURES if m.lower() == measure.lower()[:len(m)]]
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            messages.append(f"unknown measure '{measure}'{hint}: use one of "
+                            f"{', '.join(grammar.MEASURES)}")
+        if not messages:
+            measure = measure.upper()
+            messages = _check_data(measure, data)
     if messages:
         problems.extend(Problem(path, line, key, m) for m in messages)
-        return None
-    ok = True
-
-    def error(message):
-        nonlocal ok
-        ok = False
-        problems.append(Problem(path, line, key, message))
-
-    outcome = pairs.get("outcome", "")
-    measure = pairs.get("measure", "")
-    if not outcome:
-        error("effect without outcome: add outcome = NAME (e.g. outcome = mortality)")
-    if not measure:
-        error(f"effect without measure: add measure = one of {', '.join(grammar.MEASURES)}")
-    elif measure.upper() not in grammar.MEASURES:
-        close = [m for m in grammar.MEASURES if m.lower() == measure.lower()[:len(m)]]
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        error(f"unknown measure '{measure}'{hint}: use one of {', '.join(grammar.MEASURES)}")
-    if not ok:
-        return None
-    measure = measure.upper()
-    for message in _check_data(measure, data):
-        error(message)
-    if not ok:
         return None
     return Effect(line, outcome, measure, data, pairs.get("source", ""), pairs.get("id", ""),
                   moderators)
