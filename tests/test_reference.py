@@ -35,6 +35,15 @@ def close(ours, theirs, tol, what):
     assert ok.all(), f"{what}: ours {ours[~ok]} metafor {theirs[~ok]}"
 
 
+def close_all(obj, ref, tol, names):
+    """``close`` for each name: an attribute (or column) of ``obj`` against ``ref[key]``;
+    a name is "attr" or "attr:key" when the fixture spells it differently."""
+    for name in names:
+        attr, _, key = name.partition(":")
+        ours = obj[attr] if isinstance(obj, pd.DataFrame) else getattr(obj, attr)
+        close(ours, ref[key or attr], tol, attr)
+
+
 @pytest.mark.parametrize("case", ESC["cases"], ids=[c["name"] for c in ESC["cases"]])
 def test_escalc_matches_metafor(case):
     frame = pd.DataFrame(case["data"])
@@ -56,19 +65,10 @@ def test_rma_matches_metafor(ref):
         warnings.simplefilter("error")
         res = rma(data=data, mods=ref["mods"] or None, method=ref["method"], test=ref["test"])
     tol = 1e-4 if ref["method"] in ITERATIVE else 1e-6
-    close(res.tau2, ref["tau2"], tol, "tau2")
-    close(res.beta, ref["beta"], tol, "beta")
-    close(res.se, ref["se"], tol, "se")
-    close(res.pval, ref["pval"], tol, "pval")
-    close(res.ci_lb, ref["ci_lb"], tol, "ci_lb")
-    close(res.ci_ub, ref["ci_ub"], tol, "ci_ub")
-    close(res.Q, ref["Q"], 1e-6, "Q")
-    close(res.Q_pvalue, ref["Q_pvalue"], 1e-6, "Q_pvalue")
-    close(res.I2, ref["I2"], tol, "I2")
-    close(res.H2, ref["H2"], tol, "H2")
+    close_all(res, ref, tol, ["tau2", "beta", "se", "pval", "ci_lb", "ci_ub", "I2", "H2"])
+    close_all(res, ref, 1e-6, ["Q", "Q_pvalue"])
     if ref["mods"]:
-        close(res.QM, ref["QM"], tol, "QM")
-        close(res.QM_pvalue, ref["QM_pvalue"], tol, "QM_pvalue")
+        close_all(res, ref, tol, ["QM", "QM_pvalue"])
         if ref["method"] != "FE":
             close(res.R2, ref["R2"], 1e-4, "R2")
     else:
@@ -93,10 +93,8 @@ def test_mantel_haenszel_and_peto_match_metafor(ref):
         res = rma_mh(data=d, measure=ref["measure"])
     else:
         res = rma_peto(data=d)
-    for name, ours in [("beta", res.beta), ("se", res.se), ("ci_lb", res.ci_lb),
-                       ("ci_ub", res.ci_ub), ("pval", res.pval), ("Q", res.Q),
-                       ("Q_pvalue", res.Q_pvalue), ("I2", res.I2), ("H2", res.H2)]:
-        close(ours, ref[name], 1e-6, name)
+    close_all(res, ref, 1e-6, ["beta", "se", "ci_lb", "ci_ub", "pval", "Q", "Q_pvalue", "I2",
+                               "H2"])
 
 
 # ----------------------------------------------------------------------------- bias, sensitivity
@@ -131,16 +129,13 @@ def test_bias_and_influence_match_metafor(ref):
         close(tf.estimate, ref["trimfill_estimate"], tol, "trimfill estimate")
         close(tf.result.se, ref["trimfill_se"], tol, "trimfill se")
         l1o = leave_one_out(res)
-        for col, key in [("estimate", "l1o_estimate"), ("se", "l1o_se"), ("tau2", "l1o_tau2"),
-                         ("I2", "l1o_I2"), ("Q", "l1o_Q")]:
-            if col == "tau2" and ref["method"] == "FE":
-                continue  # metafor leaves tau2 undefined (NA) for a common-effect model; ours is 0
-            close(l1o[col], ref[key], tol, f"leave-one-out {col}")
+        columns = ["estimate", "se", "tau2", "I2", "Q"]
+        if ref["method"] == "FE":
+            columns.remove("tau2")  # metafor leaves tau2 undefined (NA) for a common effect; ours is 0
+        close_all(l1o, ref, tol, [f"{c}:l1o_{c}" for c in columns])
     inf = influence(res)
-    for col, key in [("rstudent", "rstudent"), ("dffits", "dffits"), ("cook_d", "cook_d"),
-                     ("cov_r", "cov_r"), ("tau2_del", "tau2_del"), ("QE_del", "QE_del"),
-                     ("hat", "hat"), ("weight", "weight")]:
-        close(inf[col], ref[key], tol, f"influence {col}")
+    close_all(inf, ref, tol, ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "QE_del",
+                              "hat", "weight"])
     assert inf["influential"].tolist() == ref["influential"]
 
 
@@ -149,9 +144,7 @@ def test_cumulative_matches_metafor():
     d = RMA["datasets"]["bcg"]
     res = rma(d["yi"], d["vi"])
     cu = cumulative(res, order=c["order"])
-    close(cu["estimate"], c["estimate"], 1e-4, "estimate")
-    close(cu["se"], c["se"], 1e-4, "se")
-    close(cu["tau2"], c["tau2"], 1e-4, "tau2")
+    close_all(cu, c, 1e-4, ["estimate", "se", "tau2"])
 
 
 def test_exact_permutation_tests_match_metafor():
@@ -187,11 +180,7 @@ def test_three_level_model_matches_metafor(ref):
     d = pd.DataFrame(ML["data"])
     res = rma_mv(data=d, cluster="district", mods=ref["mods"] or None, test=ref["test"])
     close([res.sigma2_between, res.sigma2_within], ref["sigma2"], 1e-4, "sigma2")
-    close(res.beta, ref["beta"], 1e-4, "beta")
-    close(res.se, ref["se"], 1e-4, "se")
-    close(res.pval, ref["pval"], 1e-4, "pval")
-    close(res.ci_lb, ref["ci_lb"], 1e-4, "ci_lb")
-    close(res.ci_ub, ref["ci_ub"], 1e-4, "ci_ub")
+    close_all(res, ref, 1e-4, ["beta", "se", "pval", "ci_lb", "ci_ub"])
     close(res.Q, ref["Q"], 1e-6, "Q")
     if ref["mods"]:
         close(res.QM, ref["QM"], 1e-4, "QM")
@@ -209,13 +198,7 @@ def test_che_cr2_matches_clubsandwich(ref):
     d = pd.DataFrame(RVE["data"])
     res = che(data=d, cluster="studyid", mods=ref["mods"] or None)
     close([res.sigma2_between, res.sigma2_within], ref["sigma2"], 1e-4, "sigma2")
-    close(res.beta, ref["beta"], 1e-4, "beta")
-    close(res.se_model, ref["se_model"], 1e-4, "model se")
-    close(res.se, ref["se"], 1e-4, "CR2 se")
-    close(res.df, ref["df"], 1e-4, "Satterthwaite df")
-    close(res.pval, ref["pval"], 1e-4, "pval")
-    close(res.ci_lb, ref["ci_lb"], 1e-4, "ci_lb")
-    close(res.ci_ub, ref["ci_ub"], 1e-4, "ci_ub")
+    close_all(res, ref, 1e-4, ["beta", "se_model", "se", "df", "pval", "ci_lb", "ci_ub"])
 
 
 # ----------------------------------------------------------------------------- subgroups
@@ -229,10 +212,6 @@ def test_subgroups_match_metafor(ref):
     res = subgroups(pd.DataFrame(SG["data"]), "alloc", method=ref["method"])
     t = res.table()
     assert t["subgroup"].tolist() == ref["groups"]
-    close(t["estimate"], ref["estimate"], 1e-4, "estimate")
-    close(t["se"], ref["se"], 1e-4, "se")
-    close(t["tau2"], ref["tau2"], 1e-4, "tau2")
-    close(res.Q_between, ref["Q_between"], 1e-4, "Q between")
-    close(res.Q_between_pvalue, ref["Q_between_p"], 1e-4, "Q between p")
-    close(res.QM, ref["QM"], 1e-4, "QM")
-    close(res.QM_pvalue, ref["QMp"], 1e-4, "QM p")
+    close_all(t, ref, 1e-4, ["estimate", "se", "tau2"])
+    close_all(res, ref, 1e-4, ["Q_between", "Q_between_pvalue:Q_between_p", "QM",
+                               "QM_pvalue:QMp"])
