@@ -244,8 +244,7 @@ class Note:
         """The published meta-analyses this note re-analyses, shown prominently."""
         from IPython.display import HTML
 
-        intro = ("Cette note ré-analyse les données publiées de :" if self.lang == "fr"
-                 else "This note re-analyses the published data of:")
+        intro = t("reanalyses", self.lang)
         items = "".join(f"<li>{_link(s)}</li>" for s in self.config.get("sources", []))
         return HTML(f"<div class='sources'><p>{intro}</p><ul>{items}</ul></div>")
 
@@ -295,9 +294,7 @@ class Note:
             rows = rows[rows[col].astype(str) == str(value)]
         light = rob_traffic_light(rows, lang=self.lang, labels=self.labels()) if len(rows) else None
         if light is None:
-            none = ("Aucune évaluation du risque de biais dans la bibliographie."
-                    if self.lang == "fr" else "No risk-of-bias assessment in the bibliography.")
-            return HTML(f"<p>{none}</p>")
+            return HTML(f"<p>{t('no_rob', self.lang)}</p>")
         bars = rob_summary(rows, lang=self.lang)
         return HTML(svg_figure(light)._repr_html_() + svg_figure(bars)._repr_html_())
 
@@ -323,9 +320,7 @@ class Note:
         """One row per pooled outcome: studies, effect with CI, prediction interval, I²."""
         from IPython.display import HTML
 
-        fr = self.lang == "fr"
-        head = (["Critère", "Études", "Effet [IC]", "Intervalle de prédiction", "I²"] if fr
-                else ["Outcome", "Studies", "Effect [CI]", "Prediction interval", "I²"])
+        head = t("results_head", self.lang)
         rows = []
         for i, o in enumerate(self.outcomes):
             f = self.fields(i)
@@ -352,7 +347,7 @@ class Note:
             link = (f" <a href='https://doi.org/{html.escape(doi, quote=True)}'>"
                     f"doi:{html.escape(doi)}</a>") if doi else ""
             items.append(f"<li>{author}{year}{'. ' + title if title else ''}.{link}</li>")
-        head = "Études incluses" if self.lang == "fr" else "Included studies"
+        head = t("included_studies", self.lang)
         return HTML(f"<h2>{head}</h2><ol class='references'>{''.join(items)}</ol>")
 
     # ------------------------------------------------------------------ open data

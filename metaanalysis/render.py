@@ -20,17 +20,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .text import PAGE_WORDS as WORDS
 from .themes import ROOT, load_themes, validate_parameters
 
 BRAND = "Comparer les impacts, pas les idéologies"
-WORDS = {
-    "fr": {"date": "Données mises à jour le", "parameters": "Paramètres", "data": "Données",
-           "software": "Logiciels", "reproduce": "Pour reproduire cette note :",
-           "variant": "Variante : paramètres modifiés par rapport à la note publiée"},
-    "en": {"date": "Data last changed", "parameters": "Parameters", "data": "Data",
-           "software": "Software", "reproduce": "To reproduce this note:",
-           "variant": "Variant: parameters changed from the published note"},
-}
 
 
 @dataclass

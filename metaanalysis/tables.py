@@ -21,42 +21,10 @@ import numpy as np
 import pandas as pd
 
 from .grammar import RATIO_MEASURES, natural_scale, rob_level
+from .text import SOF_WORDS as WORDS
 from .text import estimate_ci, num, percent
 
 LEVELS = ("very low", "low", "moderate", "high")
-WORDS = {
-    "fr": {"outcome": "Critère", "studies": "Études (participants)", "relative": "Effet relatif [IC]",
-           "absolute": "Effet absolu pour 1 000", "heterogeneity": "Hétérogénéité",
-           "certainty": "Certitude suggérée", "high": "élevée", "moderate": "modérée",
-           "low": "faible", "very low": "très faible",
-           "note": "La certitude est une suggestion calculée à partir des données (risque de biais, "
-                   "incohérence, imprécision, biais de publication) : elle doit être confirmée par "
-                   "les auteurs.",
-           "rob": "risque de biais : {share} du poids vient d'études à risque élevé",
-           "inconsistency": "incohérence : {why}", "imprecision": "imprécision : {why}",
-           "publication": "biais de publication suspecté (test d'Egger {p})",
-           "nonrandomised": "études non randomisées",
-           "ci_null": "l'intervalle de confiance inclut l'absence d'effet",
-           "small": "moins de 400 participants", "i2": "I² = {i2}",
-           "pi_null": "l'intervalle de prédiction inclut l'absence d'effet",
-           "per1000": "{control} pour 1 000 sans l'intervention ; {diff} ({lo} à {hi})",
-           "none": "aucune réserve"},
-    "en": {"outcome": "Outcome", "studies": "Studies (participants)", "relative": "Relative effect [CI]",
-           "absolute": "Absolute effect per 1,000", "heterogeneity": "Heterogeneity",
-           "certainty": "Suggested certainty", "high": "high", "moderate": "moderate",
-           "low": "low", "very low": "very low",
-           "note": "The certainty is a suggestion computed from the data (risk of bias, "
-                   "inconsistency, imprecision, publication bias): the authors must confirm it.",
-           "rob": "risk of bias: {share} of the weight from studies at high risk",
-           "inconsistency": "inconsistency: {why}", "imprecision": "imprecision: {why}",
-           "publication": "suspected publication bias (Egger's test {p})",
-           "nonrandomised": "non-randomised studies",
-           "ci_null": "the confidence interval includes no effect",
-           "small": "fewer than 400 participants", "i2": "I² = {i2}",
-           "pi_null": "the prediction interval includes no effect",
-           "per1000": "{control} per 1,000 without the intervention; {diff} ({lo} to {hi})",
-           "none": "no concern"},
-}
 
 
 def participants(rows: pd.DataFrame) -> int:

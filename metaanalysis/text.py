@@ -1,5 +1,9 @@
 """Words and numbers in the note's language: one place for every label and translation.
 
+:data:`WORDS` (through :func:`t`) holds the phrases of notes and figures; :data:`SOF_WORDS`
+those of the summary-of-findings table; :data:`PAGE_WORDS` those of a note page's header
+and footer.
+
 ``fr`` writes a decimal comma and French wording; ``en`` English. Figures, tables and prose
 all take their words from :data:`WORDS` through :func:`t`.
 """
@@ -24,6 +28,13 @@ WORDS = {
     "effects": {"fr": "effets", "en": "effects"},
     "heterogeneity": {"fr": "Hétérogénéité", "en": "Heterogeneity"},
     "no_data": {"fr": "Aucune donnée", "en": "No data"},
+    "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",
+                   "en": "This note re-analyses the published data of:"},
+    "included_studies": {"fr": "Études incluses", "en": "Included studies"},
+    "no_rob": {"fr": "Aucune évaluation du risque de biais dans la bibliographie.",
+               "en": "No risk-of-bias assessment in the bibliography."},
+    "results_head": {"fr": ["Critère", "Études", "Effet [IC]", "Intervalle de prédiction", "I²"],
+                     "en": ["Outcome", "Studies", "Effect [CI]", "Prediction interval", "I²"]},
     "forest_alt": {"fr": "Graphique en forêt de {k} effets ({outcome}) : effet combiné {est}.",
                    "en": "Forest plot of {k} effects ({outcome}): pooled effect {est}."},
     "observed": {"fr": "Études observées", "en": "Observed studies"},
@@ -102,6 +113,52 @@ WORDS = {
         "PLO": {"fr": "proportion", "en": "proportion"},
         "GEN": {"fr": "effet", "en": "effect"},
     },
+}
+
+
+#: The summary-of-findings table (metaanalysis.tables), by language.
+SOF_WORDS = {
+    "fr": {"outcome": "Critère", "studies": "Études (participants)", "relative": "Effet relatif [IC]",
+           "absolute": "Effet absolu pour 1 000", "heterogeneity": "Hétérogénéité",
+           "certainty": "Certitude suggérée", "high": "élevée", "moderate": "modérée",
+           "low": "faible", "very low": "très faible",
+           "note": "La certitude est une suggestion calculée à partir des données (risque de biais, "
+                   "incohérence, imprécision, biais de publication) : elle doit être confirmée par "
+                   "les auteurs.",
+           "rob": "risque de biais : {share} du poids vient d'études à risque élevé",
+           "inconsistency": "incohérence : {why}", "imprecision": "imprécision : {why}",
+           "publication": "biais de publication suspecté (test d'Egger {p})",
+           "nonrandomised": "études non randomisées",
+           "ci_null": "l'intervalle de confiance inclut l'absence d'effet",
+           "small": "moins de 400 participants", "i2": "I² = {i2}",
+           "pi_null": "l'intervalle de prédiction inclut l'absence d'effet",
+           "per1000": "{control} pour 1 000 sans l'intervention ; {diff} ({lo} à {hi})",
+           "none": "aucune réserve"},
+    "en": {"outcome": "Outcome", "studies": "Studies (participants)", "relative": "Relative effect [CI]",
+           "absolute": "Absolute effect per 1,000", "heterogeneity": "Heterogeneity",
+           "certainty": "Suggested certainty", "high": "high", "moderate": "moderate",
+           "low": "low", "very low": "very low",
+           "note": "The certainty is a suggestion computed from the data (risk of bias, "
+                   "inconsistency, imprecision, publication bias): the authors must confirm it.",
+           "rob": "risk of bias: {share} of the weight from studies at high risk",
+           "inconsistency": "inconsistency: {why}", "imprecision": "imprecision: {why}",
+           "publication": "suspected publication bias (Egger's test {p})",
+           "nonrandomised": "non-randomised studies",
+           "ci_null": "the confidence interval includes no effect",
+           "small": "fewer than 400 participants", "i2": "I² = {i2}",
+           "pi_null": "the prediction interval includes no effect",
+           "per1000": "{control} per 1,000 without the intervention; {diff} ({lo} to {hi})",
+           "none": "no concern"},
+}
+
+#: The header and footer of a note page (metaanalysis.render), by language.
+PAGE_WORDS = {
+    "fr": {"date": "Données mises à jour le", "parameters": "Paramètres", "data": "Données",
+           "software": "Logiciels", "reproduce": "Pour reproduire cette note :",
+           "variant": "Variante : paramètres modifiés par rapport à la note publiée"},
+    "en": {"date": "Data last changed", "parameters": "Parameters", "data": "Data",
+           "software": "Software", "reproduce": "To reproduce this note:",
+           "variant": "Variant: parameters changed from the published note"},
 }
 
 
