@@ -149,6 +149,10 @@ class Note:
             return {"outcome": o.label, "k": 0, "n_studies": 0}
         base = {"outcome": o.label, "k": len(o.data), "n_studies": o.n_studies,
                 "level": num(lvl, lang, 0)}
+        years = pd.to_numeric(o.data["year"], errors="coerce").dropna() if "year" in o.data \
+            else pd.Series(dtype=float)
+        if len(years):
+            base.update({"year_min": int(years.min()), "year_max": int(years.max())})
         if r is None:
             return base
         tf = natural_scale(r.measure)

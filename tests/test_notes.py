@@ -42,3 +42,11 @@ def test_parameters_are_validated():
     for bad in ({"method": "X"}, {"level": 120}, {"lang": "de"}, {"measure": "HR"}):
         with pytest.raises(ValueError):
             validate_parameters(bad)
+
+
+def test_publication_years_come_from_the_pooled_studies():
+    note = Note("autonomy", lang="en")
+    i = next(j for j, o in enumerate(note.outcomes) if o.outcome == "mortality")
+    f = note.fields(i)
+    years = note.outcomes[i].data["year"]
+    assert (f["year_min"], f["year_max"]) == (int(years.min()), int(years.max()))
