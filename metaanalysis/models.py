@@ -398,7 +398,8 @@ def format_result(r: RMAResult) -> str:
     label = {"FE": "Fixed-Effects Model", "MH": "Fixed-Effects Model (Mantel-Haenszel)",
              "PETO": "Fixed-Effects Model (Peto)"}.get(
         r.method, f"{'Mixed' if len(r.beta) > 1 else 'Random'}-Effects Model")
-    out = [f"{label} (k = {r.k}; tau^2 estimator: {r.method}; measure: {r.measure})", ""]
+    estimator = "" if r.method in COMMON_EFFECT_METHODS else f"tau^2 estimator: {r.method}; "
+    out = [f"{label} (k = {r.k}; {estimator}measure: {r.measure})", ""]
     if r.method not in COMMON_EFFECT_METHODS:
         lo, hi = r.tau2_ci
         out.append(f"tau^2 (estimated amount of {'residual ' if len(r.beta) > 1 else ''}"
