@@ -9,18 +9,22 @@ LaTeX is decoded only for display (:func:`latex_to_text`).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import grammar
+from .latex import decode_annotation, latex_to_text  # noqa: F401 (latex_to_text re-exported)
 
 MONTHS = {m: str(i) for i, m in enumerate(
     "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
 _FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
 _BRACE = re.compile(r"[{}]")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+#: BibLaTeX's date: YYYY, YYYY-MM or YYYY-MM-DD, optionally a range (/) of such dates
+_DATE = re.compile(r"^(\d{4})(-\d{2}(-\d{2})?)?(/(\d{4}(-\d{2}(-\d{2})?)?)?)?$")
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +68,14 @@ class Entry:
     reason: str = ""
     effects: list[Effect] = field(default_factory=list)
 
+    @property
+    def year(self) -> str | None:
+        """The year as written: ``year``, else the year of BibLaTeX's ``date`` (2019-03)."""
+        if "year" in self.fields:
+            return self.fields["year"]
+        m = _DATE.match(self.fields.get("date", "").strip())
+        return m.group(1) if m else None
+
     def characteristics(self) -> dict[str, str]:
         """Study-level moderators: every field that is neither standard BibTeX nor grammar."""
         return {k: v for k, v in self.fields.items()
@@ -81,6 +93,8 @@ class Bibliography:
     path: str
     entries: list[Entry]
     problems: list[Problem]
+    #: SHA-256 of the bytes that were read and parsed (the provenance of every number)
+    sha256: str = ""
 
     @property
     def errors(self) -> list[Problem]:
@@ -103,19 +117,11 @@ class BibliographyError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-def latex_to_text(text: str) -> str:
-    """Decode LaTeX accents and macros (``{\\'e}`` -> é) for display; braces are dropped."""
-    if "\\" not in text and "{" not in text and "$" not in text:
-        return text
-    from pylatexenc.latex2text import LatexNodes2Text
+def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str, list[str]]:
+    """A raw BibTeX value as text, trailing text that shows a missing comma ('' if none), and
+    the bare words that are neither a month macro nor an ``@string`` (undefined macros).
 
-    return LatexNodes2Text().latex_to_text(text).strip()
-
-
-def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str]:
-    """A raw BibTeX value as text, and trailing text that shows a missing comma ('' if none).
-
-    Handles ``{...}``, ``"..."``, numbers, ``@string`` macros, month names and ``#``.
+    Handles ``{...}``, ``"..."``, numbers, ``@string`` macros, the twelve month macros and ``#``.
     """
     rest = raw.strip()
     if rest[:1] == "{" and rest[-1:] == "}":  # the common case, checked without a char loop
@@ -124,9 +130,9 @@ def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str]:
             depth += 1 if m.group() == "{" else -1
             if depth == 0:
                 if m.end() == len(rest):
-                    return rest[1:-1], ""
+                    return rest[1:-1], "", []
                 break
-    parts = []
+    parts, undefined = [], []
     while rest:
         if rest[0] == "{":
             depth, end = 0, len(rest)
@@ -150,14 +156,22 @@ def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str]:
         else:
             m = re.match(r"[^\s#]+", rest)
             word = m.group(0)
-            parts.append(strings.get(word.lower(), MONTHS.get(word.lower()[:3], word)
-                                     if word.isalpha() else word))
+            low = word.lower()
+            if low in strings:
+                parts.append(strings[low])
+            elif low in MONTHS:
+                parts.append(MONTHS[low])
+            elif word.isdigit():
+                parts.append(word)
+            else:
+                undefined.append(word)
+                parts.append(word)
             rest = rest[m.end():].lstrip()
         if rest.startswith("#"):
             rest = rest[1:].lstrip()
         elif rest:
-            return "".join(parts), rest
-    return "".join(parts), ""
+            return "".join(parts), rest, undefined
+    return "".join(parts), "", undefined
 
 
 def read_bibliography(path: str | Path) -> Bibliography:
@@ -181,29 +195,45 @@ def _read_bibliography(path: str | Path) -> Bibliography:
 
     spath = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         return Bibliography(spath, [], [Problem(spath, 0, "-", "no such file")])
-    except (UnicodeDecodeError, IsADirectoryError) as exc:
+    except IsADirectoryError:
+        return Bibliography(spath, [], [Problem(spath, 0, "-", "is a folder, not a file: give "
+                                                "the path of a .bib file")])
+    except OSError as exc:
+        return Bibliography(spath, [], [Problem(spath, 0, "-", f"cannot be read: "
+                                                f"{exc.strerror or exc}")])
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
         return Bibliography(spath, [], [Problem(
-            spath, 1, "-", f"cannot be read as UTF-8 text ({exc.__class__.__name__}): "
-            "save the bibliography as a UTF-8 .bib file")])
+            spath, line, "-", f"byte 0x{raw[exc.start]:02x} is not UTF-8 (the file seems to be "
+            "in another encoding, e.g. Latin-1): save the bibliography as UTF-8")], digest)
+    if text.startswith("\ufeff"):
+        text = text[1:]
     problems: list[Problem] = []
     if not text.strip():
         problems.append(Problem(spath, 1, "-", "the file is empty: expected BibTeX entries "
                                 "such as @article{key, title = {...}, screening = {included}}"))
-        return Bibliography(spath, [], problems)
+        return Bibliography(spath, [], problems, digest)
 
     import logging
 
     # bibtexparser logs each malformed block; we report those ourselves, with their lines
     logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
     library = bibtexparser.parse_string(text, parse_stack=[])
-    strings = {s.key.lower(): _resolve(s.value, {})[0] for s in library.strings}
+    strings = {}
+    for s in library.strings:  # in file order: a macro may use those before it
+        strings[s.key.lower()] = _resolve(s.value, strings)[0]
     entries, seen = [], {}
     has_bib = False
+    previous = None
     for block in library.blocks:
         line = (block.start_line or 0) + 1
+        after_failure, previous = isinstance(previous, model.ParsingFailedBlock), block
         if isinstance(block, model.Entry):
             has_bib = True
             entry = _read_entry(spath, block, strings, problems)
@@ -227,7 +257,7 @@ def _read_bibliography(path: str | Path) -> Bibliography:
         elif isinstance(block, model.ParsingFailedBlock):
             has_bib = True
             problems.append(_parsing_failure(spath, line, block))
-        elif isinstance(block, model.ImplicitComment):
+        elif isinstance(block, model.ImplicitComment) and not after_failure:
             stray = "\n".join(ln for ln in block.raw.strip().splitlines()
                               if not ln.lstrip().startswith("%"))
             if stray.startswith(",") or _FIELD_IN_TEXT.search(stray) or stray.startswith("}"):
@@ -240,9 +270,10 @@ def _read_bibliography(path: str | Path) -> Bibliography:
     if not has_bib:
         problems.append(Problem(spath, 1, "-", "no BibTeX entry found: is this a .bib file? "
                                 "Entries look like @article{key, title = {...}}"))
+    _resolve_crossrefs(spath, entries, problems)
     _check_moderator_types(spath, entries, problems)
     problems.sort(key=lambda p: (p.line, p.severity))
-    return Bibliography(spath, entries, problems)
+    return Bibliography(spath, entries, problems, digest)
 
 
 def _previous_key(entries: list[Entry], default: str) -> str:
@@ -254,7 +285,11 @@ def _parsing_failure(path: str, line: int, block) -> Problem:
     key_match = re.match(r"@\w+\s*[{(]\s*([^,\s]*)", raw)
     key = key_match.group(1) if key_match and key_match.group(1) else "-"
     depth = raw.count("{") - raw.count("}")
-    if depth > 0:
+    bad = sorted(set(re.findall(r"[\"#'(){}=%\\]", key)))
+    if bad:
+        msg = (f"the key '{key}' contains {' '.join(bad)}, which a BibTeX key cannot hold: "
+               "use letters, digits and - _ : . (e.g. smith2019)")
+    elif depth > 0:
         msg = (f"unbalanced braces: {depth} '{{' not closed before the end of the entry; "
                "close every field's braces and end the entry with '}'")
     else:
@@ -271,12 +306,25 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
     for f in block.fields:
         name = f.key.lower()
         fline = (f.start_line or 0) + 1
-        value, trailing = _resolve(f.value, strings)
+        value, trailing, undefined = _resolve(f.value, strings)
         if trailing:
             nxt = trailing.split("=")[0].strip() if "=" in trailing else trailing[:20]
             problems.append(Problem(path, fline, key, f"missing comma after field {name}: "
                                     f"the text '{nxt}' follows its value; put a ',' between "
                                     "the two fields"))
+        for word in undefined:
+            problems.append(Problem(path, fline, key, f"{name} = {word}: '{word}' is not "
+                                    "defined (a bare word is a month, jan to dec, or an "
+                                    f"@string macro); write the text in braces: {name} = "
+                                    f"{{{word}}}"))
+        if name in fields:
+            problems.append(Problem(path, fline, key, f"field {name} is given twice (also on "
+                                    f"line {lines[name]}; field names ignore case in BibTeX): "
+                                    "keep one"))
+            continue
+        if name not in grammar.STANDARD_FIELDS:
+            # annotations typed in Zotero's Extra field come LaTeX-escaped from Better BibTeX
+            value = decode_annotation(value)
         fields[name] = value
         lines[name] = fline
     entry = Entry(key, block.entry_type.lower(), line, fields, lines)
@@ -291,6 +339,10 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
     if "year" in fields and not _NUMBER.match(fields["year"].strip()):
         problems.append(Problem(path, lines["year"], key, f"year is '{fields['year']}', not a "
                                 "number: write a year such as 2019"))
+    elif "year" not in fields and "date" in fields and not _DATE.match(fields["date"].strip()):
+        problems.append(Problem(path, lines["date"], key, f"date is '{fields['date']}': "
+                                "write a date as BibLaTeX does, e.g. 2019, 2019-03 or "
+                                "2019-03-15"))
     _read_screening(path, entry, problems)
     n_texts = 0
     if "effects" in fields:
@@ -301,6 +353,27 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
                                 "effects field (outcome = ...; measure = ...; and its data) or "
                                 "set screening to excluded: REASON or pending"))
     return entry
+
+
+def _resolve_crossrefs(path: str, entries: list[Entry], problems: list[Problem]) -> None:
+    """``crossref = {KEY}``: as BibTeX does, an entry takes the bibliographic fields it lacks
+    (booktitle, editor, publisher, year ...) from the entry it names. Annotation fields are
+    never inherited: a study's screening and data are its own."""
+    by_key = {e.key.lower(): e for e in entries}
+    for e in entries:
+        target = e.fields.get("crossref", "").strip()
+        if not target:
+            continue
+        parent = by_key.get(target.lower())
+        if parent is None or parent is e:
+            problems.append(Problem(path, e.field_lines["crossref"], e.key, f"crossref = "
+                                    f"{{{target}}}: no entry has that key in this file; add "
+                                    "it or remove the crossref", "warning"))
+            continue
+        for name, value in parent.fields.items():
+            if name in grammar.STANDARD_FIELDS and name not in e.fields and name != "crossref":
+                e.fields[name] = value
+                e.field_lines[name] = parent.field_lines[name]
 
 
 def _read_screening(path: str, entry: Entry, problems: list[Problem]) -> None:
@@ -364,8 +437,11 @@ def _read_effect(path, key, line, text, problems) -> Effect | None:
         data_keys, text_keys = grammar.DATA_KEYS, grammar.EFFECT_TEXT_KEYS
         for name, value in pairs.items():
             if name in data_keys:
-                if _NUMBER.match(value):
+                if _NUMBER.match(value) and math.isfinite(float(value)):
                     data[name] = float(value)
+                elif _NUMBER.match(value):
+                    messages.append(f"{name} = {value} is beyond the range of numbers (it "
+                                    "overflows to infinity): check the value")
                 else:
                     messages.append(f"{name} = '{value}' is not a number: write it as e.g. "
                                     "12.5 (a dot for decimals, no units)")
@@ -529,16 +605,69 @@ def read_all(paths) -> list[Bibliography]:
     return bibs
 
 
-def _numeric_columns(df):
-    """Convert text columns whose every non-empty value is a number to numbers."""
+#: A plain number as a characteristic is written: no leading zero (01230 is a code), no
+#: exponent, a dot for decimals.
+_PLAIN_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
+
+
+def is_numeric_characteristic(values) -> bool:
+    """Whether a characteristic's values (text, as written) are numbers rather than codes.
+
+    True when every non-empty value is a plain number (``12``, ``-0.5``; not ``01230``,
+    ``1e5``) written the same way: if any value ends its decimals with a zero (``1.10``,
+    ``80.0``), all have the same number of decimals. So analysis codes ``1.1 ... 1.10``,
+    identifiers ``01230`` and labels stay text, while ages ``78.8, 74.2`` are numbers.
+    """
+    decimals, trailing_zero, n = set(), False, 0
+    for v in values:
+        if v is None or (isinstance(v, float) and v != v):
+            continue
+        text = str(v).strip()
+        if not text:
+            continue
+        n += 1
+        if not _PLAIN_NUMBER.match(text):
+            return False
+        _, dot, frac = text.partition(".")
+        decimals.add(len(frac))
+        trailing_zero |= bool(dot) and frac.endswith("0")
+    return n > 0 and not (trailing_zero and len(decimals) > 1)
+
+
+def _typed_columns(df, columns):
+    """Characteristics whose values are numbers (see :func:`is_numeric_characteristic`)
+    become numeric columns; every other column keeps its text exactly as written."""
     import pandas as pd
 
-    for col in df.columns:
-        if df[col].dtype == object or str(df[col].dtype).startswith("str"):
-            values = df[col].dropna()
-            if len(values) and values.map(lambda v: bool(_NUMBER.match(str(v).strip()))).all():
-                df[col] = pd.to_numeric(df[col])
+    for col in columns:
+        if col in df.columns and is_numeric_characteristic(df[col]):
+            df[col] = pd.to_numeric(df[col].map(
+                lambda v: v.strip() if isinstance(v, str) and v.strip() else None))
     return df
+
+
+def where_mask(df, where: dict):
+    """Rows whose columns equal the given values, compared as the text was written.
+
+    ``{"analysis": "1.1"}`` selects analysis 1.1, never 1.10; a numeric column compares as
+    numbers (``{"year": 2019}`` or ``"2019"``); a missing value matches nothing. Raises
+    KeyError naming the column when the table has no such column.
+    """
+    import pandas as pd
+
+    mask = pd.Series(True, index=df.index)
+    for col, value in where.items():
+        if col not in df.columns:
+            raise KeyError(col)
+        column = df[col]
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            try:
+                mask &= column == float(value)
+            except (TypeError, ValueError):
+                mask &= False
+        else:
+            mask &= column.map(lambda v: isinstance(v, str) and v.strip() == str(value).strip())
+    return mask
 
 
 _DATA_ORDER = ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i", "ai", "bi", "ci", "di", "ri", "xi",
@@ -558,13 +687,15 @@ def read_effects(paths, *, screening: str = "included"):
 
     from .effects import add_effect_sizes
 
-    rows = []
+    rows, typed = [], {}
     for bib in read_all(paths):
         for entry in bib.entries:
             if screening and entry.screening != screening:
                 continue
-            study = {"year": entry.fields.get("year"), **entry.characteristics()}
+            study = {"year": entry.year, **entry.characteristics()}
+            typed.update(study)
             for eff in entry.effects:
+                typed.update(eff.moderators)
                 rows.append({"key": entry.key, "id": eff.id, "outcome": eff.outcome,
                              "measure": eff.measure, **eff.data, "source": eff.source,
                              **study, **eff.moderators,
@@ -576,7 +707,8 @@ def read_effects(paths, *, screening: str = "included"):
         return pd.DataFrame(columns=base + ["source", "year", "author", "title", "file",
                                             "line"])
     df = pd.DataFrame(rows)
-    df = _numeric_columns(df)
+    df["year"] = pd.to_numeric(df["year"], errors="coerce")
+    df = _typed_columns(df, [c for c in typed if c != "year"])
     df = add_effect_sizes(df)
     df["sei"] = np.sqrt(df["vi"])
     data = [c for c in _DATA_ORDER if c in df.columns and c not in base]
@@ -593,13 +725,18 @@ def read_studies(paths):
     """
     import pandas as pd
 
-    rows = []
+    rows, typed = [], set()
     for bib in read_all(paths):
         for e in bib.entries:
+            chars = e.characteristics()
+            typed.update(chars)
             rows.append({"key": e.key, "screening": e.screening, "reason": e.reason,
                          "n_effects": len(e.effects), "author": e.fields.get("author", ""),
-                         "year": e.fields.get("year"), "title": e.fields.get("title", ""),
-                         "doi": e.fields.get("doi", ""), **e.characteristics(),
-                         "file": bib.path})
-    cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi", "file"]
-    return _numeric_columns(pd.DataFrame(rows, columns=None if rows else cols))
+                         "year": e.year, "title": e.fields.get("title", ""),
+                         "doi": e.fields.get("doi", ""), **chars,
+                         "file": bib.path, "line": e.line})
+    cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi", "file",
+            "line"]
+    df = pd.DataFrame(rows, columns=None if rows else cols)
+    df["year"] = pd.to_numeric(df["year"], errors="coerce")
+    return _typed_columns(df, sorted(typed - {"year"}))

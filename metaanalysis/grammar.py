@@ -69,14 +69,29 @@ ALIASES = {
     "mean2": "m2i", "level": "ci_level", "outcomes": "outcome", "effect_measure": "measure",
 }
 
-#: Standard BibTeX/BibLaTeX/Zotero fields: everything else on an entry is a study characteristic.
+#: Standard fields of BibTeX, BibLaTeX (its manual's data, special and alias fields) and of
+#: the exports of Zotero/Better BibTeX, JabRef and Mendeley: bibliographic description, never
+#: a study characteristic. Everything else on an entry is a characteristic (a moderator).
 STANDARD_FIELDS = frozenset(
-    """address annote annotation author booktitle chapter crossref doi edition editor
-    howpublished institution journal journaltitle key month note number organization pages
-    publisher school series title type volume year url urldate isbn issn abstract keywords
-    file language langid eprint eprinttype archiveprefix primaryclass date location pmid pmcid
-    shorttitle copyright issue subtitle titleaddon eventtitle venue version addendum pubstate
-    timestamp owner groups mendeley-groups mendeley-tags citation-key""".split()
+    """abstract addendum address afterword annotation annotator annote archiveprefix
+    author authortype bookauthor bookpagination booksubtitle booktitle booktitleaddon chapter
+    citation-key commentator copyright crossref date doi edition editor editora editorb
+    editorc editortype editoratype editorbtype editorctype eid entryset entrysubtype eprint
+    eprintclass eprinttype eventdate eventtitle eventtitleaddon execute file foreword gender
+    groups holder howpublished hyphenation ids indexsorttitle indextitle institution
+    introduction isan isbn ismn isrn issn issue issuesubtitle issuetitle iswc journal
+    journalsubtitle journaltitle journaltitleaddon key keywords label langid langidopts
+    language library lista listb listc listd liste listf location mainsubtitle maintitle
+    maintitleaddon medium mendeley-groups mendeley-tags month nameaddon note number options
+    organization origdate origlanguage origlocation origpublisher origtitle owner pages
+    pagetotal pagination part pmcid pmid presort primaryclass publisher pubstate related
+    relatedoptions relatedstring relatedtype reprinttitle school series shortauthor
+    shorteditor shorthand shorthandintro shortjournal shortseries shorttitle sortkey sortname
+    sortshorthand sorttitle sortyear subtitle timestamp title titleaddon translator type
+    url urldate usera userb userc userd usere userf venue verba verbb verbc version volume
+    volumes xdata xref year
+    abstractnote accessdate archive archive_location callnumber extra keyword lccn
+    numpages rights shortauthors""".split()
 )
 GRAMMAR_FIELDS = frozenset({"screening", "effects"})
 FIELD_ALIASES = {"effect": "effects", "screen": "screening", "decision": "screening",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .text import estimate_ci, num, percent, t
 
@@ -105,8 +107,8 @@ class Note:
         for target in self._targets():
             rows = self.effects[self.effects["outcome"] == target["outcome"]] if len(
                 self.effects) else self.effects
-            for col, value in target.get("where", {}).items():
-                rows = rows[rows[col].astype(str) == str(value)]
+            if target.get("where") and len(rows):
+                rows = rows[where_mask(rows, target["where"])]
             if self.params["measure"] and len(rows):
                 rows = add_effect_sizes(rows, self.params["measure"])
                 rows = rows[np.isfinite(rows["yi"]) & np.isfinite(rows["vi"])]
@@ -294,8 +296,8 @@ class Note:
         from .plots import svg_figure
 
         rows = self.all_effects
-        for col, value in (where or {}).items():
-            rows = rows[rows[col].astype(str) == str(value)]
+        if where and len(rows):
+            rows = rows[where_mask(rows, where)]
         light = rob_traffic_light(rows, lang=self.lang, labels=self.labels()) if len(rows) else None
         if light is None:
             return HTML(f"<p>{t('no_rob', self.lang)}</p>")
@@ -411,12 +413,35 @@ def apply_exclusions(effects: pd.DataFrame, exclude: str):
             if col not in effects.columns:
                 raise ValueError(f"exclude = {item!r}: no column {col!r}; columns are "
                                  f"{', '.join(map(str, effects.columns))}")
-            drop |= effects[col].astype(str).str.strip().str.lower() == value.lower()
+            if pd.api.types.is_numeric_dtype(effects[col]):
+                hit = where_mask(effects, {col: value})
+            else:
+                hit = effects[col].map(lambda v: isinstance(v, str)
+                                       and v.strip().lower() == value.lower())
+            if not hit.any():
+                raise ValueError(f"exclude = {item!r}: no effect has {col} = {value!r}; "
+                                 f"{col} is one of {_values(effects[col])}")
+            drop |= hit
         elif item in set(effects["key"]):
             drop |= effects["key"] == item
         else:
             raise ValueError(f"exclude = {item!r}: give COLUMN=VALUE, a study key, or high_rob")
     return effects[~drop], effects[drop]
+
+
+def _values(column, limit: int = 12) -> str:
+    """The distinct values of a column, for an error message."""
+    values = sorted({str(v) for v in column.dropna()})
+    more = f" ... ({len(values)} in all)" if len(values) > limit else ""
+    return ", ".join(values[:limit]) + more
+
+
+def normalise_exclude(exclude: str) -> str:
+    """The ``exclude`` parameter in one canonical spelling (items stripped, sorted, no
+    duplicates), so that two spellings of the same exclusion name the same variant."""
+    items = sorted({re.sub(r"\s*=\s*", "=", x.strip()) for x in exclude.split(",")
+                    if x.strip()})
+    return ",".join(items)
 
 
 def _pformat(p: float, lang: str) -> str:
