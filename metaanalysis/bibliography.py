@@ -593,12 +593,14 @@ def check(paths) -> list[Problem]:
 
 
 def _as_paths(paths) -> list:
-    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+    return [paths] if isinstance(paths, (str, Path, Bibliography)) else list(paths)
 
 
 def read_all(paths) -> list[Bibliography]:
-    """Read several bibliographies; raise :class:`BibliographyError` if any has an error."""
-    bibs = [read_bibliography(p) for p in _as_paths(paths)]
+    """Read several bibliographies (paths, or :class:`Bibliography` objects already read);
+    raise :class:`BibliographyError` if any has an error."""
+    bibs = [p if isinstance(p, Bibliography) else read_bibliography(p)
+            for p in _as_paths(paths)]
     errors = [p for b in bibs for p in b.errors]
     if errors:
         raise BibliographyError(errors)

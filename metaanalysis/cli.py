@@ -24,9 +24,32 @@ def cmd_check(args) -> int:
     return 1 if n_err else 0
 
 
+def _output_problem(output: str, inputs) -> str | None:
+    """Why ``output`` must not be written, or None: never over an input, never a .bib."""
+    from pathlib import Path
+
+    out = Path(output)
+    if out.suffix.lower() == ".bib":
+        return (f"{output}: the output is CSV and is never written to a .bib file; give a "
+                "name such as effects.csv")
+    if out.exists() and any(Path(i).exists() and out.resolve() == Path(i).resolve()
+                            for i in inputs):
+        return f"{output} is one of the inputs: give another output file"
+    if out.is_dir():
+        return f"{output} is a folder: give a file name such as {out / 'effects.csv'}"
+    if not out.parent.is_dir():
+        return f"{output}: the folder {out.parent} does not exist; create it first"
+    return None
+
+
 def cmd_extract(args) -> int:
     from .bibliography import BibliographyError, read_effects
 
+    if args.output and args.output != "-":
+        problem = _output_problem(args.output, args.files)
+        if problem:
+            print(f"metaanalysis extract: {problem}", file=sys.stderr)
+            return 2
     try:
         table = read_effects(args.files)
     except BibliographyError as exc:
@@ -62,7 +85,7 @@ def cmd_pool(args) -> int:
         print(f"metaanalysis pool: {exc}", file=sys.stderr)
         return 1
     fit = out.pop("_fit")
-    for w in out.pop("warnings"):
+    for w in out["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}

@@ -12,7 +12,7 @@ import html
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,8 @@ class OutcomeResult:
     favours: str
     data: pd.DataFrame
     result: object  # RMAResult, or None when there are no effects
+    #: what the fit warned (non-convergence ...), shown beside the result, never silenced
+    warnings: list = field(default_factory=list)
 
     @property
     def n_studies(self) -> int:
@@ -47,7 +49,7 @@ class Note:
     def __init__(self, theme: str, *, measure: str = "", method: str = "REML", test: str = "z",
                  outcome: str = "", exclude: str = "", level: float = 95, lang: str = "fr",
                  model: str = "", root: Path | str | None = None):
-        from .bibliography import read_effects, read_studies
+        from .bibliography import read_all, read_effects, read_studies
 
         p = validate_parameters(dict(theme=theme, measure=measure, method=method, test=test,
                                      outcome=outcome, exclude=exclude, level=level, lang=lang,
@@ -62,8 +64,11 @@ class Note:
         self.config = themes[theme]
         self.lang = p["lang"]
         self.bibliography = self.root / self.config["bibliography"]
-        self.studies = read_studies(self.bibliography)
-        effects = read_effects(self.bibliography)
+        # read once: the studies, the effects and the provenance hash come from the same bytes
+        bib, = read_all(self.bibliography)
+        self.sha256 = bib.sha256
+        self.studies = read_studies(bib)
+        effects = read_effects(bib)
         self.all_effects = effects
         self.effects, self.excluded = apply_exclusions(effects, p["exclude"])
         self.outcomes = self._pool()
@@ -112,13 +117,14 @@ class Note:
             if self.params["measure"] and len(rows):
                 rows = add_effect_sizes(rows, self.params["measure"])
                 rows = rows[np.isfinite(rows["yi"]) & np.isfinite(rows["vi"])]
-            res = None
+            res, caught = None, []
             if len(rows):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
                     res = self._fit(rows)
             out.append(OutcomeResult(target["outcome"], target["label"][self.lang],
-                                     target.get("favours", "higher"), rows, res))
+                                     target.get("favours", "higher"), rows, res,
+                                     list(dict.fromkeys(str(w.message) for w in caught))))
         return out
 
     @property
@@ -263,7 +269,25 @@ class Note:
             from IPython.display import HTML
             return HTML(f"<p>{html.escape(t('no_data', self.lang))}: {html.escape(o.label)}</p>")
         fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
-        return svg_figure(fig, caption=o.label)
+        figure = svg_figure(fig, caption=o.label)
+        if not o.warnings:
+            return figure
+        from IPython.display import HTML
+        return HTML(self.notice(outcome).data + figure._repr_html_())
+
+    def notice(self, outcome: int = 0):
+        """What the fit of outcome ``i`` warned (e.g. tau² did not converge), as a visible
+        notice; empty when the fit gave no warning. Shown with the forest plot and the
+        results table, so a doubtful number is never published without a word."""
+        from IPython.display import HTML
+
+        o = self.outcomes[outcome]
+        if not o.warnings:
+            return HTML("")
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in o.warnings)
+        return HTML(f"<div class='notice' role='note'><p><strong>"
+                    f"{html.escape(t('fit_warning', self.lang))}</strong> "
+                    f"{html.escape(o.label)}</p><ul>{items}</ul></div>")
 
     def labels(self) -> dict:
         """Study labels (first author et al., year) by BibTeX key, for figures."""
@@ -332,10 +356,13 @@ class Note:
             f = self.fields(i)
             cells = [o.label, str(f["n_studies"]), f.get("est", "–"), f.get("pi", "–"),
                      f.get("i2", "–")]
+            if o.warnings:
+                cells[0] += " ⚠"
             rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+        notices = "".join(self.notice(i).data for i in range(len(self.outcomes)))
         return HTML("<table class='results'><thead><tr>"
-                    + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
-                    + "".join(rows) + "</tbody></table>")
+                    + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+                    + "".join(rows) + "</tbody></table>" + notices)
 
     def references(self):
         """The included studies as a reference list (everything escaped, DOIs linked)."""
@@ -360,7 +387,9 @@ class Note:
     def summary(self) -> dict:
         """The pooled results as a JSON-ready dict (metafor's names)."""
         return {"theme": self.slug, "parameters": self.params,
+                "bibliography": self.config["bibliography"], "bibliography_sha256": self.sha256,
                 "outcomes": [{"outcome": o.outcome, "label": o.label, "n_studies": o.n_studies,
+                              "warnings": o.warnings,
                               **(o.result.to_dict() if o.result is not None else {"k": 0})}
                              for o in self.outcomes]}
 
@@ -382,10 +411,14 @@ class Note:
         Effects of studies whose ``data_licence`` starts with "unclear" are left out of the
         open data (they are still analysed and shown in the note).
         """
-        t = self.all_effects
+        t = self.all_effects.copy()
+        if "file" in t:  # the project's path, never the build machine's
+            t["file"] = t["file"].map(lambda f: _project_path(f, self.root))
+        t = spreadsheet_safe(t)
         if "data_licence" not in t:
             return t, {"n": 0}
-        unclear = t["data_licence"].astype(str).str.lower().str.startswith("unclear")
+        unclear = t["data_licence"].map(lambda v: isinstance(v, str)
+                                        and v.lower().startswith("unclear"))
         reasons = sorted(t.loc[unclear, "data_licence"].astype(str).unique())
         return t[~unclear], {"n": int(unclear.sum()), "reasons": reasons}
 
@@ -442,6 +475,34 @@ def normalise_exclude(exclude: str) -> str:
     items = sorted({re.sub(r"\s*=\s*", "=", x.strip()) for x in exclude.split(",")
                     if x.strip()})
     return ",".join(items)
+
+
+#: What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every text cell that a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``, ``@SUM``, ``+``, ``-``, a tab or carriage return first) prefixed
+    with ``'``, as the OWASP CSV-injection guidance says. Numeric columns are untouched, so
+    a negative effect size stays a number."""
+    out = table.copy()
+    for col in out.columns:
+        if pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col]):
+            continue
+        out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str)
+                                and v.startswith(_FORMULA_START) else v)
+    return out
+
+
+def _project_path(path, root: Path) -> str:
+    """A path relative to the project (``bibliographies/x.bib``); the file name when the path
+    lies outside it."""
+    p = Path(str(path))
+    try:
+        return p.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return p.name
 
 
 def _pformat(p: float, lang: str) -> str:

@@ -208,6 +208,16 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
                 progress_bar=False, log_output=False, execution_timeout=timeout,
                 cwd=str(nb_path.parent), report_mode=False)
         profile["execute"] = time.perf_counter() - t0
+        os.environ.pop("METAANALYSIS_EXPORT", None)
+        if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
+            # the notebook made no Note for its theme: compute the open data here
+            t0 = time.perf_counter()
+            from .notes import Note
+            note = Note(**{k: params[k] for k in ("theme", "measure", "method", "test",
+                                                  "outcome", "exclude", "level", "lang",
+                                                  "model") if k in params}, root=root)
+            note.export(staging, job.name)
+            profile["data"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         nb = nbformat.from_dict(executed)
         lang = params.get("lang", "fr")
@@ -220,7 +230,8 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             "changed": [(k, _show(v)) for k, v in job.changed.items()],
             "variant": bool(job.changed), "variant_label": WORDS[lang]["variant"],
             "bibliography": config["bibliography"],
-            "sha256": hashlib.sha256(bib.read_bytes()).hexdigest(),
+            # the hash of the bytes the note's kernel read, never a second read of the file
+            "sha256": _read_digest(staging / f"{job.name}.json"),
             "versions": _versions(), "command": command_for(job.theme, job.changed)}}
         exporter = HTMLExporter(template_file="index.html.j2",
                                 extra_template_basedirs=[str(root / "templates")],
@@ -228,16 +239,6 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
                                 exclude_input_prompt=True, exclude_output_prompt=True)
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         profile["convert"] = time.perf_counter() - t0
-        os.environ.pop("METAANALYSIS_EXPORT", None)
-        if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
-            # the notebook made no Note for its theme: compute the open data here
-            t0 = time.perf_counter()
-            from .notes import Note
-            note = Note(**{k: params[k] for k in ("theme", "measure", "method", "test",
-                                                  "outcome", "exclude", "level", "lang",
-                                                  "model") if k in params}, root=root)
-            note.export(staging, job.name)
-            profile["data"] = time.perf_counter() - t0
         _atomic(job.html, body)
         job.data_dir.mkdir(parents=True, exist_ok=True)
         for suffix in (".csv", ".json"):
@@ -275,6 +276,11 @@ class _kernel_stderr_filtered:
                 print(line, file=sys.stderr)
         self.tmp.close()
         return False
+
+
+def _read_digest(summary: Path) -> str:
+    """The SHA-256 of the bibliography bytes that the note computed from (its open data)."""
+    return json.loads(summary.read_text(encoding="utf-8"))["bibliography_sha256"]
 
 
 def _show(v) -> str:

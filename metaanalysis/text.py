@@ -28,6 +28,8 @@ WORDS = {
     "effects": {"fr": "effets", "en": "effects"},
     "heterogeneity": {"fr": "Hétérogénéité", "en": "Heterogeneity"},
     "no_data": {"fr": "Aucune donnée", "en": "No data"},
+    "fit_warning": {"fr": "Attention, l'estimation signale un problème :",
+                    "en": "Caution, the estimation reports a problem:"},
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",
                    "en": "This note re-analyses the published data of:"},
     "included_studies": {"fr": "Études incluses", "en": "Included studies"},
