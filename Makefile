@@ -3,9 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-JOBS ?=
-THEME ?=
-PARAMS ?=
+# THEME, PARAMS and JOBS reach the program as environment variables holding the text exactly
+# as typed (never expanded by make, never read by a shell); Python validates them.
+override THEME := $(value THEME)
+override PARAMS := $(value PARAMS)
+override JOBS := $(value JOBS)
+export THEME PARAMS JOBS
 
 .PHONY: setup test notes note lab bench check clean reference
 
@@ -21,11 +24,10 @@ test: setup
 	$(PY) -m pytest -q
 
 notes: setup
-	$(VENV)/bin/metaanalysis render $(if $(JOBS),--jobs $(JOBS))
+	$(VENV)/bin/metaanalysis render --from-make notes
 
 note: setup
-	@test -n "$(THEME)" || { echo 'usage: make note THEME=autonomy PARAMS="-p method DL"'; exit 2; }
-	$(VENV)/bin/metaanalysis render $(THEME) $(PARAMS)
+	$(VENV)/bin/metaanalysis render --from-make note
 
 check: setup
 	$(VENV)/bin/metaanalysis check bibliographies/*.bib

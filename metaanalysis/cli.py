@@ -8,10 +8,32 @@ import sys
 
 def cmd_check(args) -> int:
     from .bibliography import read_bibliography
+    from .checks import theme_for, theme_problems
+    from .themes import find_root, load_themes, themes_problems
 
     n_err = n_warn = 0
+    root = find_root()
+    themes = {}
+    if (root / "themes.json").exists():
+        # the theme list is checked with the bibliographies: a render would refuse it
+        problems = themes_problems(root)
+        for p in problems:
+            print(p)
+        n_err += len(problems)
+        try:
+            themes = load_themes(root)
+        except ValueError:
+            themes = {}
+    if args.theme and args.theme not in themes:
+        print(f"metaanalysis check: unknown theme {args.theme!r}: themes are "
+              f"{', '.join(themes) or 'none (no themes.json here)'}", file=sys.stderr)
+        return 2
     for path in args.files:
         bib = read_bibliography(path)
+        slug = args.theme or theme_for(path, themes, root)
+        if slug and isinstance(themes.get(slug), dict):
+            bib.problems.extend(theme_problems(bib, slug, themes[slug]))
+            bib.problems.sort(key=lambda p: (p.line, p.severity))
         for p in bib.problems:
             print(p)
         n_err += len(bib.errors)
@@ -132,11 +154,61 @@ def cmd_new_theme(args) -> int:
     return 0
 
 
+def from_make(target: str, environ) -> tuple[list[str], dict, int | None]:
+    """The themes, parameters and jobs of ``make note`` / ``make notes``, from the THEME,
+    PARAMS and JOBS variables exactly as typed. PARAMS is split into words as a shell would
+    split them, but nothing is expanded or run, and only ``-p NAME VALUE`` may appear.
+    Raises ValueError with a message saying what would be right."""
+    import re
+    import shlex
+
+    usage = 'usage: make note THEME=autonomy PARAMS="-p method DL -p exclude high_rob"'
+    theme = environ.get("THEME", "").strip()
+    params_text = environ.get("PARAMS", "")
+    jobs_text = environ.get("JOBS", "").strip()
+    themes = []
+    if target == "note":
+        if not theme:
+            raise ValueError(f"THEME is missing; {usage}")
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", theme):
+            raise ValueError(f"THEME = {theme!r} is not a theme name (lowercase letters, digits "
+                             f"and _); {usage}")
+        themes = [theme]
+    elif theme or params_text.strip():
+        raise ValueError("make notes renders every theme with its defaults: use make note "
+                         "THEME=... PARAMS=... for one theme or a variant")
+    try:
+        words = shlex.split(params_text)
+    except ValueError as exc:
+        raise ValueError(f"PARAMS = {params_text!r}: {exc}; {usage}") from None
+    params = {}
+    while words:
+        if words[0] not in ("-p", "--param") or len(words) < 3:
+            raise ValueError(f"PARAMS = {params_text!r}: expected -p NAME VALUE, repeated; "
+                             f"{usage}")
+        params[words[1]] = words[2]
+        words = words[3:]
+    jobs = None
+    if jobs_text:
+        if not jobs_text.isdigit() or int(jobs_text) < 1:
+            raise ValueError(f"JOBS = {jobs_text!r}: give a number of parallel renders, e.g. 2")
+        jobs = int(jobs_text)
+    return themes, params, jobs
+
+
 def cmd_render(args) -> int:
+    import os
+
     from .render import RenderError, render
     from .themes import find_root
 
     params = dict(args.param or [])
+    if args.from_make:
+        try:
+            args.themes, params, args.jobs = from_make(args.from_make, os.environ)
+        except ValueError as exc:
+            print(f"make {args.from_make}: {exc}", file=sys.stderr)
+            return 2
     try:
         outcomes = render(args.themes, params, jobs=args.jobs, force=args.force,
                           site=args.site, timeout=args.timeout, root=find_root())
@@ -162,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "not fail).")
     p.add_argument("files", nargs="+", metavar="FILE.bib")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the problems")
+    p.add_argument("--theme", metavar="THEME", help="check against this theme of themes.json "
+                   "(default: the theme whose bibliography the file is): warn when an included "
+                   "study feeds none of its outcomes or lacks a characteristic it uses")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("extract", help="write the tidy effects table (one row per effect)",
@@ -225,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="render even if nothing changed")
     p.add_argument("--site", default=None, help="output folder (default: site/)")
     p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    p.add_argument("--from-make", choices=["note", "notes"], default=None,
+                   help="what make note / make notes run: read THEME, PARAMS and JOBS from "
+                   "the environment, as typed, and validate them")
     p.set_defaults(func=cmd_render)
     return parser
 

@@ -600,6 +600,9 @@ def subgroups(data: pd.DataFrame, by: str, *, method: str = "REML", test: str = 
     if by not in data.columns:
         raise ValueError(f"no column {by!r} to define subgroups")
     d = data[data[by].notna()]
+    if len(d) < len(data):
+        warnings.warn(f"{len(data) - len(d)} effect(s) with no {by} are left out of the "
+                      "subgroup test (as metafor drops missing moderators)")
     fits = {}
     for g, rows in d.groupby(d[by].astype(str), sort=True):
         fits[g] = rma(data=rows, method=method, test=test, level=level, measure=measure)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
+from .sanitize import escape_markdown
 from .text import estimate_ci, num, percent, t
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
@@ -230,7 +231,8 @@ class Note:
             self.screening_counts()
         if "{egger_p" in text or "{k0" in text or "{trimfill_est" in text:
             fields.update(self.bias_fields(outcome))
-        return Markdown(text.format(**fields))
+        # values come from bibliographies and themes.json: literal text, never markup
+        return Markdown(text.format(**{k: escape_markdown(v) for k, v in fields.items()}))
 
     def when(self, condition: str, fr: str, en: str, outcome: int = 0):
         """A paragraph shown only when ``condition`` holds: ``"data"`` (outcome ``i`` has been
@@ -467,14 +469,6 @@ def _values(column, limit: int = 12) -> str:
     values = sorted({str(v) for v in column.dropna()})
     more = f" ... ({len(values)} in all)" if len(values) > limit else ""
     return ", ".join(values[:limit]) + more
-
-
-def normalise_exclude(exclude: str) -> str:
-    """The ``exclude`` parameter in one canonical spelling (items stripped, sorted, no
-    duplicates), so that two spellings of the same exclusion name the same variant."""
-    items = sorted({re.sub(r"\s*=\s*", "=", x.strip()) for x in exclude.split(",")
-                    if x.strip()})
-    return ",".join(items)
 
 
 #: What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").

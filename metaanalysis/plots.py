@@ -103,9 +103,12 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     # the rows, top to bottom: ("study", label, yi, vi, weight), ("header", text) or
     # ("diamond", label, prediction)
     rows, grouped, all_lo, all_hi = [], False, [], []
-    sub = (res.data[subgroup].astype(str).to_numpy() if subgroup and res.data is not None
+    sub = (_group_labels(res.data[subgroup], lang) if subgroup and res.data is not None
            and subgroup in res.data else None)
-    for level_name in (sorted(set(sub)) if sub is not None else [None]):
+    missing = t("not_reported", lang)
+    levels = sorted(set(sub) - {missing}) + ([missing] if missing in set(sub) else []) \
+        if sub is not None else [None]
+    for level_name in levels:
         idx = np.flatnonzero(sub == level_name) if sub is not None else None
         labels, yi, vi, w, g = _study_rows(res, max_rows, group, idx)
         grouped |= g
@@ -279,6 +282,17 @@ def _shorten(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def _group_labels(column, lang: str) -> np.ndarray:
+    """A subgroup column as text labels; a missing or empty value is its own group, "not
+    reported" (never dropped, never a crash)."""
+    import pandas as pd
+
+    missing = t("not_reported", lang)
+    return np.array([missing if (v is None or (not isinstance(v, str) and pd.isna(v))
+                                 or (isinstance(v, str) and not v.strip())) else str(v)
+                     for v in column], dtype=object)
+
+
 class SVGFigure:
     """A figure as inline SVG with alt text and a caption; shows itself in Jupyter."""
 
@@ -308,4 +322,8 @@ def svg_figure(fig, caption: str = "") -> SVGFigure:
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE for inline use
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    # SVG 2's href (every browser) rather than xlink:href; matplotlib's <style> element
+    # (round line joins) lives in note.css, so the page's allowlist needs neither
+    svg = svg.replace("xlink:href=", "href=").replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
+    svg = re.sub(r"<style[^>]*>.*?</style>", "", svg, flags=re.S)
     return SVGFigure(svg, getattr(fig, "alt", ""), caption)

@@ -74,9 +74,12 @@ def coerce_parameters(given: dict, defaults: dict, notebook: Path) -> dict:
     """Check names against the notebook's parameters cell and convert values to their types."""
     out = {}
     for name, value in given.items():
+        if name == "theme":
+            raise RenderError("theme is not a parameter: name the theme itself (metaanalysis "
+                              "render THEME, make note THEME=...)")
         if name not in defaults:
             raise RenderError(f"unknown parameter {name!r} for {notebook.name}: parameters are "
-                              f"{', '.join(defaults)}")
+                              f"{', '.join(k for k in defaults if k != 'theme')}")
         default = defaults[name]
         if isinstance(default, bool):
             if str(value).lower() not in ("true", "false", "1", "0"):
@@ -91,10 +94,11 @@ def coerce_parameters(given: dict, defaults: dict, notebook: Path) -> dict:
         else:
             out[name] = str(value)
     try:
-        validate_parameters({**defaults, **out})
+        valid = validate_parameters({**defaults, **out})
     except ValueError as exc:
         raise RenderError(f"parameter {exc}") from None
-    return out
+    # the values as the note will use them (-p lang FR is lang fr), for the run and the name
+    return {k: valid[k] for k in out}
 
 
 # ------------------------------------------------------------------ inputs and fingerprints
@@ -164,22 +168,27 @@ def variant_name(theme: str, changed: dict) -> str:
     """``autonomy--method-DL--exclude-high_rob``: a file name that says what differs."""
     import re
 
-    parts = [theme] + [f"{k}-{re.sub(r'[^A-Za-z0-9_.]+', '_', str(v)).strip('_') or 'empty'}"
-                       for k, v in changed.items()]
-    return "--".join(parts)
+    readable = [f"{k}-{re.sub(r'[^A-Za-z0-9_]+', '_', _show(v)).strip('_') or 'empty'}"
+                for k, v in sorted(changed.items())]
+    name = "--".join([theme] + readable)
+    exact = all(re.fullmatch(r"[A-Za-z0-9_]+", _show(v)) for v in changed.values())
+    if not exact or len(name) > 120:
+        # the readable name lost something (a comma, a space, case ...): a short hash of the
+        # effective parameters keeps two different variants apart
+        digest = hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode())
+        name = f"{name[:100]}--{digest.hexdigest()[:8]}"
+    return name
 
 
 def command_for(theme: str, changed: dict) -> str:
-    if not changed:
-        return f"make note THEME={theme}   # or: metaanalysis render {theme}"
-    ps = " ".join(f"-p {k} {_shell(v)}" for k, v in changed.items())
-    return f'make note THEME={theme} PARAMS="{ps}"   # or: metaanalysis render {theme} {ps}'
-
-
-def _shell(v) -> str:
+    """The command that reproduces a note, every argument quoted for a POSIX shell."""
     import shlex
 
-    return shlex.quote(str(v))
+    if not changed:
+        return f"make note THEME={shlex.quote(theme)}"
+    words = [w for k, v in changed.items() for w in ("-p", k, f"{v:g}" if isinstance(v, float)
+                                                      else str(v))]
+    return shlex.join(["make", "note", f"THEME={theme}", f"PARAMS={shlex.join(words)}"])
 
 
 def render_one(job: Job, root: Path, timeout: int) -> Outcome:
@@ -233,11 +242,7 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             # the hash of the bytes the note's kernel read, never a second read of the file
             "sha256": _read_digest(staging / f"{job.name}.json"),
             "versions": _versions(), "command": command_for(job.theme, job.changed)}}
-        exporter = HTMLExporter(template_file="index.html.j2",
-                                extra_template_basedirs=[str(root / "templates")],
-                                template_name="note", exclude_input=True,
-                                exclude_input_prompt=True, exclude_output_prompt=True)
-        body, _ = exporter.from_notebook_node(nb, resources=resources)
+        body = convert(nb, resources, root)
         profile["convert"] = time.perf_counter() - t0
         _atomic(job.html, body)
         job.data_dir.mkdir(parents=True, exist_ok=True)
@@ -249,6 +254,30 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
                        path=str(job.html), profile=profile)
     except Exception as exc:  # noqa: BLE001 - a failing theme must never stop the others
         return Outcome(job.theme, "failed", time.perf_counter() - start, _describe(exc))
+
+
+def convert(nb, resources: dict, root: Path) -> str:
+    """An executed notebook as a note page (the ``note`` template); every output and Markdown
+    cell passes the allowlist sanitizer, and a page with anything outside the allowlist is
+    refused (:class:`UnsafePage`) rather than published."""
+    from nbconvert import HTMLExporter
+
+    from .sanitize import page_violations, sanitize
+
+    exporter = HTMLExporter(template_file="index.html.j2",
+                            extra_template_basedirs=[str(root / "templates")],
+                            template_name="note", exclude_input=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True,
+                            filters={"sanitize": sanitize})
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    problems = page_violations(body)
+    if problems:
+        raise UnsafePage("the page would contain " + "; ".join(sorted(set(problems))[:5]))
+    return body
+
+
+class UnsafePage(ValueError):
+    """A rendered page holds an element, attribute or URL outside the allowlist."""
 
 
 class _kernel_stderr_filtered:
@@ -378,12 +407,23 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     """Render the given themes (default: all) into ``site``; see the module docstring."""
     from .bibliography import read_bibliography
 
+    from .themes import problems_by_theme, themes_problems
+
     root = Path(root)
     site = Path(site) if site else root / "site"
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    todo = plan(themes, params or {}, site, root)
+    # themes.json is checked first: a problem of the whole file stops everything, a theme's
+    # problem fails that theme only, and the others still render
+    bad = problems_by_theme(themes_problems(root))
+    if None in bad:
+        raise RenderError("themes.json has problems:\n" + "\n".join(f"  {p}" for p in bad[None]))
     config = load_themes(root)
-    outcomes, runnable = [], []
+    wanted = list(themes) or list(config)
+    outcomes = [Outcome(t, "failed", message="\n".join(f"  {p}" for p in bad[t]))
+                for t in wanted if t in bad]
+    ok = [t for t in wanted if t not in bad]
+    todo = plan(ok, params or {}, site, root) if ok else []
+    runnable = []
     for job in todo:
         if not force and up_to_date(job):
             # the stamp is written only after a successful render of these exact inputs,
@@ -424,7 +464,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     if not runnable and all(o.status == "up to date" for o in outcomes):
         say("everything is up to date")
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
-        write_index(site, root)
+        write_index(site, root, skip=set(bad))
     return outcomes
 
 
@@ -452,11 +492,12 @@ def _skip_iri_format_checker() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)
 
 
-def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
-    """``site/index.html``: every theme with its headline result and the date of its data."""
+def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Path:
+    """``site/index.html``: every theme with its headline result and the date of its data
+    (themes in ``skip``, whose entry in themes.json is invalid, are left out)."""
     from .text import estimate_ci
 
-    themes = load_themes(root)
+    themes = {k: v for k, v in load_themes(root).items() if k not in skip}
     rows = []
     for slug, c in themes.items():
         data = site / "data" / f"{slug}.json"
@@ -504,6 +545,11 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr") -> Path:
 </body>
 </html>
 """
+    from .sanitize import page_violations
+
+    problems = page_violations(page)
+    if problems:
+        raise UnsafePage("site/index.html would contain " + "; ".join(sorted(set(problems))[:5]))
     path = site / "index.html"
     _atomic(path, page)
     return path
@@ -517,10 +563,15 @@ def new_theme(slug: str, root: Path | str = ROOT) -> list[Path]:
     """
     import re
 
+    from .themes import RESERVED_NAMES
+
     root = Path(root)
     if not re.fullmatch(r"[a-z][a-z0-9_]{1,40}", slug):
         raise RenderError(f"theme name {slug!r}: use lowercase letters, digits and _ "
                           "(e.g. housing_first)")
+    if slug in RESERVED_NAMES:
+        raise RenderError(f"theme name {slug!r} is reserved for the site's own files "
+                          f"({', '.join(sorted(RESERVED_NAMES))}): choose another")
     themes = load_themes(root)
     bib = root / "bibliographies" / f"{slug}.bib"
     nb = root / "notebooks" / f"{slug}.ipynb"

@@ -28,6 +28,7 @@ WORDS = {
     "effects": {"fr": "effets", "en": "effects"},
     "heterogeneity": {"fr": "Hétérogénéité", "en": "Heterogeneity"},
     "no_data": {"fr": "Aucune donnée", "en": "No data"},
+    "not_reported": {"fr": "non renseigné", "en": "not reported"},
     "fit_warning": {"fr": "Attention, l'estimation signale un problème :",
                     "en": "Caution, the estimation reports a problem:"},
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",
