@@ -9,6 +9,7 @@ erases its last good note) and finally writes ``site/index.html``.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import html
 import json
@@ -207,7 +208,7 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         # the kernel inherits this variable and its Note writes the open data (see notes.py)
         # into a staging folder, moved into place only once the note has been written
         import shutil
-        staging = job.stamp.parent / "staging" / job.name
+        staging = job.stamp.parent / "staging" / str(os.getpid()) / job.name
         shutil.rmtree(staging, ignore_errors=True)
         os.environ["METAANALYSIS_EXPORT"] = json.dumps(
             {"theme": job.theme, "dir": str(staging), "name": job.name})
@@ -249,6 +250,8 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         for suffix in (".csv", ".json"):
             os.replace(staging / f"{job.name}{suffix}", job.data_dir / f"{job.name}{suffix}")
         shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            staging.parent.rmdir()  # this process's staging folder, if now empty
         _atomic(job.stamp, json.dumps({"digest": job.digest}))
         return Outcome(job.theme, "rendered", time.perf_counter() - start,
                        path=str(job.html), profile=profile)
@@ -284,7 +287,8 @@ class _kernel_stderr_filtered:
     """Capture this process's fd 2 (which the kernel inherits) and forward it without the
     kernel's routine notices (unencrypted local TCP, interrupt at shutdown)."""
 
-    NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel")
+    NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel",
+             "Timeout waiting for execute reply")
 
     def __enter__(self):
         import tempfile
@@ -300,11 +304,30 @@ class _kernel_stderr_filtered:
         os.dup2(self.saved, 2)
         os.close(self.saved)
         self.tmp.seek(0)
-        for line in self.tmp.read().decode(errors="replace").splitlines():
-            if line.strip() and not any(n in line for n in self.NOISE):
-                print(line, file=sys.stderr)
+        for line in self.quiet(self.tmp.read().decode(errors="replace")):
+            print(line, file=sys.stderr)
         self.tmp.close()
         return False
+
+    @classmethod
+    def quiet(cls, text: str) -> list[str]:
+        """The kernel's stderr without its routine notices and without the tracebacks of its
+        own message handling when a cell is stopped (a timeout closes its sockets); the
+        failure itself is reported once, as ``[theme] failed: timed out ...``."""
+        import re
+
+        out, in_traceback = [], False
+        for line in text.splitlines():
+            if in_traceback:
+                if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line):
+                    in_traceback = False
+                continue
+            if line.startswith("[IPKernelApp] ERROR | Exception in message handler"):
+                in_traceback = True
+                continue
+            if line.strip() and not any(n in line for n in cls.NOISE):
+                out.append(line)
+        return out
 
 
 def _read_digest(summary: Path) -> str:
@@ -423,6 +446,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                 for t in wanted if t in bad]
     ok = [t for t in wanted if t not in bad]
     todo = plan(ok, params or {}, site, root) if ok else []
+    _clean_stale(site)
     runnable = []
     for job in todo:
         if not force and up_to_date(job):
@@ -447,7 +471,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         # the biggest bibliographies first, so that the short themes fill the gaps
         runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
         workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = {}
             for job in runnable:
                 say(f"[{job.theme}] running{' (' + job.name + ')' if job.changed else ''}…")
@@ -466,6 +491,50 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
         write_index(site, root, skip=set(bad))
     return outcomes
+
+
+def _watch_parent(parent: int) -> None:
+    """In each worker: die at once when the render that started it dies (``kill -9``), so no
+    orphan writes a page later; the worker's kernel follows (ipykernel watches its parent)."""
+    import threading
+
+    def watch():
+        while True:
+            time.sleep(0.1)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(site: Path) -> None:
+    """Remove what a killed render left: its staging folder and half-written temporary files
+    (both carry the pid of the process that wrote them; a live process's are kept)."""
+    import re
+    import shutil
+
+    staging = site / ".build" / "staging"
+    if staging.is_dir():
+        for d in staging.iterdir():
+            if not (d.name.isdigit() and _alive(int(d.name))):
+                shutil.rmtree(d, ignore_errors=True)
+    for folder in (site, site / "data", site / "variants", site / "variants" / "data",
+                   site / ".build"):
+        if folder.is_dir():
+            for f in folder.glob(".*.tmp"):
+                m = re.search(r"\.(\d+)\.tmp$", f.name)
+                if not (m and _alive(int(m.group(1)))):
+                    f.unlink(missing_ok=True)
 
 
 def _gap_map_html(site: Path, themes: dict, lang: str) -> str:
