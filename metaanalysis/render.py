@@ -186,10 +186,12 @@ def command_for(theme: str, changed: dict) -> str:
     import shlex
 
     if not changed:
-        return f"make note THEME={shlex.quote(theme)}"
+        return (f"make note THEME={shlex.quote(theme)}   # or: "
+                f"{shlex.join(['metaanalysis', 'render', theme])}")
     words = [w for k, v in changed.items() for w in ("-p", k, f"{v:g}" if isinstance(v, float)
                                                       else str(v))]
-    return shlex.join(["make", "note", f"THEME={theme}", f"PARAMS={shlex.join(words)}"])
+    return (shlex.join(["make", "note", f"THEME={theme}", f"PARAMS={shlex.join(words)}"])
+            + "   # or: " + shlex.join(["metaanalysis", "render", theme, *words]))
 
 
 def render_one(job: Job, root: Path, timeout: int) -> Outcome:

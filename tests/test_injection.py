@@ -177,10 +177,12 @@ def test_from_make_reads_the_variables_as_typed():
 def test_reproduce_command_is_quoted_for_the_shell(tmp_path):
     value = "country=$(touch pwned) `touch pwned2`; it's \"quoted\""
     cmd = command_for("autonomy", {"exclude": value, "level": 90.0})
-    words = shlex.split(cmd)
-    assert words[:3] == ["make", "note", "THEME=autonomy"]
+    words = shlex.split(cmd, comments=True)
+    assert words[:3] == ["make", "note", "THEME=autonomy"] and len(words) == 4
     params = shlex.split(words[3].split("=", 1)[1])
     assert params == ["-p", "exclude", value, "-p", "level", "90"]
+    direct = shlex.split(cmd.split("   # or: ", 1)[1])
+    assert direct == ["metaanalysis", "render", "autonomy", *params]
     run = subprocess.run(["sh", "-c", "printf '%s\\n' " + cmd.split(" ", 2)[2]], cwd=tmp_path,
                          capture_output=True, text=True)
     assert list(tmp_path.iterdir()) == []  # nothing ran

@@ -136,7 +136,7 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     out = render(["autonomy"], {"method": "DL", "lang": "en"}, root=root, site=site,
                  progress=quiet)
     assert out[0].status == "rendered", out[0].message
-    path = site / "variants" / "autonomy--method-DL--lang-en.html"
+    path = site / "variants" / "autonomy--lang-en--method-DL.html"
     assert path.exists() and not (site / "autonomy.html").exists()
     page = path.read_text()
     assert "Variant: parameters changed from the published note" in page
