@@ -184,3 +184,39 @@ def test_outcome_and_exclude_are_checked_against_the_bibliography(tmp_path):
         render(["autonomy"], {"outcome": "happiness"}, root=root, site=tmp_path / "s",
                progress=quiet)
     assert not (tmp_path / "s").exists()
+
+
+def test_a_better_bibtex_export_renders_with_every_study_and_effect(tmp_path):
+    """A Zotero library exported by Better BibTeX, as a theme of its own: every included study
+    and every effect reaches the note and its open data."""
+    from metaanalysis.render import new_theme
+
+    root = make_project(tmp_path, ("territories",))
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
+    new_theme("falls", root)
+    shutil.copy(REPO / "tests" / "data" / "zotero" / "betterbibtex.bib",
+                root / "bibliographies" / "falls.bib")
+    themes = json.loads((root / "themes.json").read_text())
+
+    def outcome(where, label):
+        return {"outcome": "fear of falling", "favours": "lower", "domain": "autonomy",
+                "where": {"review": "cochrane_cd014666", **where},
+                "label": {"fr": label, "en": label}}
+
+    themes["falls"]["outcomes"] = [
+        outcome({"analysis": "1.1", "timepoint": "8 weeks"}, "fear of falling, 8 weeks"),
+        outcome({"analysis": "1.1", "timepoint": "12 months"}, "fear of falling, 12 months"),
+        outcome({"analysis": "1.10"}, "fear of falling, analysis 1.10")]
+    (root / "themes.json").write_text(json.dumps(themes))
+    site = tmp_path / "site"
+    out = render(["falls"], {"lang": "en"}, root=root, site=site, progress=quiet)
+    assert out[0].status == "rendered", out[0].message
+    name = out[0].path.rsplit("/", 1)[1][:-5]
+    data = json.loads((site / "variants" / "data" / f"{name}.json").read_text())
+    assert [o["k"] for o in data["outcomes"]] == [2, 1, 1]  # 4 effects, none lost
+    table = (site / "variants" / "data" / f"{name}.csv").read_text()
+    assert len(table.strip().splitlines()) == 1 + 4
+    page = Path(out[0].path).read_text()
+    for author in ("Martin, Claire", "Nguyen, Thi", "Ortiz, Ana", "François", "Jörg"):
+        assert author in page
+    assert "(2019)" in page and "(2021)" in page and "(2018)" in page  # years from date
