@@ -636,7 +636,7 @@ def is_numeric_characteristic(values) -> bool:
     return n > 0 and not (trailing_zero and len(decimals) > 1)
 
 
-def _typed_columns(df, columns):
+def typed_columns(df, columns):
     """Characteristics whose values are numbers (see :func:`is_numeric_characteristic`)
     become numeric columns; every other column keeps its text exactly as written."""
     import pandas as pd
@@ -710,7 +710,7 @@ def read_effects(paths, *, screening: str = "included"):
                                             "line"])
     df = pd.DataFrame(rows)
     df["year"] = pd.to_numeric(df["year"], errors="coerce")
-    df = _typed_columns(df, [c for c in typed if c != "year"])
+    df = typed_columns(df, [c for c in typed if c != "year"])
     df = add_effect_sizes(df)
     df["sei"] = np.sqrt(df["vi"])
     data = [c for c in _DATA_ORDER if c in df.columns and c not in base]
@@ -741,4 +741,4 @@ def read_studies(paths):
             "line"]
     df = pd.DataFrame(rows, columns=None if rows else cols)
     df["year"] = pd.to_numeric(df["year"], errors="coerce")
-    return _typed_columns(df, sorted(typed - {"year"}))
+    return typed_columns(df, sorted(typed - {"year"}))

@@ -21,7 +21,7 @@ METHODS = UNIVARIATE_METHODS + TWO_BY_TWO_METHODS
 
 def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
     """The effects table of a .bib or a CSV, with ``yi``/``vi`` computed for ``measure``."""
-    from .bibliography import read_effects
+    from .bibliography import read_effects, typed_columns
     from .effects import add_effect_sizes
 
     path = Path(path)
@@ -33,7 +33,8 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
             table = add_effect_sizes(table, measure)
         return table
     try:
-        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        # as text first: a code such as 1.10 or 01230 must not become a number on the way
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
                          "(or the raw data with --measure)") from None
@@ -45,7 +46,14 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
             raise ValueError(f"{path}:{row}: {col} = {table[col].iloc[row - 2]!r} is not a number")
+        infinite = ~np.isfinite(converted) & converted.notna()
+        if infinite.any():
+            row = int(np.flatnonzero(infinite.to_numpy())[0]) + 2
+            raise ValueError(f"{path}:{row}: {col} = {table[col].iloc[row - 2]!r} is beyond the "
+                             "range of numbers")
         table[col] = converted
+    # other columns: numbers only by the grammar's rule (docs/annotations.md), else text
+    typed_columns(table, [c for c in table.columns if c not in DATA_KEYS])
     if measure:
         return add_effect_sizes(table, measure)
     if "yi" not in table or not ({"vi", "sei"} & set(table.columns)):

@@ -153,3 +153,29 @@ def test_bad_csv_gets_a_clear_answer(tmp_path, content, args, fragment):
     path.write_text(content)
     run = pool(path, *args)
     assert run.returncode == 1 and fragment in run.stderr, run.stderr
+
+
+def test_csv_codes_stay_text_and_overflow_is_refused(tmp_path):
+    csv = tmp_path / "codes.csv"
+    csv.write_text("key,yi,vi,analysis,site\n" + "".join(
+        f"s{i},{0.1 * i},0.04,{a},{s}\n" for i, (a, s) in enumerate(
+            [("1.1", "01"), ("1.1", "02"), ("1.10", "03"), ("1.10", "04"), ("1.2", "05")])))
+    run = pool(csv, "--subgroup", "analysis", "--json")
+    assert run.returncode == 0, run.stderr
+    groups = json.loads(run.stdout)["subgroups"]["groups"]
+    assert [g["subgroup"] for g in groups] == ["1.1", "1.10", "1.2"]
+    assert [g["k"] for g in groups] == [2, 2, 1]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("yi,vi\n0.1,0.04\n1e400,0.04\n")
+    run = pool(bad)
+    assert run.returncode == 1 and "bad.csv:3: yi" in run.stderr and "range" in run.stderr
+
+
+def test_pool_json_carries_the_fit_warnings(tmp_path):
+    csv = tmp_path / "missing.csv"
+    csv.write_text("yi,vi,x\n0.1,0.04,1\n0.3,0.05,\n0.2,0.03,2\n0.5,0.02,3\n")
+    run = pool(csv, "--mods", "x", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["warnings"] and "missing" in out["warnings"][0]
+    assert "warning:" in run.stderr
