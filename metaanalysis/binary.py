@@ -10,6 +10,8 @@ zero cell, tables with no event in either group left out), as metafor does.
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -56,7 +58,7 @@ def _escalc_q(measure, a, b, c, d):
     return yi, vi
 
 
-def _result(method, measure, beta, se, yi, vi, Q, k_yi, level, slab):
+def _result(method, measure, beta, se, yi, vi, Q, k_yi, level, slab, tables, weights):
     ok = np.isfinite(yi)
     dfs = k_yi - 1
     if dfs > 0:
@@ -65,11 +67,47 @@ def _result(method, measure, beta, se, yi, vi, Q, k_yi, level, slab):
         H2 = Q / dfs
     else:
         Q, Qp, I2, H2 = 0.0, 1.0, 0.0, 1.0
-    return RMAResult(k=len(yi), method=method, test="z", level=level, measure=measure,
-                     names=["intercept"], beta=np.array([beta]), vb=np.array([[se**2]]),
-                     tau2=0.0, Q=Q, Q_pvalue=Qp, I2=I2, H2=H2, tau2_ci=(math.nan, math.nan),
-                     dfs=dfs, yi=yi[ok], vi=vi[ok], X=np.ones((int(ok.sum()), 1)),
-                     slab=[s for s, o in zip(slab, ok) if o])
+    return TwoByTwoResult(
+        k=len(yi), method=method, test="z", level=level, measure=measure,
+        names=["intercept"], beta=np.array([beta]), vb=np.array([[se**2]]),
+        tau2=0.0, Q=Q, Q_pvalue=Qp, I2=I2, H2=H2, tau2_ci=(math.nan, math.nan),
+        dfs=dfs, yi=yi[ok], vi=vi[ok], X=np.ones((int(ok.sum()), 1)),
+        slab=[s for s, o in zip(slab, ok) if o], tables=tables, table_slab=list(slab),
+        table_weights=weights)
+
+
+@dataclass
+class TwoByTwoResult(RMAResult):
+    """A Mantel-Haenszel or Peto fit: as :class:`RMAResult`, with the 2x2 tables it was
+    computed from, so that leave-one-out and cumulative analyses refit the same method, and
+    its own weights (metafor's ``weights.rma.mh`` / ``weights.rma.peto``)."""
+
+    tables: np.ndarray = field(default=None, repr=False)  # k x 4: ai, bi, ci, di
+    table_slab: list = field(default=None, repr=False)
+    table_weights: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Percent weights of the tables with an effect: the Mantel-Haenszel weights
+        (OR: bi ci / Ni; RR: ci n1i / Ni; RD: n1i n2i / Ni) or Peto's (the hypergeometric
+        variances), as metafor gives them, not inverse-variance weights."""
+        ok = np.isfinite(self._all_yi)
+        w = self.table_weights
+        return (100 * w / np.sum(w))[ok]
+
+    @property
+    def _all_yi(self):
+        yi, _ = (_escalc_q(self.measure, *self.tables.T) if self.method == "MH"
+                 else _peto_effects(*self.tables.T))
+        return yi
+
+    def refit_tables(self, keep) -> "TwoByTwoResult":
+        """The same method on a subset of the tables (a boolean mask or indices)."""
+        a, b, c, d = self.tables[keep].T
+        slab = list(np.asarray(self.table_slab, dtype=object)[keep])
+        if self.method == "MH":
+            return rma_mh(a, b, c, d, measure=self.measure, level=self.level, slab=slab)
+        return rma_peto(a, b, c, d, level=self.level, slab=slab)
 
 
 def rma_mh(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=None,
@@ -85,22 +123,30 @@ def rma_mh(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=None,
     N = n1 + n2
     if measure == "OR":
         R, S = np.sum(a * d / N), np.sum(b * c / N)
+        weights = b * c / N
         if R == 0 or S == 0:
-            raise ValueError("the Mantel-Haenszel odds ratio is not defined: no events or no "
-                             "non-events in one of the arms of every table")
-        P, Qv = (a + d) / N, (b + c) / N
-        Ri, Si = a * d / N, b * c / N
-        beta = math.log(R / S)
-        se = math.sqrt(0.5 * (np.sum(P * Ri) / R**2 + np.sum(P * Si + Qv * Ri) / (R * S)
-                              + np.sum(Qv * Si) / S**2))
+            # metafor gives NA (with a warning), not an error
+            warnings.warn("the Mantel-Haenszel odds ratio is not defined: no events or no "
+                          "non-events in one of the arms of every table")
+            beta, se = math.nan, math.nan
+        else:
+            P, Qv = (a + d) / N, (b + c) / N
+            Ri, Si = a * d / N, b * c / N
+            beta = math.log(R / S)
+            se = math.sqrt(0.5 * (np.sum(P * Ri) / R**2 + np.sum(P * Si + Qv * Ri) / (R * S)
+                                  + np.sum(Qv * Si) / S**2))
     elif measure == "RR":
         R, S = np.sum(a * n2 / N), np.sum(c * n1 / N)
-        if a.sum() == 0 or c.sum() == 0:
-            raise ValueError("the Mantel-Haenszel risk ratio is not defined: no events in one "
-                             "arm of every table")
-        beta = math.log(R / S)
-        se = math.sqrt(np.sum(n1 / N * n2 / N * (a + c) - a / N * c) / (R * S))
+        weights = c * n1 / N
+        if R == 0 or S == 0:
+            warnings.warn("the Mantel-Haenszel risk ratio is not defined: no events in one "
+                          "arm of every table")
+            beta, se = math.nan, math.nan
+        else:
+            beta = math.log(R / S)
+            se = math.sqrt(np.sum(n1 / N * n2 / N * (a + c) - a / N * c) / (R * S))
     else:
+        weights = n1 * n2 / N
         W = np.sum(n1 * n2 / N)
         beta = float(np.sum(a * n2 / N - c * n1 / N) / W)
         se = math.sqrt((beta * np.sum(c * (n1 / N) ** 2 - a * (n2 / N) ** 2
@@ -108,9 +154,11 @@ def rma_mh(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=None,
                         + np.sum(a * (n2 - c) / N + c * (n1 - a) / N) / 2) / W**2)
     yi, vi = _escalc_q(measure, a, b, c, d)
     ok = np.isfinite(yi)
-    Q = max(0.0, float(np.sum((yi[ok] - beta) ** 2 / vi[ok])))
+    Q = max(0.0, float(np.sum((yi[ok] - beta) ** 2 / vi[ok]))) if np.isfinite(beta) \
+        else math.nan
     labels = _labels(slab, data, keep)
-    return _result("MH", measure, beta, se, yi, vi, Q, int(ok.sum()), level, labels)
+    return _result("MH", measure, beta, se, yi, vi, Q, int(ok.sum()), level, labels,
+                   np.column_stack([a, b, c, d]), weights)
 
 
 def rma_peto(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=None,
@@ -129,12 +177,25 @@ def rma_peto(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=Non
     se = math.sqrt(1 / np.sum(V))
     pos = V > 0
     Q = max(0.0, float(np.sum((a - E)[pos] ** 2 / V[pos]) - np.sum(a - E) ** 2 / np.sum(V[pos])))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        yi, vi = (a - E) / V, 1 / V
-    both_zero = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
-    yi[both_zero | ~pos], vi[both_zero | ~pos] = np.nan, np.nan
+    yi, vi = _peto_effects(a, b, c, d)
     labels = _labels(slab, data, keep)
-    return _result("PETO", "OR", beta, se, yi, vi, Q, int(np.isfinite(yi).sum()), level, labels)
+    return _result("PETO", "OR", beta, se, yi, vi, Q, int(np.isfinite(yi).sum()), level, labels,
+                   np.column_stack([a, b, c, d]), np.nan_to_num(V))
+
+
+def _peto_effects(a, b, c, d):
+    """Each table's Peto log odds ratio (O - E) / V and its variance 1 / V; NaN for tables
+    with no event or no non-event in both groups."""
+    n1, n2 = a + b, c + d
+    N = n1 + n2
+    xt, yt = a + c, b + d
+    E = xt * n1 / N
+    with np.errstate(invalid="ignore", divide="ignore"):
+        V = xt * yt * (n1 / N) * (n2 / N) / (N - 1)
+        yi, vi = (a - E) / V, 1 / V
+    both_zero = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0)) | ~(V > 0)
+    yi[both_zero], vi[both_zero] = np.nan, np.nan
+    return yi, vi
 
 
 def _labels(slab, data, keep):

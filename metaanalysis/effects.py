@@ -42,9 +42,27 @@ def _means(measure, m1i, sd1i, n1i, m2i, sd2i, n2i):
     return yi, 1 / n1i + 1 / n2i + yi**2 / (2 * (n1i + n2i))
 
 
-def _two_by_two(measure, ai, bi, ci, di):
+TO = ("only0", "all", "if0all", "none")
+
+
+def _added(zero, add: float, to: str):
+    """What metafor's ``add``/``to`` add to each row: ``only0`` rows with a zero cell,
+    ``all`` every row, ``if0all`` every row if any has a zero cell, ``none`` nothing."""
+    if to == "all":
+        return np.full(zero.shape, add)
+    if to == "if0all":
+        return np.full(zero.shape, add if zero.any() else 0.0)
+    if to == "none":
+        return np.zeros(zero.shape)
+    return np.where(zero, add, 0.0)
+
+
+def _two_by_two(measure, ai, bi, ci, di, add=ADD, to="only0", drop00=False):
+    if drop00:  # no event in either group, or no non-event in either group: not estimable
+        both = ((ai == 0) & (ci == 0)) | ((bi == 0) & (di == 0))
+        ai = np.where(both, np.nan, ai)
     zero = (ai == 0) | (bi == 0) | (ci == 0) | (di == 0)
-    add = np.where(zero, ADD, 0.0)
+    add = _added(zero, add, to)
     ai, bi, ci, di = ai + add, bi + add, ci + add, di + add
     n1i, n2i = ai + bi, ci + di
     p1, p2 = ai / n1i, ci / n2i
@@ -64,9 +82,9 @@ def _correlation(measure, ri, ni):
     return yi, np.where(ni > 3, vi, np.nan)
 
 
-def _proportion(measure, xi, ni):
+def _proportion(measure, xi, ni, add=ADD, to="only0"):
     mi = ni - xi
-    add = np.where((xi == 0) | (mi == 0), ADD, 0.0)
+    add = _added((xi == 0) | (mi == 0), add, to)
     xi, mi = xi + add, mi + add
     ni = xi + mi
     p = xi / ni
@@ -100,7 +118,8 @@ def _reported(measure, d: dict, form):
     return yi, sei**2
 
 
-def escalc(measure: str, **data) -> pd.DataFrame:
+def escalc(measure: str, *, add: float = ADD, to: str = "only0", drop00: bool = False,
+           include=None, **data) -> pd.DataFrame:
     """Effect sizes ``yi`` and sampling variances ``vi`` for one measure, like metafor's escalc.
 
     Pass the data with metafor's names (``m1i=..., sd1i=...``; ``ai, bi, ci, di`` or
@@ -108,10 +127,23 @@ def escalc(measure: str, **data) -> pd.DataFrame:
     ``estimate`` with ``ci_lb``/``ci_ub``, ``sei`` or ``pval`` as reported (ratios as ratios).
     Arrays may mix forms row by row (NaN where a value is absent): each row uses its first
     complete form, raw data first.
+
+    Options, as metafor's: ``add`` (1/2) added to the cells of 2x2 tables and proportions
+    ``to`` "only0" (rows with a zero cell), "all", "if0all" or "none"; ``drop00`` leaves out
+    2x2 tables with no event (or no non-event) in both groups; ``include`` (booleans) keeps
+    only those rows (the others get NaN). Any other keyword is an error.
     """
     measure = measure.upper()
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}: use one of {', '.join(MEASURES)}")
+    unknown = sorted(set(data) - set(DATA_KEYS))
+    if unknown:
+        raise TypeError(f"escalc() got unknown argument(s) {', '.join(unknown)}: the data are "
+                        f"{', '.join(sorted(DATA_KEYS))}; the options are add, to, drop00, "
+                        "include")
+    if to not in TO:
+        raise ValueError(f"to = {to!r}: use one of {', '.join(TO)}")
+    add = float(add)
     cols = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in data.items()
             if v is not None}
     if not cols:
@@ -120,6 +152,11 @@ def escalc(measure: str, **data) -> pd.DataFrame:
     cols = {name: np.broadcast_to(v, (k,)).astype(float) for name, v in cols.items()}
     yi, vi = np.full(k, np.nan), np.full(k, np.nan)
     todo = np.ones(k, dtype=bool)
+    if include is not None:
+        keep = np.broadcast_to(np.asarray(include, dtype=bool), (k,))
+        todo &= keep
+        # metafor applies "if0all" to the included rows only
+        cols = {name: np.where(keep, v, np.nan) for name, v in cols.items()}
     for form in DATA_FORMS[measure] + GENERIC_FORMS:
         if not all(name in cols for name in form):
             continue
@@ -134,11 +171,12 @@ def escalc(measure: str, **data) -> pd.DataFrame:
             if form[0] == "m1i":
                 y, v = _means(measure, *(d[n] for n in form))
             elif form == ("ai", "bi", "ci", "di"):
-                y, v = _two_by_two(measure, *(d[n] for n in form))
+                y, v = _two_by_two(measure, *(d[n] for n in form), add=add, to=to,
+                                   drop00=drop00)
             elif form == ("ri", "ni"):
                 y, v = _correlation(measure, d["ri"], d["ni"])
             elif form == ("xi", "ni"):
-                y, v = _proportion(measure, d["xi"], d["ni"])
+                y, v = _proportion(measure, d["xi"], d["ni"], add=add, to=to)
             elif form[0] == "yi":
                 y = d["yi"]
                 v = d["vi"] if form[1] == "vi" else d["sei"] ** 2
@@ -146,6 +184,8 @@ def escalc(measure: str, **data) -> pd.DataFrame:
                 y, v = _reported(measure, d, form)
         yi[rows], vi[rows] = y, v
         todo &= ~rows
+    # as metafor: an infinite effect or variance (a zero cell with to = "none") is missing
+    yi[np.isinf(yi)], vi[np.isinf(vi)] = np.nan, np.nan
     return pd.DataFrame({"yi": yi, "vi": vi})
 
 

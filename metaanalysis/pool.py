@@ -123,15 +123,18 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
                     "trimfill_k0": tf.k0, "trimfill_side": tf.side,
                     "trimfill_estimate": tf.estimate})
     if leave_one_out:
-        if cluster or method in TWO_BY_TWO_METHODS:
-            raise ValueError("--leave-one-out applies to a univariate model")
+        if cluster:
+            raise ValueError("--leave-one-out applies to a univariate or MH/Peto model "
+                             "(not --cluster)")
         rows = l1o(fit)
         out["leave_one_out"] = [{"omitted": r.omitted, "estimate": r.estimate, "se": r.se,
                                  "tau2": r.tau2, "I2": r.I2} for r in rows.itertuples()]
     univariate_only = cluster or method in TWO_BY_TWO_METHODS
-    if (influence or cumulative or permutations or subgroup) and univariate_only:
-        raise ValueError("--influence, --cumulative, --permutations and --subgroup apply to "
-                         "a univariate model (no --cluster, not MH or PETO)")
+    if (influence or permutations or subgroup) and univariate_only:
+        raise ValueError("--influence, --permutations and --subgroup apply to a univariate "
+                         "model (no --cluster, not MH or PETO)")
+    if cumulative and cluster:
+        raise ValueError("--cumulative applies to a univariate or MH/Peto model (not --cluster)")
     if influence:
         from .sensitivity import influence as infl
         t = infl(fit).reset_index()

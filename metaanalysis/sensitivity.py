@@ -30,11 +30,63 @@ def _tile(res: RMAResult, m: int):
     return np.broadcast_to(res.yi, (m, res.k)), np.broadcast_to(res.vi, (m, res.k))
 
 
+_COLUMNS = ("estimate", "se", "zval", "pval", "ci_lb", "ci_ub", "Q", "Q_pvalue", "tau2", "I2",
+            "H2")
+
+
+def _row(r) -> dict:
+    return {"estimate": r.estimate, "se": float(r.se[0]), "zval": float(r.zval[0]),
+            "pval": float(r.pval[0]), "ci_lb": float(r.ci_lb[0]), "ci_ub": float(r.ci_ub[0]),
+            "Q": r.Q, "Q_pvalue": r.Q_pvalue, "tau2": r.tau2, "I2": r.I2, "H2": r.H2}
+
+
+def _refit_or_nan(res, y, v, X=None):
+    """The refit, or None where it cannot be estimated (a moderator left all zero by the
+    deletion: metafor gives NA for that row and goes on)."""
+    try:
+        return refit(res, y, v, X)
+    except ValueError as exc:
+        if "collinear" in str(exc) or "cannot estimate" in str(exc):
+            return None
+        raise
+
+
+def _refuse_multilevel(res, what: str) -> None:
+    from .multilevel import MVResult
+
+    if isinstance(res, MVResult):
+        raise ValueError(f"{what} of a three-level model would refit two-level models and "
+                         "flag every study; it is not available for rma_mv fits (metafor "
+                         "deletes whole clusters): use rma() on one effect per study, or the "
+                         "robust (CHE) model's sensitivity over rho")
+
+
+def _two_by_two(res) -> bool:
+    return hasattr(res, "refit_tables")
+
+
 def leave_one_out(res: RMAResult) -> pd.DataFrame:
     """The model refitted without each effect in turn: estimate, se, CI, tau2, I2, Q.
 
     Intercept-only models run as one batched fit (:func:`~metaanalysis.models.batch_fit`).
+    Mantel-Haenszel and Peto fits leave out each 2x2 table and refit the same method (as
+    metafor's ``leave1out.rma.mh``); a deletion that leaves a moderator all zero gives a row
+    of NaN, as metafor's NA.
     """
+    _refuse_multilevel(res, "leave-one-out")
+    if _two_by_two(res):
+        import warnings
+
+        n = len(res.tables)
+        rows = []
+        for i in range(n):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an undefined subset is its NaN row
+                r = res.refit_tables(np.arange(n) != i)
+            row = _row(r)
+            row["tau2"] = math.nan  # no tau^2 in a common-effect model (metafor: not shown)
+            rows.append({"omitted": res.table_slab[i], **row})
+        return pd.DataFrame(rows)
     if _batched(res) and res.k > 1:
         Y, V = _tile(res, res.k)
         b = batch_fit(Y, V, ~np.eye(res.k, dtype=bool), method=res.method, test=res.test,
@@ -48,17 +100,19 @@ def leave_one_out(res: RMAResult) -> pd.DataFrame:
         y, v, X = _drop(res, i)
         if len(y) < X.shape[1]:
             continue
-        r = refit(res, y, v, X)
-        rows.append({"omitted": res.slab[i], "estimate": r.estimate, "se": float(r.se[0]),
-                     "zval": float(r.zval[0]), "pval": float(r.pval[0]),
-                     "ci_lb": float(r.ci_lb[0]), "ci_ub": float(r.ci_ub[0]), "Q": r.Q,
-                     "Q_pvalue": r.Q_pvalue, "tau2": r.tau2, "I2": r.I2, "H2": r.H2})
+        r = _refit_or_nan(res, y, v, X)
+        rows.append({"omitted": res.slab[i], **(_row(r) if r is not None else
+                                                 dict.fromkeys(_COLUMNS, math.nan))})
     return pd.DataFrame(rows)
 
 
 def influence(res: RMAResult) -> pd.DataFrame:
     """Case diagnostics as metafor's influence(): rstudent, dffits, cook_d, cov_r, tau2_del,
     QE_del, hat and weight, with ``influential`` flagged by metafor's rules."""
+    _refuse_multilevel(res, "influence()")
+    if _two_by_two(res):
+        raise ValueError(f"influence() is not defined for {res.method} fits (as in metafor): "
+                         "use leave_one_out()")
     k, p = res.X.shape
     tau2 = 0.0 if res.method == "FE" else res.tau2
     w = 1 / (res.vi + tau2)
@@ -74,7 +128,9 @@ def influence(res: RMAResult) -> pd.DataFrame:
     dfbs = np.full((k, p), np.nan)
     for i in range(k):
         y, v, X = _drop(res, i)
-        r = refit(res, y, v, X)
+        r = _refit_or_nan(res, y, v, X)
+        if r is None:  # the deletion leaves a moderator all zero: NA, as metafor
+            continue
         s2w = 1.0
         if res.test == "knha" and r.dfs > 0:
             wd = 1 / (v + r.tau2)
@@ -109,6 +165,22 @@ def influence(res: RMAResult) -> pd.DataFrame:
 
 def cumulative(res: RMAResult, order=None) -> pd.DataFrame:
     """The pooled estimate as effects are added one by one (by ``order``, e.g. the years)."""
+    _refuse_multilevel(res, "a cumulative meta-analysis")
+    if _two_by_two(res):
+        import warnings
+
+        n = len(res.tables)
+        idx = np.argsort(np.asarray(order), kind="stable") if order is not None else np.arange(n)
+        rows = []
+        for j in range(1, n + 1):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = res.refit_tables(idx[:j])
+            rows.append({"added": res.table_slab[idx[j - 1]], "k": j, "estimate": r.estimate,
+                         "se": float(r.se[0]), "ci_lb": float(r.ci_lb[0]),
+                         "ci_ub": float(r.ci_ub[0]), "pval": float(r.pval[0]),
+                         "tau2": math.nan, "I2": r.I2, "Q": r.Q})
+        return pd.DataFrame(rows)
     idx = np.argsort(np.asarray(order), kind="stable") if order is not None else np.arange(res.k)
     if _batched(res):
         Y, V = res.yi[idx], res.vi[idx]

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -179,3 +180,20 @@ def test_pool_json_carries_the_fit_warnings(tmp_path):
     out = json.loads(run.stdout)
     assert out["warnings"] and "missing" in out["warnings"][0]
     assert "warning:" in run.stderr
+
+
+def test_mantel_haenszel_leave_one_out_and_cumulative_refit_mh(tmp_path):
+    ref = json.loads((Path(__file__).parent / "reference" / "refits.json").read_text())
+    f = next(x for x in ref["fits"] if x["data"] == "bcg" and x["method"] == "MH"
+             and x["measure"] == "RR")
+    bcg = pd.DataFrame(json.loads((Path(__file__).parent / "reference" / "binary.json")
+                                  .read_text())["datasets"]["bcg"])
+    bcg["year"] = f["order"]
+    csv = tmp_path / "bcg.csv"
+    bcg.to_csv(csv, index=False)
+    out = json.loads(pool(csv, "--method", "MH", "--measure", "RR", "--leave-one-out",
+                          "--cumulative", "year", "--json").stdout)
+    assert np.allclose([r["estimate"] for r in out["leave_one_out"]], f["l1o_estimate"],
+                       atol=1e-6)
+    assert np.allclose([r["estimate"] for r in out["cumulative"]], f["cumul_estimate"],
+                       atol=1e-6)

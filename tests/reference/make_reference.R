@@ -309,3 +309,55 @@ themes <- list(
   education_reading = che_fit(reading$Effectsize_g, reading$SE_g^2, reading$Study_ID))
 write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
                    themes = themes), "themes")
+
+# ------------------------------------------------------------------------------ refits of 2x2 models, escalc options
+# Issue 13's wrong-number bugs: leave-one-out and cumulative of MH/Peto fits refit the same
+# method; MH/Peto weights are metafor's own; a deletion that leaves a moderator all zero is NA;
+# escalc's add/to/drop00/include are applied.
+refits <- list()
+sparse4 <- sparse[c("ai", "bi", "ci", "di")]
+for (dname in c("bcg", "sparse")) {
+  d <- if (dname == "bcg") bcg2 else sparse4
+  order <- if (dname == "bcg") bcg$year else c(2004, 2001, 2010, 1999, 2003, 2001)
+  for (m in c("OR", "RR", "RD", "PETO")) {
+    f <- if (m == "PETO") rma.peto(ai = d$ai, bi = d$bi, ci = d$ci, di = d$di) else
+      rma.mh(ai = d$ai, bi = d$bi, ci = d$ci, di = d$di, measure = m)
+    l1 <- leave1out(f)
+    cu <- cumul(f, order = order)
+    refits[[length(refits) + 1]] <- list(data = dname, method = if (m == "PETO") "PETO" else "MH",
+      measure = if (m == "PETO") "OR" else m, order = order, weights = num(weights(f)),
+      l1o_estimate = num(l1$estimate), l1o_se = num(l1$se), l1o_Q = num(l1$Q),
+      l1o_ci_lb = num(l1$ci.lb), l1o_ci_ub = num(l1$ci.ub),
+      cumul_estimate = num(cu$estimate), cumul_se = num(cu$se))
+  }
+}
+# a study with its own dummy: deleting it leaves the moderator all zero (metafor: NA row)
+own <- as.numeric(seq_len(nrow(bcg)) == 3)
+fo <- rma(datasets$bcg$yi, datasets$bcg$vi, mods = ~ datasets$bcg$mods$ablat + own, control = tight)
+# (metafor 3.8's leave1out() takes no moderators; influence() deletes each study in turn)
+info <- suppressWarnings(influence(fo))
+own_dummy <- list(own = own, ablat = datasets$bcg$mods$ablat,
+                  cook_d = num(info$inf$cook.d), rstudent = num(info$inf$rstudent),
+                  dffits = num(info$inf$dffits), tau2_del = num(info$inf$tau2.del))
+# escalc options on the sparse tables and on proportions with zero cells
+opts <- list()
+sp <- sparse4
+props <- data.frame(xi = c(0, 3, 10, 7), ni = c(15, 20, 10, 30))
+for (m in c("OR", "RR", "RD")) {
+  for (o in list(list(add = 0.25, to = "only0"), list(add = 1/2, to = "all"),
+                 list(add = 1/2, to = "if0all"), list(add = 1/2, to = "none"),
+                 list(add = 1/2, to = "only0", drop00 = TRUE))) {
+    r <- suppressWarnings(do.call(escalc, c(list(measure = m, ai = sp$ai, bi = sp$bi,
+                                                 ci = sp$ci, di = sp$di), o)))
+    opts[[length(opts) + 1]] <- list(measure = m, options = o, yi = num(r$yi), vi = num(r$vi))
+  }
+}
+for (m in c("PR", "PLO")) {
+  for (o in list(list(add = 0.25, to = "only0"), list(add = 1/2, to = "all"),
+                 list(add = 1/2, to = "none"))) {
+    r <- suppressWarnings(do.call(escalc, c(list(measure = m, xi = props$xi, ni = props$ni), o)))
+    opts[[length(opts) + 1]] <- list(measure = m, options = o, yi = num(r$yi), vi = num(r$vi))
+  }
+}
+write_fixture(list(versions = versions, sparse = sparse4, proportions = props, fits = refits,
+                   own_dummy = own_dummy, escalc_options = opts), "refits")
