@@ -159,6 +159,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-r", action="store_true")
     ap.add_argument("--no-notes", action="store_true")
+    ap.add_argument("--no-review", action="store_true", help="skip import and deduplication")
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--report", action="store_true", help="print the table of the last run")
     args = ap.parse_args(argv)
@@ -179,6 +180,9 @@ def main(argv=None):
     res["reader"] = bench_reader.main(10_000)
     if not args.no_notes:
         res["notes"] = notes_times()
+    import bench_review
+    if not args.no_review and bench_review.DATA.exists():
+        res["review"] = {"quality": bench_review.quality(), "speed": bench_review.speed()}
     args.out.write_text(json.dumps(res, indent=1))
     print_table(res)
     return res
@@ -223,6 +227,9 @@ def print_table(res):
             print("   ", line)
         print("    page sizes:", ", ".join(f"{k} {v / 1000:.0f} KB" for k, v in
                                           sorted(n["page_bytes"].items())), "(target < 500 KB)")
+    if "review" in res:
+        import bench_review
+        bench_review.print_table(res["review"])
 
 
 if __name__ == "__main__":

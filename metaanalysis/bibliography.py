@@ -67,6 +67,10 @@ class Entry:
     screening: str = "pending"
     reason: str = ""
     effects: list[Effect] = field(default_factory=list)
+    #: where the record was found: database, date, export file and line, import batch
+    searches: list[dict] = field(default_factory=list)
+    #: the key of the entry this record duplicates ("" if none), from the dedup log
+    duplicate_of: str = ""
 
     @property
     def year(self) -> str | None:
@@ -231,6 +235,7 @@ def _read_bibliography(path: str | Path) -> Bibliography:
     entries, seen = [], {}
     has_bib = False
     previous = None
+    dup_log = []
     for block in library.blocks:
         line = (block.start_line or 0) + 1
         after_failure, previous = isinstance(previous, model.ParsingFailedBlock), block
@@ -265,15 +270,51 @@ def _read_bibliography(path: str | Path) -> Bibliography:
                                         "text after the end of the entry looks like its fields: "
                                         "a stray closing brace '}' ends the entry too early; "
                                         "balance the braces of the field before it"))
+        elif isinstance(block, model.ExplicitComment):
+            has_bib = True
+            m = _DUPLICATE_LOG.match(block.comment.strip())
+            if m:
+                dup_log.append((line, m))
         else:
             has_bib = True
     if not has_bib:
         problems.append(Problem(spath, 1, "-", "no BibTeX entry found: is this a .bib file? "
                                 "Entries look like @article{key, title = {...}}"))
     _resolve_crossrefs(spath, entries, problems)
+    _apply_duplicate_log(spath, entries, dup_log, problems)
     _check_moderator_types(spath, entries, problems)
     problems.sort(key=lambda p: (p.line, p.severity))
     return Bibliography(spath, entries, problems, digest)
+
+
+#: A deduplication decision, appended by ``metaanalysis dedup --apply``:
+#: ``@comment{metaanalysis duplicate: KEY = KEPT; rule = doi; score = 100; date = 2026-11-26}``
+_DUPLICATE_LOG = re.compile(r"^metaanalysis duplicate:\s*([^\s=;]+)\s*=\s*([^\s;]+)\s*(;.*)?$",
+                            re.S)
+
+
+def _apply_duplicate_log(path: str, entries: list[Entry], log, problems) -> None:
+    """Mark the entries that a deduplication decision names as duplicates of another; their
+    search provenance joins the kept entry's (PRISMA counts records per database before
+    deduplication). A decision naming a key that does not exist is an error."""
+    by_key = {e.key: e for e in entries}
+    for line, m in log:
+        dup, kept = m.group(1), m.group(2)
+        missing = [k for k in (dup, kept) if k not in by_key]
+        if missing:
+            problems.append(Problem(path, line, missing[0], "the duplicate decision names an "
+                                    "entry that is not in the file; restore the entry or remove "
+                                    "the @comment"))
+            continue
+        if dup == kept:
+            problems.append(Problem(path, line, dup, "an entry cannot be a duplicate of itself"))
+            continue
+        d = by_key[dup]
+        d.duplicate_of = kept
+        if d.screening == "included" or d.effects:
+            problems.append(Problem(path, d.line, dup, f"marked as a duplicate of {kept} (line "
+                                    f"{line}) but included or with effects: its data would be "
+                                    "counted twice; keep the data on one entry", "warning"))
 
 
 def _previous_key(entries: list[Entry], default: str) -> str:
@@ -344,6 +385,8 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
                                 "write a date as BibLaTeX does, e.g. 2019, 2019-03 or "
                                 "2019-03-15"))
     _read_screening(path, entry, problems)
+    if "searches" in fields:
+        entry.searches = _read_searches(path, entry, problems)
     n_texts = 0
     if "effects" in fields:
         entry.effects, n_texts = _read_effects(path, entry, problems)
@@ -396,6 +439,25 @@ def _read_screening(path: str, entry: Entry, problems: list[Problem]) -> None:
     else:
         problems.append(Problem(path, line, entry.key, f"screening is '{value}': expected "
                                 "included, excluded: REASON or pending"))
+
+
+def _read_searches(path: str, entry: Entry, problems: list[Problem]) -> list[dict]:
+    """``searches``: one search per line (or ``|``), ``database = ...; date = YYYY-MM-DD``
+    and optionally ``file``, ``line``, ``batch``, as ``metaanalysis import`` writes them."""
+    out = []
+    for line, text in _split_effects(entry.fields["searches"], entry.field_lines["searches"]):
+        item = {}
+        for part in text.split(";"):
+            name, eq, value = part.partition("=")
+            if eq and name.strip():
+                item[name.strip()] = value.strip()
+        if not item.get("database") or not re.fullmatch(r"\d{4}-\d{2}-\d{2}",
+                                                         item.get("date", "")):
+            problems.append(Problem(path, line, entry.key, f"search '{text}': give database = "
+                                    "NAME; date = YYYY-MM-DD (as metaanalysis import writes)"))
+            continue
+        out.append(item)
+    return out
 
 
 def _split_effects(value: str, first_line: int):
@@ -692,7 +754,7 @@ def read_effects(paths, *, screening: str = "included"):
     rows, typed = [], {}
     for bib in read_all(paths):
         for entry in bib.entries:
-            if screening and entry.screening != screening:
+            if (screening and entry.screening != screening) or entry.duplicate_of:
                 continue
             study = {"year": entry.year, **entry.characteristics()}
             typed.update(study)
@@ -735,10 +797,11 @@ def read_studies(paths):
             rows.append({"key": e.key, "screening": e.screening, "reason": e.reason,
                          "n_effects": len(e.effects), "author": e.fields.get("author", ""),
                          "year": e.year, "title": e.fields.get("title", ""),
-                         "doi": e.fields.get("doi", ""), **chars,
-                         "file": bib.path, "line": e.line})
-    cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi", "file",
-            "line"]
+                         "doi": e.fields.get("doi", ""), "duplicate_of": e.duplicate_of,
+                         "databases": "; ".join(s["database"] for s in e.searches),
+                         **chars, "file": bib.path, "line": e.line})
+    cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi",
+            "duplicate_of", "databases", "file", "line"]
     df = pd.DataFrame(rows, columns=None if rows else cols)
     df["year"] = pd.to_numeric(df["year"], errors="coerce")
     return typed_columns(df, sorted(typed - {"year"}))

@@ -138,6 +138,121 @@ def cmd_pool(args) -> int:
     return 0
 
 
+def _theme_bibliography(theme: str, command: str):
+    """The project root and the bibliography of a theme of themes.json, or an error message."""
+    from .themes import find_root, load_themes
+
+    root = find_root()
+    try:
+        themes = load_themes(root)
+    except (OSError, ValueError) as exc:
+        return root, None, f"metaanalysis {command}: cannot read themes.json ({exc})"
+    if theme not in themes or not isinstance(themes[theme], dict):
+        return root, None, (f"metaanalysis {command}: unknown theme {theme!r}: themes are "
+                            f"{', '.join(themes)}")
+    return root, root / themes[theme]["bibliography"], None
+
+
+def cmd_import(args) -> int:
+    import re
+    import time
+
+    from .bibliography import read_bibliography
+    from .importing import ImportError_, append_entries, plan_import
+    from .searches import ExportError, read_export
+
+    root, bib_path, error = _theme_bibliography(args.theme, "import")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date or ""):
+        print(f"metaanalysis import: --date {args.date!r}: give the day the search was run, "
+              "as YYYY-MM-DD", file=sys.stderr)
+        return 2
+    source = (args.source or "").strip()
+    if not source or len(source) > 60:
+        print("metaanalysis import: --source: name the database searched (e.g. Scopus, "
+              "PubMed, 'Web of Science', OpenAlex)", file=sys.stderr)
+        return 2
+    per_file, failed = [], False
+    for f in args.files:
+        try:
+            per_file.append((f, read_export(f)))
+        except ExportError as exc:
+            print(exc.problem, file=sys.stderr)
+            failed = True
+    if failed:
+        print("nothing imported: fix the files above", file=sys.stderr)
+        return 1
+    bib = read_bibliography(bib_path) if bib_path.exists() else None
+    if bib is not None and bib.errors:
+        for p in bib.errors:
+            print(p, file=sys.stderr)
+        print(f"nothing imported: {bib_path} has errors; fix them first", file=sys.stderr)
+        return 1
+    entries = bib.entries if bib else []
+    batch = 1 + max((int(s.get("batch", 0)) for e in entries for s in e.searches
+                     if str(s.get("batch", "")).isdigit()), default=0)
+    planned = plan_import(per_file, [e.key for e in entries], source=source, date=args.date,
+                          batch=batch)
+    for p in planned:
+        print(f"{'would add' if args.dry_run else 'add'} {p.key}: {p.record.title[:70]}")
+    n = len(planned)
+    if args.dry_run:
+        print(f"{n} record(s) from {len(per_file)} file(s) would be added to {bib_path} "
+              "(dry run: nothing written)", file=sys.stderr)
+        return 0
+    header = (f"% Imported by metaanalysis import on {time.strftime('%Y-%m-%d')}: {n} record(s) "
+              f"from {source} (searched {args.date}), batch {batch}")
+    try:
+        backup = append_entries(bib_path, [p.text for p in planned], header, root=root)
+    except ImportError_ as exc:
+        print(f"metaanalysis import: {exc}", file=sys.stderr)
+        return 1
+    print(f"{n} record(s) added to {bib_path} as pending (batch {batch}); previous file kept "
+          f"as {backup}. Next: metaanalysis dedup {args.theme}", file=sys.stderr)
+    return 0
+
+
+def cmd_dedup(args) -> int:
+    from .bibliography import read_bibliography
+    from .dedup import apply, find_duplicates
+
+    root, bib_path, error = _theme_bibliography(args.theme, "dedup")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+    bib = read_bibliography(bib_path)
+    if bib.errors:
+        for p in bib.errors:
+            print(p, file=sys.stderr)
+        return 1
+    marked = {e.key for e in bib.entries if e.duplicate_of}
+    pairs = [p for p in find_duplicates(bib.entries, threshold=args.threshold)
+             if p.drop not in marked]
+    lines = {e.key: e.line for e in bib.entries}
+    for p in pairs:
+        tag = "sure" if p.sure else "check"
+        print(f"{bib_path}:{lines[p.drop]}: {p.drop}: {tag}: duplicate of {p.keep} "
+              f"(line {lines[p.keep]}; {p.rule}, score {p.score:g})")
+    n_sure = sum(p.sure for p in pairs)
+    print(f"{len(pairs)} candidate pair(s): {n_sure} sure, {len(pairs) - n_sure} to check by "
+          "hand", file=sys.stderr)
+    if args.apply:
+        from .importing import ImportError_
+        try:
+            n, backup = apply(bib_path, pairs, root=root)
+        except ImportError_ as exc:
+            print(f"metaanalysis dedup: {exc}", file=sys.stderr)
+            return 1
+        print(f"{n} duplicate(s) recorded in {bib_path}" + (f"; previous file kept as {backup}"
+                                                            if backup else ""), file=sys.stderr)
+    elif n_sure:
+        print("run with --apply to record the sure ones (appended; no entry is changed)",
+              file=sys.stderr)
+    return 0
+
+
 def cmd_new_theme(args) -> int:
     from .notes import find_root
     from .render import RenderError, new_theme
@@ -280,6 +395,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=float, default=95, help="confidence level in percent")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_pool)
+
+    p = sub.add_parser("import", help="add the records of search exports to a theme's "
+                       "bibliography, as pending",
+                       description="Read search exports (RIS, PubMed/MEDLINE .nbib, BibTeX, or "
+                       "the CSV/TSV of Scopus, Web of Science, OpenAlex; the format is read "
+                       "from the content) and append their records to the theme's .bib with "
+                       "screening = {pending} and their provenance. The existing entries are "
+                       "never changed; a backup goes to bibliographies/.backups/.")
+    p.add_argument("theme", metavar="THEME")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--source", required=True, help="the database searched (e.g. Scopus)")
+    p.add_argument("--date", required=True, help="the day of the search, YYYY-MM-DD")
+    p.add_argument("--dry-run", action="store_true", help="print what would be added")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("dedup", help="find records found by several databases; record the "
+                       "sure duplicates",
+                       description="List candidate duplicate pairs (same DOI, PubMed ID, "
+                       "title+year+first author, or a fuzzy title match) with their score; "
+                       "--apply appends a decision for each sure pair (no entry is changed; a "
+                       "backup is kept). Uncertain pairs are left for a person.")
+    p.add_argument("theme", metavar="THEME")
+    p.add_argument("--threshold", type=float, default=90.0, metavar="SCORE",
+                   help="lowest fuzzy title score (0-100) to list a pair (default 90)")
+    p.add_argument("--apply", action="store_true", help="record the sure duplicates")
+    p.set_defaults(func=cmd_dedup)
 
     p = sub.add_parser("new-theme", help="scaffold a theme: bibliography, notebook, theme entry",
                        description="Create bibliographies/SLUG.bib, notebooks/SLUG.ipynb (from "

@@ -188,14 +188,23 @@ def prisma_counts(studies: pd.DataFrame) -> dict:
     screening. Included: studies whose screening is ``included``.
     """
     reason = studies["reason"].fillna("").astype(str)
-    dup = (studies["screening"] == "excluded") & reason.str.lower().str.startswith("duplicate")
+    marked = (studies["duplicate_of"].fillna("").astype(str) != "") if "duplicate_of" in \
+        studies else pd.Series(False, index=studies.index)
+    dup = marked | ((studies["screening"] == "excluded")
+                    & reason.str.lower().str.startswith("duplicate"))
     excluded = studies[(studies["screening"] == "excluded") & ~dup]
     by_reason = excluded["reason"].replace("", "no reason given").value_counts()
+    by_database: dict = {}
+    if "databases" in studies:
+        for value in studies["databases"].fillna("").astype(str):
+            for db in (d.strip() for d in value.split(";") if d.strip()):
+                by_database[db] = by_database.get(db, 0) + 1
     return {"identified": len(studies), "duplicates": int(dup.sum()),
+            "identified_by_database": dict(sorted(by_database.items())),
             "screened": int(len(studies) - dup.sum()), "excluded": int(len(excluded)),
             "excluded_by_reason": {str(k): int(v) for k, v in sorted(by_reason.items())},
-            "pending": int((studies["screening"] == "pending").sum()),
-            "included": int((studies["screening"] == "included").sum())}
+            "pending": int(((studies["screening"] == "pending") & ~dup).sum()),
+            "included": int(((studies["screening"] == "included") & ~dup).sum())}
 
 
 def prisma(studies: pd.DataFrame, *, lang: str = "en"):
@@ -220,7 +229,9 @@ def prisma(studies: pd.DataFrame, *, lang: str = "en"):
         ax.annotate("", (x2, y2), (x1, y1), arrowprops={"arrowstyle": "-|>", "lw": 0.8,
                                                         "color": "#333333"})
 
-    box(0.3, 8.2, 4.4, 1.3, t("prisma.identified", lang, n=c["identified"]), "#EEF5FB")
+    sources = "\n".join(f"{db}: {n}" for db, n in c["identified_by_database"].items())
+    box(0.3, 8.2, 4.4, 1.3, t("prisma.identified", lang, n=c["identified"])
+        + ("\n" + sources if sources else ""), "#EEF5FB")
     box(5.5, 8.2, 4.2, 1.3, t("prisma.duplicates", lang, n=c["duplicates"]))
     box(0.3, 5.4, 4.4, 1.3, t("prisma.screened", lang, n=c["screened"]))
     n_lines = len(c["excluded_by_reason"])

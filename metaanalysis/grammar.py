@@ -93,7 +93,7 @@ STANDARD_FIELDS = frozenset(
     abstractnote accessdate archive archive_location callnumber extra keyword lccn
     numpages rights shortauthors""".split()
 )
-GRAMMAR_FIELDS = frozenset({"screening", "effects"})
+GRAMMAR_FIELDS = frozenset({"screening", "effects", "searches"})
 FIELD_ALIASES = {"effect": "effects", "screen": "screening", "decision": "screening",
                  "status": "screening", "inclusion": "screening"}
 

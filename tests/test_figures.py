@@ -86,7 +86,7 @@ def test_prisma_counts_from_the_screening():
                       "reason": [""] * 4 + ["duplicate record", "not randomised",
                                             "not randomised", "wrong population"] + [""] * 2})
     c = prisma_counts(s)
-    assert c == {"identified": 10, "duplicates": 1, "screened": 9, "excluded": 3,
+    assert c == {"identified": 10, "identified_by_database": {}, "duplicates": 1, "screened": 9, "excluded": 3,
                  "excluded_by_reason": {"not randomised": 2, "wrong population": 1},
                  "pending": 2, "included": 4}
     fig = prisma(s, lang="fr")

@@ -1,0 +1,148 @@
+"""From search exports to a deduplicated bibliography: import (RIS, MEDLINE, Scopus and
+OpenAlex CSV) appends without changing a byte of what was there, keeps a backup and the
+provenance of every record; dedup finds the overlaps of tests/data/searches/README.md and
+records the sure ones; PRISMA counts identified records per database and duplicates removed."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metaanalysis.bibliography import read_bibliography, read_studies
+from metaanalysis.figures import prisma_counts
+from metaanalysis.importing import bibtex_value, make_key
+from metaanalysis.latex import latex_to_text
+from metaanalysis.searches import ExportError, Record, detect_format, read_export
+
+REPO = Path(__file__).resolve().parent.parent
+SEARCHES = REPO / "tests" / "data" / "searches"
+EXPORTS = [("embase.ris", "Embase", "2026-11-02"), ("pubmed.nbib", "PubMed", "2026-11-03"),
+           ("scopus.csv", "Scopus", "2026-11-03"), ("openalex.csv", "OpenAlex", "2026-11-04")]
+
+
+def run(root, *args):
+    r = subprocess.run([sys.executable, "-m", "metaanalysis", *map(str, args)], cwd=root,
+                       capture_output=True, text=True)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "proj"
+    (root / "templates").mkdir(parents=True)
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
+    (root / "themes.json").write_text("{}")
+    assert run(root, "new-theme", "falls").returncode == 0
+    bib = root / "bibliographies" / "falls.bib"
+    bib.write_text(bib.read_text() + "\n@article{kept2010,\n  author = {Kept, Kim},\n"
+                   "  title = {An entry typed by hand},\n  year = {2010},\n"
+                   "  screening = {excluded: not about falls},\n}\n")
+    return root
+
+
+def test_formats_are_detected_from_the_content():
+    assert [detect_format((SEARCHES / f).read_text()) for f, _, _ in EXPORTS] == [
+        "ris", "medline", "csv", "csv"]
+    assert detect_format("@article{a, title = {x}}") == "bibtex"
+    assert detect_format("just some text\nand more") is None
+
+
+def test_a_file_that_is_no_export_is_refused_with_its_line(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello\n")
+    with pytest.raises(ExportError, match="notes.txt:1: -: not a search export"):
+        read_export(f)
+    bad = tmp_path / "bad.nbib"
+    bad.write_text("PMID- 1\nTI  - ok\nthis line is no tag\n")
+    with pytest.raises(ExportError, match="bad.nbib:3: -: not a MEDLINE line"):
+        read_export(bad)
+
+
+def test_keys_follow_the_bibliography_style_and_are_unique():
+    taken = {"martin2019cognitive"}
+    r = Record(title="The Cognitive way", authors=["Martin, Claire"], year="2019")
+    assert make_key(r, taken) == "martin2019cognitivea"
+    assert make_key(Record(title="Études", authors=["Müller J."], year=""), set()) == \
+        "mullerndetudes"  # accents folded, "nd" for no date
+    assert make_key(Record(title="Über Stürze", authors=["Müller, J"], year="2020"), set()) == \
+        "muller2020uber"
+
+
+def test_hostile_text_becomes_inert_bibtex():
+    v = bibtex_value("{\\input{/etc/passwd}} 100% & $x$ a_b ~ ^ }{")
+    assert "\\input" not in v.replace("\\textbackslash{}input", "")
+    assert latex_to_text(v).startswith("{\\input{/etc/passwd}} 100% & $x$ a_b")
+
+
+def test_import_appends_keeps_bytes_and_backup_then_dedup_and_prisma(project):
+    bib = project / "bibliographies" / "falls.bib"
+    before = bib.read_bytes()
+    # a dry run writes nothing
+    r = run(project, "import", "falls", SEARCHES / "embase.ris", "--source", "Embase", "--date",
+            "2026-11-02", "--dry-run")
+    assert r.returncode == 0 and "would add martin2019cognitive" in r.stdout
+    assert bib.read_bytes() == before
+    for name, source, date in EXPORTS:
+        r = run(project, "import", "falls", SEARCHES / name, "--source", source, "--date", date)
+        assert r.returncode == 0, r.stderr
+        after = bib.read_bytes()
+        assert after.startswith(before)  # not a byte of what was there changed
+        before = after
+    backups = sorted((project / "bibliographies" / ".backups").glob("falls.*.bib"))
+    assert len(backups) == 4 and bib.read_bytes().startswith(backups[-1].read_bytes())
+    check = run(project, "check", bib)
+    assert check.returncode == 0, check.stdout + check.stderr
+    b = read_bibliography(bib)
+    imported = [e for e in b.entries if e.searches]
+    assert len(imported) == 14 and all(e.screening == "pending" for e in imported)
+    assert [s["batch"] for s in imported[-1].searches] == ["4"]
+    first = imported[0]
+    assert first.searches == [{"database": "Embase", "date": "2026-11-02", "file": "embase.ris",
+                               "line": "1", "batch": "1"}]
+    wong = next(e for e in imported if "protocol" in e.fields["title"])
+    # hostile text arrives as text: the LaTeX command is escaped, the markup shown as written
+    assert "\\input" not in wong.fields["abstract"].replace("\\textbackslash{}input", "")
+    assert latex_to_text(wong.fields["abstract"]).startswith("{\\input{/etc/passwd}} <script>")
+    # duplicates
+    r = run(project, "dedup", "falls")
+    assert r.returncode == 0
+    listed = [ln for ln in r.stdout.splitlines() if "duplicate of" in ln]
+    sure = [ln for ln in listed if ": sure: " in ln]
+    assert len(sure) == 6, r.stdout
+    assert not any("wong2016" in ln and "wong2017" in ln for ln in listed)  # two DOIs
+    assert bib.read_bytes() == before  # listing writes nothing
+    r = run(project, "dedup", "falls", "--apply")
+    assert r.returncode == 0 and "6 duplicate(s) recorded" in r.stderr
+    assert bib.read_bytes().startswith(before)
+    again = run(project, "dedup", "falls", "--apply")
+    assert "0 candidate pair(s)" in again.stderr  # recorded once
+    s = read_studies(bib)
+    c = prisma_counts(s)
+    assert c["identified_by_database"] == {"Embase": 4, "OpenAlex": 1, "PubMed": 3, "Scopus": 6}
+    assert c["identified"] == 15 and c["duplicates"] == 6  # 14 imported + 1 typed by hand
+    assert c["pending"] == 8 and c["excluded"] == 1 and c["included"] == 0
+    kept = set(s.loc[s["duplicate_of"] == "", "key"])
+    assert len([k for k in kept if k != "kept2010"]) == 8
+
+
+def test_import_refuses_bad_input_and_writes_nothing(project, tmp_path):
+    bib = project / "bibliographies" / "falls.bib"
+    before = bib.read_bytes()
+    bad = tmp_path / "x.txt"
+    bad.write_text("nothing\n")
+    for args, code, fragment in [
+        (["falls", SEARCHES / "embase.ris", bad, "--source", "X", "--date", "2026-11-02"], 1,
+         "not a search export"),
+        (["falls", SEARCHES / "embase.ris", "--source", "X", "--date", "2 Nov"], 2, "YYYY-MM-DD"),
+        (["nope", SEARCHES / "embase.ris", "--source", "X", "--date", "2026-11-02"], 2,
+         "unknown theme"),
+        (["falls", SEARCHES / "embase.ris", "--source", " ", "--date", "2026-11-02"], 2,
+         "--source")]:
+        r = run(project, "import", *args)
+        assert r.returncode == code and fragment in r.stderr, r.stderr
+    assert bib.read_bytes() == before
+    assert not (project / "bibliographies" / ".backups").exists()
