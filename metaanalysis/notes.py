@@ -21,7 +21,7 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import estimate_ci, num, percent, t
+from .text import estimate_ci, num, percent, pvalue, t
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -175,7 +175,7 @@ class Note:
                    f"{num(tf(pred['pi_ub']), lang)}") if np.isfinite(pred["pi_lb"]) else "–",
             "i2": percent(r.I2, lang, 0) if np.isfinite(r.I2) else "–",
             "tau2": num(r.tau2, lang, 3),
-            "p": _pformat(float(r.pval[0]), lang),
+            "p": pvalue(float(r.pval[0]), lang),
             "method": r.method,
         })
         return base
@@ -207,7 +207,7 @@ class Note:
             return {}
         r = self.outcomes[i].result
         e, tf = tests
-        out = {"egger_p": _pformat(e.pval, self.lang)}
+        out = {"egger_p": pvalue(e.pval, self.lang)}
         if tf is not None:
             back = natural_scale(r.measure)
             out.update({"k0": tf.k0, "trimfill_est": num(back(tf.estimate), self.lang)})
@@ -497,12 +497,6 @@ def _project_path(path, root: Path) -> str:
         return p.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return p.name
-
-
-def _pformat(p: float, lang: str) -> str:
-    if p < 0.001:
-        return "p < 0,001" if lang == "fr" else "p < 0.001"
-    return f"p = {num(p, lang, 3)}"
 
 
 def _link(text: str) -> str:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .grammar import RATIO_MEASURES, natural_scale, rob_level
 from .text import SOF_WORDS as WORDS
-from .text import estimate_ci, num, percent
+from .text import estimate_ci, num, percent, pvalue
 
 LEVELS = ("very low", "low", "moderate", "high")
 
@@ -128,7 +128,7 @@ def summary_of_findings(outcomes, lang: str = "en", baseline_risk: float | None 
         p_egger = (egger or {}).get(i)
         if p_egger is not None and o.n_studies >= 10 and p_egger < 0.10:
             level -= 1
-            reasons.append(W["publication"].format(p=f"p = {num(p_egger, lang, 3)}"))
+            reasons.append(W["publication"].format(p=pvalue(p_egger, lang)))
         level = max(0, level)
         het = (f"I² = {percent(i2, lang, 0)}" if np.isfinite(i2)
                else f"τ² = {num(r.tau2, lang, 3)}")

@@ -190,6 +190,16 @@ def num(x: float, lang: str, digits: int = 2) -> str:
     return s.replace("-", "\u2212")
 
 
+def pvalue(p: float, lang: str) -> str:
+    """A p-value as a reader should see it: "p < 0,001" below 0.001, never "p = 0,000";
+    otherwise three decimals ("p = 0,012")."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p = –"
+    if p < 0.001:
+        return "p < 0,001" if lang == "fr" else "p < 0.001"
+    return f"p = {num(p, lang, 3)}"
+
+
 def percent(x: float, lang: str, digits: int = 0) -> str:
     return f"{num(x, lang, digits)}\u00a0%" if lang == "fr" else f"{num(x, lang, digits)}%"
 

@@ -50,3 +50,14 @@ def test_publication_years_come_from_the_pooled_studies():
     f = note.fields(i)
     years = note.outcomes[i].data["year"]
     assert (f["year_min"], f["year_max"]) == (int(years.min()), int(years.max()))
+
+
+def test_p_values_are_never_shown_as_zero():
+    from metaanalysis.text import pvalue
+
+    assert pvalue(0.0004, "fr") == "p < 0,001" and pvalue(0.0004, "en") == "p < 0.001"
+    assert pvalue(0.0123, "fr") == "p = 0,012"
+    from metaanalysis.notes import Note
+    note = Note("education", lang="fr")
+    html = note.summary_of_findings().data
+    assert "p = 0,000" not in html and "p &lt; 0,001" in html
