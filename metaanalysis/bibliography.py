@@ -71,6 +71,12 @@ class Entry:
     searches: list[dict] = field(default_factory=list)
     #: the key of the entry this record duplicates ("" if none), from the dedup log
     duplicate_of: str = ""
+    #: logged screening decisions (metaanalysis.screening.Decision), in file order
+    decisions: list = field(default_factory=list)
+    #: the stage a logged exclusion happened at, or the stage awaited ("" without a log)
+    stage: str = ""
+    #: whether the reviewers disagree on this record (unsettled)
+    conflict: bool = False
 
     @property
     def year(self) -> str | None:
@@ -235,7 +241,7 @@ def _read_bibliography(path: str | Path) -> Bibliography:
     entries, seen = [], {}
     has_bib = False
     previous = None
-    dup_log = []
+    dup_log, screen_log = [], []
     for block in library.blocks:
         line = (block.start_line or 0) + 1
         after_failure, previous = isinstance(previous, model.ParsingFailedBlock), block
@@ -272,9 +278,12 @@ def _read_bibliography(path: str | Path) -> Bibliography:
                                         "balance the braces of the field before it"))
         elif isinstance(block, model.ExplicitComment):
             has_bib = True
-            m = _DUPLICATE_LOG.match(block.comment.strip())
+            comment = block.comment.strip()
+            m = _DUPLICATE_LOG.match(comment)
             if m:
                 dup_log.append((line, m))
+            elif comment.startswith("metaanalysis screen:"):
+                screen_log.append((line, comment))
         else:
             has_bib = True
     if not has_bib:
@@ -282,6 +291,9 @@ def _read_bibliography(path: str | Path) -> Bibliography:
                                 "Entries look like @article{key, title = {...}}"))
     _resolve_crossrefs(spath, entries, problems)
     _apply_duplicate_log(spath, entries, dup_log, problems)
+    if screen_log:
+        from .screening import apply_log
+        apply_log(spath, entries, screen_log, problems)
     _check_moderator_types(spath, entries, problems)
     problems.sort(key=lambda p: (p.line, p.severity))
     return Bibliography(spath, entries, problems, digest)
@@ -798,10 +810,12 @@ def read_studies(paths):
                          "n_effects": len(e.effects), "author": e.fields.get("author", ""),
                          "year": e.year, "title": e.fields.get("title", ""),
                          "doi": e.fields.get("doi", ""), "duplicate_of": e.duplicate_of,
+                         "stage": e.stage, "conflict": e.conflict,
+                         "decided": bool(e.decisions),
                          "databases": "; ".join(s["database"] for s in e.searches),
                          **chars, "file": bib.path, "line": e.line})
     cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi",
-            "duplicate_of", "databases", "file", "line"]
+            "duplicate_of", "stage", "conflict", "decided", "databases", "file", "line"]
     df = pd.DataFrame(rows, columns=None if rows else cols)
     df["year"] = pd.to_numeric(df["year"], errors="coerce")
     return typed_columns(df, sorted(typed - {"year"}))

@@ -253,6 +253,178 @@ def cmd_dedup(args) -> int:
     return 0
 
 
+def cmd_screen(args) -> int:
+    """Screen records one at a time, list conflicts, or give Cohen's kappa."""
+    import textwrap
+    import time
+
+    from .bibliography import read_bibliography
+    from .importing import ImportError_, append_entries
+    from .screening import CONSENSUS, conflicts, kappa, log_line, stage_outcome
+    from .themes import load_themes
+
+    root, bib_path, error = _theme_bibliography(args.theme, "screen")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+    bib = read_bibliography(bib_path)
+    if bib.errors:
+        for p in bib.errors:
+            print(p, file=sys.stderr)
+        return 1
+    entries = [e for e in bib.entries if not e.duplicate_of]
+    if args.conflicts:
+        found = conflicts(entries)
+        for e, stage, latest in found:
+            who = ", ".join(f"{r}: {d.decision}" + (f" ({d.reason})" if d.reason else "")
+                            for r, d in sorted(latest.items()))
+            print(f"{bib_path}:{e.line}: {e.key}: {stage}: {who}")
+        print(f"{len(found)} conflict(s); settle each with a decision by reviewer {CONSENSUS} "
+              f"(metaanalysis screen {args.theme} --stage STAGE --reviewer {CONSENSUS} "
+              "--only-conflicts)", file=sys.stderr)
+        return 0
+    if args.kappa:
+        a, b = args.kappa
+        for stage in ("title", "fulltext"):
+            k, n = kappa(entries, stage, a, b)
+            print(f"{stage}: Cohen's kappa {a} vs {b} = "
+                  + (f"{k:.3f} on {n} record(s)" if n else "no record screened by both"))
+        return 0
+    if not args.stage or not args.reviewer:
+        print("metaanalysis screen: give --stage title|fulltext and --reviewer NAME (or "
+              "--conflicts, or --kappa A B)", file=sys.stderr)
+        return 2
+    reasons = load_themes(root)[args.theme].get("exclusion_reasons") or []
+    if args.stage == "fulltext" and not reasons:
+        print(f"metaanalysis screen: the theme {args.theme} declares no exclusion_reasons in "
+              "themes.json: list the reasons for excluding a full text there first",
+              file=sys.stderr)
+        return 2
+
+    def todo(e):
+        if e.screening in ("included", "excluded") and not e.decisions:
+            return False  # decided by hand in the bibliography
+        mine = [d for d in e.decisions if d.stage == args.stage and d.reviewer == args.reviewer]
+        if args.only_conflicts:
+            return e.conflict and e.stage == args.stage
+        if mine:
+            return False
+        if args.stage == "fulltext":
+            return stage_outcome(e.decisions, "title")[0] == "include"
+        return True
+
+    queue = [e for e in entries if todo(e)]
+    total, done, history, backup_made = len(queue), 0, [], False
+    print(f"{total} record(s) to screen at the {args.stage} stage as {args.reviewer}; keys: "
+          "i include, e exclude, s skip, u undo, q quit", file=sys.stderr)
+    i = 0
+    while i < len(queue):
+        e = queue[i]
+        f = e.fields
+        print(f"\n[{i + 1}/{total}] {e.key} ({e.year or 'n.d.'}) {f.get('journal', '')}")
+        print(textwrap.fill(f.get("title", "(no title)"), 88))
+        if f.get("abstract"):
+            print(textwrap.fill(f["abstract"], 88, initial_indent="  ", subsequent_indent="  "))
+        if f.get("keywords"):
+            print(f"  keywords: {f['keywords']}")
+        try:
+            answer = input("[i/e/s/u/q] > ").strip().lower()[:1]
+        except EOFError:
+            answer = "q"
+        if answer == "q":
+            break
+        if answer == "u":
+            i = history.pop() if history else i
+            continue
+        if answer == "s":
+            i += 1
+            continue
+        if answer not in ("i", "e"):
+            print("  i include, e exclude, s skip, u undo (back to the previous record), q quit")
+            continue
+        decision, reason = ("include", "") if answer == "i" else ("exclude", "")
+        if decision == "exclude" and args.stage == "fulltext":
+            for n, r in enumerate(reasons, 1):
+                print(f"  {n}. {r}")
+            print(f"  {len(reasons) + 1}. not retrieved (the report could not be obtained)")
+            try:
+                pick = input("reason > ").strip()
+            except EOFError:
+                break
+            if not pick.isdigit() or not 1 <= int(pick) <= len(reasons) + 1:
+                print("  give the number of a reason")
+                continue
+            if int(pick) == len(reasons) + 1:
+                decision = "not retrieved"
+            else:
+                reason = reasons[int(pick) - 1]
+        line = log_line(e.key, args.stage, decision, args.reviewer,
+                        time.strftime("%Y-%m-%dT%H:%M:%S"), reason)
+        try:
+            saved = append_entries(bib_path, [line], "", root=root, check_whole=True,
+                                   backup=not backup_made)
+        except ImportError_ as exc:
+            print(f"metaanalysis screen: {exc}", file=sys.stderr)
+            return 1
+        if saved:
+            backup_made = True
+        done += 1
+        history.append(i)
+        i += 1
+    print(f"{done} decision(s) recorded in {bib_path}", file=sys.stderr)
+    return 0
+
+
+def cmd_prisma(args) -> int:
+    import json
+
+    from .bibliography import BibliographyError, read_studies
+    from .figures import prisma, prisma2020
+    from .plots import svg_figure
+
+    root, bib_path, error = _theme_bibliography(args.theme, "prisma")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        studies = read_studies(bib_path)
+    except BibliographyError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    counts = prisma2020(studies)
+    if args.svg:
+        from pathlib import Path
+        Path(args.svg).write_text(svg_figure(prisma(studies, lang=args.lang)).svg,
+                                  encoding="utf-8")
+        print(f"wrote {args.svg}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(counts, indent=2, ensure_ascii=False))
+        return 0
+
+    def show(v):
+        if v is None:
+            return "unknown"
+        if isinstance(v, dict):
+            return ", ".join(f"{k}: {n}" for k, n in v.items()) or "none"
+        return str(v)
+
+    labels = [("identified", "records identified"), ("duplicates_removed", "duplicates removed"),
+              ("screened", "records screened"), ("excluded_screening",
+                                                 "excluded at title/abstract"),
+              ("sought", "reports sought"), ("not_retrieved", "not retrieved"),
+              ("assessed", "assessed at full text"), ("excluded_fulltext",
+                                                      "excluded at full text"),
+              ("included", "studies included"), ("awaiting_screening", "awaiting screening"),
+              ("awaiting_fulltext", "awaiting full text"),
+              ("excluded_stage_unknown", "excluded, stage not recorded"),
+              ("records_in_bibliography", "records in the bibliography")]
+    for key, label in labels:
+        if key in counts:
+            print(f"{label:<30} {show(counts[key])}")
+    return 0
+
+
 def cmd_new_theme(args) -> int:
     from .notes import find_root
     from .render import RenderError, new_theme
@@ -421,6 +593,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lowest fuzzy title score (0-100) to list a pair (default 90)")
     p.add_argument("--apply", action="store_true", help="record the sure duplicates")
     p.set_defaults(func=cmd_dedup)
+
+    p = sub.add_parser("screen", help="screen records (title/abstract, full text), list "
+                       "conflicts, or give Cohen's kappa",
+                       description="One record at a time in the terminal: i include, e exclude "
+                       "(at full text, with a reason from the theme's exclusion_reasons), s "
+                       "skip, u undo, q quit. Each decision is appended to the bibliography "
+                       "with the reviewer and the date; reviewers screen blind to each other.")
+    p.add_argument("theme", metavar="THEME")
+    p.add_argument("--stage", choices=["title", "fulltext"])
+    p.add_argument("--reviewer", metavar="NAME")
+    p.add_argument("--only-conflicts", action="store_true",
+                   help="only the records in conflict (for reviewer consensus)")
+    p.add_argument("--conflicts", action="store_true", help="list the disagreements")
+    p.add_argument("--kappa", nargs=2, metavar=("A", "B"), help="Cohen's kappa of two reviewers")
+    p.set_defaults(func=cmd_screen)
+
+    p = sub.add_parser("prisma", help="the PRISMA 2020 flow of a theme: counts, --json, --svg",
+                       description="Count the PRISMA 2020 flow from the bibliography: records "
+                       "per database, duplicates removed, screened, excluded (with reasons), "
+                       "included. A count the bibliography cannot tell is 'unknown' (null).")
+    p.add_argument("theme", metavar="THEME")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--svg", metavar="FILE", help="write the diagram as SVG")
+    p.add_argument("--lang", choices=["fr", "en"], default="en")
+    p.set_defaults(func=cmd_prisma)
 
     p = sub.add_parser("new-theme", help="scaffold a theme: bibliography, notebook, theme entry",
                        description="Create bibliographies/SLUG.bib, notebooks/SLUG.ipynb (from "

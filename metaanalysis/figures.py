@@ -180,72 +180,155 @@ def _wrap(s: str, width: int = 14) -> str:
 
 
 # --------------------------------------------------------------------------- PRISMA
-def prisma_counts(studies: pd.DataFrame) -> dict:
-    """PRISMA 2020 counts from the screening annotations.
+def prisma2020(studies: pd.DataFrame) -> dict:
+    """The PRISMA 2020 flow (Page et al., 2021) counted from the bibliography, with the keys
+    of ``metaanalysis prisma --json``; a count the bibliography cannot tell is None, never 0.
 
-    Records identified: every entry. Duplicates removed: entries excluded with a reason that
-    starts with "duplicate". Screened: the others. Excluded: by reason. Pending: awaiting
-    screening. Included: studies whose screening is ``included``.
+    ``identified``: records per database (from ``searches``; records without one under "not
+    recorded"), None when no record has its search; ``duplicates_removed``; ``screened``
+    (records after duplicates); ``excluded_screening`` (at title/abstract); ``sought``
+    (reports sought at full text); ``not_retrieved``; ``assessed``; ``excluded_fulltext``
+    (reason -> reports); ``included``. Exclusions typed in ``screening`` without a logged
+    stage cannot be placed: their stage counts are None and they are listed under
+    ``excluded_stage_unknown``. A bibliography with no search and no logged decision (the
+    studies a published review kept) tells only ``included`` and ``records_in_bibliography``.
+    ``awaiting_screening`` and ``awaiting_fulltext`` count the records still pending.
     """
-    reason = studies["reason"].fillna("").astype(str)
-    marked = (studies["duplicate_of"].fillna("").astype(str) != "") if "duplicate_of" in \
-        studies else pd.Series(False, index=studies.index)
-    dup = marked | ((studies["screening"] == "excluded")
-                    & reason.str.lower().str.startswith("duplicate"))
-    excluded = studies[(studies["screening"] == "excluded") & ~dup]
-    by_reason = excluded["reason"].replace("", "no reason given").value_counts()
-    by_database: dict = {}
-    if "databases" in studies:
-        for value in studies["databases"].fillna("").astype(str):
+    s = studies
+    dup = (s["duplicate_of"].fillna("").astype(str) != "") if "duplicate_of" in s else \
+        pd.Series(False, index=s.index)
+    dup |= (s["screening"] == "excluded") & s["reason"].fillna("").astype(str).str.lower() \
+        .str.startswith("duplicate")
+    searched = s["databases"].fillna("").astype(str) != "" if "databases" in s else \
+        pd.Series(False, index=s.index)
+    identified = None
+    if searched.any():
+        identified = {}
+        for value in s["databases"].fillna("").astype(str):
             for db in (d.strip() for d in value.split(";") if d.strip()):
-                by_database[db] = by_database.get(db, 0) + 1
-    return {"identified": len(studies), "duplicates": int(dup.sum()),
-            "identified_by_database": dict(sorted(by_database.items())),
-            "screened": int(len(studies) - dup.sum()), "excluded": int(len(excluded)),
-            "excluded_by_reason": {str(k): int(v) for k, v in sorted(by_reason.items())},
-            "pending": int(((studies["screening"] == "pending") & ~dup).sum()),
-            "included": int(((studies["screening"] == "included") & ~dup).sum())}
+                identified[db] = identified.get(db, 0) + 1
+        if (~searched).any():
+            identified["not recorded"] = int((~searched).sum())
+        identified = dict(sorted(identified.items()))
+    known_dups = bool(searched.any() or dup.any())
+    decided = s["decided"].astype(bool) if "decided" in s else pd.Series(False, index=s.index)
+    # a bibliography with no search and no logged decision holds the studies a review kept:
+    # how many records it screened and excluded is not in it
+    tracked = bool(searched.any() or decided.any())
+    rest = s[~dup]
+    stage = rest["stage"].fillna("").astype(str) if "stage" in rest else \
+        pd.Series("", index=rest.index)
+    excluded = rest["screening"] == "excluded"
+    pending = rest["screening"] == "pending"
+    legacy_excl = excluded & (stage == "")
+    title_excl = excluded & (stage == "title")
+    full_excl = excluded & (stage == "fulltext")
+    not_retrieved = full_excl & (rest["reason"] == "not retrieved")
+    included = rest["screening"] == "included"
+    awaiting_title = pending & (stage.isin(["", "title"]))
+    unknown_stage = bool(legacy_excl.any()) or not tracked
+    by_reason = rest.loc[full_excl & ~not_retrieved, "reason"].value_counts()
+    legacy_reasons = rest.loc[legacy_excl, "reason"].replace("", "no reason given").value_counts()
+    sought = int((~awaiting_title & ~title_excl & ~legacy_excl).sum())
+    out = {
+        "identified": identified,
+        "duplicates_removed": int(dup.sum()) if known_dups else None,
+        "screened": int(len(rest) - awaiting_title.sum()) if tracked else None,
+        "excluded_screening": None if unknown_stage else int(title_excl.sum()),
+        "sought": None if unknown_stage else sought,
+        "not_retrieved": None if unknown_stage else int(not_retrieved.sum()),
+        "assessed": None if unknown_stage else sought - int(not_retrieved.sum()),
+        "excluded_fulltext": None if unknown_stage else {str(k): int(v) for k, v in
+                                                         sorted(by_reason.items())},
+        "included": int(included.sum()),
+        "awaiting_screening": int(awaiting_title.sum()),
+        "awaiting_fulltext": int((pending & (stage == "fulltext")).sum()),
+    }
+    if not tracked:
+        out["records_in_bibliography"] = int(len(s))
+    if legacy_excl.any():
+        out["excluded_stage_unknown"] = {str(k): int(v) for k, v in sorted(legacy_reasons.items())}
+    return out
 
 
 def prisma(studies: pd.DataFrame, *, lang: str = "en"):
-    """The PRISMA 2020 flow diagram: boxes and arrows, every number counted."""
+    """The PRISMA 2020 flow diagram (identification, screening, retrieval, eligibility,
+    inclusion), every number from :func:`prisma2020`; a count the bibliography cannot tell
+    reads "unknown", never 0."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
     style()
-    c = prisma_counts(studies)
-    reasons = "\n".join(f"{r}: {n}" for r, n in c["excluded_by_reason"].items())
-    fig, ax = plt.subplots(figsize=(7.6, 4.8))
+    c = prisma2020(studies)
+    unknown = t("prisma.unknown", lang)
+
+    def n(v):
+        if v is None:
+            return unknown
+        return str(sum(v.values())) if isinstance(v, dict) else str(v)
+
+    def lines(d):
+        return "".join(f"\n{k}: {v}" for k, v in (d or {}).items())
+
+    if c["identified"] is None:
+        first = t("prisma.in_bibliography", lang, n=c.get("records_in_bibliography", "?"))
+    else:
+        import textwrap
+        first = t("prisma.identified", lang, n=n(c["identified"])) + "\n" + textwrap.fill(
+            ", ".join(f"{k}: {v}" for k, v in c["identified"].items()), 44)
+    right = t("prisma.excluded_screening", lang, n=n(c["excluded_screening"]))
+    if c.get("excluded_stage_unknown"):
+        right += "\n" + t("prisma.stage_unknown", lang,
+                           n=n(c["excluded_stage_unknown"])) + lines(c["excluded_stage_unknown"])
+    included = t("prisma.included", lang, n=c["included"])
+    if c["awaiting_screening"] or c["awaiting_fulltext"]:
+        included += "\n" + t("prisma.awaiting", lang, title=c["awaiting_screening"],
+                             full=c["awaiting_fulltext"])
+    grid = [  # (left box, right box or None, colour), top to bottom
+        (first, t("prisma.duplicates", lang, n=n(c["duplicates_removed"])), "#EEF5FB"),
+        (t("prisma.screened", lang, n=n(c["screened"])), right, "#FFFFFF"),
+        (t("prisma.sought", lang, n=n(c["sought"])),
+         t("prisma.not_retrieved", lang, n=n(c["not_retrieved"])), "#FFFFFF"),
+        (t("prisma.assessed", lang, n=n(c["assessed"])),
+         t("prisma.excluded_fulltext", lang, n=n(c["excluded_fulltext"]))
+         + lines(c["excluded_fulltext"]), "#FFFFFF"),
+        (included, None, "#E6F4EA")]
+    # each row as tall as its longest text (0.42 units a line), rows 0.9 apart
+    heights = [max(1.7, 0.42 * (1 + max(x.count("\n") for x in (a, b or "")))) for a, b, _ in grid]
+    gap = 0.9
+    total = sum(heights) + gap * (len(grid) - 1) + 0.4
+    fig, ax = plt.subplots(figsize=(7.6, 0.5 * total))
+    fig.fixed_layout = True
+    fig.subplots_adjust(0, 0, 1, 1)
     ax.set_xlim(0, 10)
-    ax.set_ylim(0, 10)
+    ax.set_ylim(0, total)
     ax.axis("off")
 
     def box(x, y, w, h, text, colour="#FFFFFF"):
         ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05",
                                     fc=colour, ec="#333333", lw=0.8))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8, wrap=True)
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8)
 
     def arrow(x1, y1, x2, y2):
         ax.annotate("", (x2, y2), (x1, y1), arrowprops={"arrowstyle": "-|>", "lw": 0.8,
                                                         "color": "#333333"})
 
-    sources = "\n".join(f"{db}: {n}" for db, n in c["identified_by_database"].items())
-    box(0.3, 8.2, 4.4, 1.3, t("prisma.identified", lang, n=c["identified"])
-        + ("\n" + sources if sources else ""), "#EEF5FB")
-    box(5.5, 8.2, 4.2, 1.3, t("prisma.duplicates", lang, n=c["duplicates"]))
-    box(0.3, 5.4, 4.4, 1.3, t("prisma.screened", lang, n=c["screened"]))
-    n_lines = len(c["excluded_by_reason"])
-    height = 1.3 + 0.32 * n_lines
-    box(5.5, 6.05 - height / 2, 4.2, height,
-        t("prisma.excluded", lang, n=c["excluded"]) + ("\n" + reasons if reasons else ""))
-    box(0.3, 2.6, 4.4, 1.3, t("prisma.pending", lang, n=c["pending"]))
-    box(0.3, 0.2, 4.4, 1.5, t("prisma.included", lang, n=c["included"]), "#E6F4EA")
-    arrow(2.5, 8.2, 2.5, 6.75)
-    arrow(4.7, 8.85, 5.5, 8.85)
-    arrow(4.7, 6.05, 5.5, 6.05)
-    arrow(2.5, 5.4, 2.5, 3.95)
-    arrow(2.5, 2.6, 2.5, 1.75)
-    fig.alt = t("prisma_alt", lang, **{k: v for k, v in c.items() if isinstance(v, int)})
+    top = total - 0.2
+    previous = None
+    for (left_text, right_text, colour), h in zip(grid, heights):
+        y = top - h
+        box(0.3, y, 4.4, h, left_text, colour)
+        if right_text is not None:
+            box(5.5, y, 4.2, h, right_text)
+            arrow(4.7, y + h / 2, 5.5, y + h / 2)
+        if previous is not None:
+            arrow(2.5, previous, 2.5, top)
+        previous = y
+        top = y - gap
+    fig.alt = t("prisma_alt", lang, identified=n(c["identified"]) if c["identified"] is not None
+                else c.get("records_in_bibliography", unknown),
+                duplicates=n(c["duplicates_removed"]), screened=n(c["screened"]),
+                included=c["included"])
     fig.counts = c
     return fig
 

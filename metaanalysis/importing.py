@@ -120,7 +120,7 @@ class ImportError_(ValueError):
 
 
 def append_entries(path: Path, texts: list[str], header: str, *, root: Path,
-                   check_whole: bool = False) -> Path:
+                   check_whole: bool = False, backup: bool = True) -> Path | None:
     """Append entries to a bibliography atomically, keeping its bytes and a backup.
 
     Returns the backup's path. Raises :class:`ImportError_` if the file changed since it was
@@ -132,7 +132,7 @@ def append_entries(path: Path, texts: list[str], header: str, *, root: Path,
 
     before = path.read_bytes() if path.exists() else b""
     sep = b"" if not before or before.endswith(b"\n") else b"\n"
-    addition = ("\n" + header + "\n" + "\n".join(texts)).encode("utf-8")
+    addition = (("\n" + header + "\n" if header else "") + "\n".join(texts)).encode("utf-8")
     new = before + sep + addition
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     offset = 0 if check_whole else before.count(b"\n") + (1 if sep else 0)
@@ -150,15 +150,17 @@ def append_entries(path: Path, texts: list[str], header: str, *, root: Path,
             raise ImportError_("the new entries would not be valid (nothing written):\n"
                                + "\n".join(f"  {p}" for p in fresh[:10]))
         # (their keys were made unique against the file's, so the whole stays valid)
-        backups = root / "bibliographies" / ".backups"
-        backups.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = backups / f"{path.stem}.{stamp}.{os.getpid()}.bib"
-        backup.write_bytes(before)
+        saved = None
+        if backup:
+            backups = root / "bibliographies" / ".backups"
+            backups.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            saved = backups / f"{path.stem}.{stamp}.{os.getpid()}.bib"
+            saved.write_bytes(before)
         if (path.read_bytes() if path.exists() else b"") != before:
             raise ImportError_(f"{path} changed while importing: nothing written; run the "
                                "import again")
         os.replace(tmp, path)
-        return backup
+        return saved
     finally:
         tmp.unlink(missing_ok=True)

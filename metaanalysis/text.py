@@ -60,16 +60,31 @@ WORDS = {
                         "en": "Risk-of-bias summary: {low}% at low risk overall."},
     "prisma": {
         "identified": {"fr": "Références identifiées\n(n = {n})", "en": "Records identified\n(n = {n})"},
+        "in_bibliography": {"fr": "Références dans la bibliographie\n(n = {n} ; recherche non enregistrée)",
+                            "en": "Records in the bibliography\n(n = {n}; search not recorded)"},
         "duplicates": {"fr": "Doublons retirés\n(n = {n})", "en": "Duplicates removed\n(n = {n})"},
         "screened": {"fr": "Références triées\n(n = {n})", "en": "Records screened\n(n = {n})"},
-        "excluded": {"fr": "Exclues (n = {n})", "en": "Excluded (n = {n})"},
-        "pending": {"fr": "En attente de tri\n(n = {n})", "en": "Awaiting screening\n(n = {n})"},
+        "excluded_screening": {"fr": "Exclues sur titre et résumé\n(n = {n})",
+                               "en": "Excluded at title/abstract\n(n = {n})"},
+        "stage_unknown": {"fr": "Exclues, étape non enregistrée (n = {n})",
+                          "en": "Excluded, stage not recorded (n = {n})"},
+        "sought": {"fr": "Textes intégraux recherchés\n(n = {n})",
+                   "en": "Reports sought for retrieval\n(n = {n})"},
+        "not_retrieved": {"fr": "Textes non obtenus\n(n = {n})",
+                          "en": "Reports not retrieved\n(n = {n})"},
+        "assessed": {"fr": "Textes intégraux évalués\n(n = {n})",
+                     "en": "Reports assessed for eligibility\n(n = {n})"},
+        "excluded_fulltext": {"fr": "Exclus après lecture (n = {n})",
+                              "en": "Reports excluded (n = {n})"},
         "included": {"fr": "Études incluses\n(n = {n})", "en": "Studies included\n(n = {n})"},
+        "awaiting": {"fr": "en attente : {title} au tri, {full} en lecture",
+                     "en": "awaiting: {title} screening, {full} full text"},
+        "unknown": {"fr": "non connu", "en": "unknown"},
     },
-    "prisma_alt": {"fr": "Diagramme de flux PRISMA : {identified} références, {duplicates} doublons, "
-                         "{excluded} exclues, {pending} en attente, {included} études incluses.",
-                   "en": "PRISMA flow diagram: {identified} records, {duplicates} duplicates, "
-                         "{excluded} excluded, {pending} awaiting screening, {included} studies "
+    "prisma_alt": {"fr": "Diagramme de flux PRISMA 2020 : {identified} références, {duplicates} "
+                         "doublons retirés, {screened} triées, {included} études incluses.",
+                   "en": "PRISMA 2020 flow diagram: {identified} records, {duplicates} "
+                         "duplicates removed, {screened} screened, {included} studies "
                          "included."},
     "gap": {"fr": "lacune", "en": "gap"},
     "domain": {

@@ -46,6 +46,7 @@ SCHEMA = {
             "bibliography": {"type": "string", "pattern": _RELATIVE + r"\.bib$"},
             "notebook": {"type": "string", "pattern": _RELATIVE + r"\.ipynb$"},
             "sources": {"type": "array", "items": {"type": "string"}},
+            "exclusion_reasons": {"type": "array", "items": {"type": "string", "minLength": 1}},
             "model": {"type": "object", "additionalProperties": False,
                       "properties": {"type": {"enum": ["rma", "che", "multilevel"]},
                                      "cluster": {"type": "string", "minLength": 1},

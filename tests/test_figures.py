@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from metaanalysis.bias import trimfill
-from metaanalysis.figures import (funnel, gap_map, gap_map_table, prisma, prisma_counts,
+from metaanalysis.figures import (funnel, gap_map, gap_map_table, prisma, prisma2020,
                                   rob_summary_table, rob_table, rob_traffic_light)
 from metaanalysis.models import rma
 from metaanalysis.notes import Note, OutcomeResult
@@ -82,17 +82,23 @@ def test_rob_table_maps_judgements_and_takes_the_worst_domain():
 
 
 def test_prisma_counts_from_the_screening():
+    """A hand-annotated bibliography (no search, no logged decision): what it cannot tell is
+    unknown, never 0; its exclusions are listed with their reasons, stage not recorded."""
     s = pd.DataFrame({"screening": ["included"] * 4 + ["excluded"] * 4 + ["pending"] * 2,
                       "reason": [""] * 4 + ["duplicate record", "not randomised",
                                             "not randomised", "wrong population"] + [""] * 2})
-    c = prisma_counts(s)
-    assert c == {"identified": 10, "identified_by_database": {}, "duplicates": 1, "screened": 9, "excluded": 3,
-                 "excluded_by_reason": {"not randomised": 2, "wrong population": 1},
-                 "pending": 2, "included": 4}
+    c = prisma2020(s)
+    assert c == {"identified": None, "duplicates_removed": 1, "screened": None,
+                 "excluded_screening": None, "sought": None, "not_retrieved": None,
+                 "assessed": None, "excluded_fulltext": None, "included": 4,
+                 "awaiting_screening": 2, "awaiting_fulltext": 0,
+                 "records_in_bibliography": 10,
+                 "excluded_stage_unknown": {"not randomised": 2, "wrong population": 1}}
     fig = prisma(s, lang="fr")
     assert "4 études incluses" in fig.alt
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "not randomised: 2" in texts and "(n = 9)" in texts
+    assert "not randomised: 2" in texts and "(n = 4)" in texts and "non connu" in texts
+    assert "(n = 0)" not in texts
 
 
 def test_summary_of_findings_numbers():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from metaanalysis.bibliography import read_bibliography, read_studies
-from metaanalysis.figures import prisma_counts
+from metaanalysis.figures import prisma2020
 from metaanalysis.importing import bibtex_value, make_key
 from metaanalysis.latex import latex_to_text
 from metaanalysis.searches import ExportError, Record, detect_format, read_export
@@ -121,10 +121,12 @@ def test_import_appends_keeps_bytes_and_backup_then_dedup_and_prisma(project):
     again = run(project, "dedup", "falls", "--apply")
     assert "0 candidate pair(s)" in again.stderr  # recorded once
     s = read_studies(bib)
-    c = prisma_counts(s)
-    assert c["identified_by_database"] == {"Embase": 4, "OpenAlex": 1, "PubMed": 3, "Scopus": 6}
-    assert c["identified"] == 15 and c["duplicates"] == 6  # 14 imported + 1 typed by hand
-    assert c["pending"] == 8 and c["excluded"] == 1 and c["included"] == 0
+    c = prisma2020(s)
+    assert c["identified"] == {"Embase": 4, "OpenAlex": 1, "PubMed": 3, "Scopus": 6,
+                               "not recorded": 1}  # 14 imported + 1 typed by hand
+    assert c["duplicates_removed"] == 6 and c["awaiting_screening"] == 8
+    assert c["included"] == 0 and c["excluded_stage_unknown"] == {"not about falls": 1}
+    assert c["excluded_screening"] is None  # the hand-typed exclusion has no stage
     kept = set(s.loc[s["duplicate_of"] == "", "key"])
     assert len([k for k in kept if k != "kept2010"]) == 8
 
@@ -146,3 +148,70 @@ def test_import_refuses_bad_input_and_writes_nothing(project, tmp_path):
         assert r.returncode == code and fragment in r.stderr, r.stderr
     assert bib.read_bytes() == before
     assert not (project / "bibliographies" / ".backups").exists()
+
+
+def screen(root, stage, reviewer, answers, *extra):
+    r = subprocess.run([sys.executable, "-m", "metaanalysis", "screen", "falls", "--stage",
+                        stage, "--reviewer", reviewer, *extra], cwd=root, input=answers,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def test_from_three_exports_to_screened_records_and_a_prisma_flow(tmp_path):
+    """Import, dedup, two reviewers at title/abstract (one conflict, settled by consensus),
+    full text with reasons from the theme's list: every PRISMA count right."""
+    root = tmp_path / "proj"
+    (root / "templates").mkdir(parents=True)
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
+    (root / "themes.json").write_text("{}")
+    assert run(root, "new-theme", "falls").returncode == 0
+    themes = json.loads((root / "themes.json").read_text())
+    themes["falls"]["exclusion_reasons"] = ["not randomised", "no control group",
+                                            "wrong population"]
+    (root / "themes.json").write_text(json.dumps(themes))
+    for name, source, date in EXPORTS:
+        assert run(root, "import", "falls", SEARCHES / name, "--source", source, "--date",
+                   date).returncode == 0
+    assert run(root, "dedup", "falls", "--apply").returncode == 0
+    bib = root / "bibliographies" / "falls.bib"
+    # order: martin, ortiz, lee, rossi, nguyen, fischer, wong2017, wong2016
+    r = screen(root, "title", "anne", "i\ni\ne\ni\ni\ne\ni\ne\n")
+    assert "8 decision(s) recorded" in r.stderr
+    before_paul = bib.read_bytes()
+    r = screen(root, "title", "paul", "x\ni\ne\ne\ni\ni\ne\ni\ne\n")  # x: a wrong key, asked again
+    assert bib.read_bytes().startswith(before_paul)
+    conflicts = run(root, "screen", "falls", "--conflicts")
+    assert conflicts.stdout.count(": title: ") == 1 and "ortiz2018home" in conflicts.stdout
+    assert "anne: include, paul: exclude" in conflicts.stdout
+    check = run(root, "check", bib)
+    assert "the reviewers disagree at the title stage" in check.stdout
+    k = run(root, "screen", "falls", "--kappa", "anne", "paul")
+    assert "title: Cohen's kappa anne vs paul = 0.750 on 8 record(s)" in k.stdout
+    screen(root, "title", "consensus", "i\n", "--only-conflicts")
+    assert run(root, "screen", "falls", "--conflicts").stdout == ""
+    # undo: the second answer goes back to the first record, decided again (both decisions
+    # stay in the log; the later one counts)
+    r = screen(root, "fulltext", "anne", "i\nu\ni\ne\n2\ne\n4\ni\ne\n1\n")
+    assert "6 decision(s) recorded" in r.stderr
+    assert bib.read_text().count("screen: martin2019cognitive; stage = fulltext") == 2
+    out = json.loads(run(root, "prisma", "falls", "--json").stdout)
+    assert out == {"identified": {"Embase": 4, "OpenAlex": 1, "PubMed": 3, "Scopus": 6},
+                   "duplicates_removed": 6, "screened": 8, "excluded_screening": 3,
+                   "sought": 5, "not_retrieved": 1, "assessed": 4,
+                   "excluded_fulltext": {"no control group": 1, "not randomised": 1},
+                   "included": 2, "awaiting_screening": 0, "awaiting_fulltext": 0}
+    s = read_studies(bib)
+    assert sorted(s.loc[s["screening"] == "included", "key"]) == ["martin2019cognitive",
+                                                                  "nguyen2021group"]
+    svg = root / "flow.svg"
+    assert run(root, "prisma", "falls", "--svg", svg).returncode == 0
+    assert svg.read_text().startswith("<svg")
+
+
+def test_a_bibliography_without_searches_tells_only_what_it_knows():
+    out = json.loads(run(REPO, "prisma", "autonomy", "--json").stdout)
+    assert out["included"] == 28 and out["records_in_bibliography"] == 28
+    for key in ("identified", "duplicates_removed", "screened", "excluded_screening", "sought",
+                "not_retrieved", "assessed", "excluded_fulltext"):
+        assert out[key] is None, key
