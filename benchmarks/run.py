@@ -182,7 +182,9 @@ def main(argv=None):
         res["notes"] = notes_times()
     import bench_review
     if not args.no_review and bench_review.DATA.exists():
+        import bench_screening
         res["review"] = {"quality": bench_review.quality(), "speed": bench_review.speed()}
+        res["screening"] = bench_screening.main()
     args.out.write_text(json.dumps(res, indent=1))
     print_table(res)
     return res
@@ -230,6 +232,9 @@ def print_table(res):
     if "review" in res:
         import bench_review
         bench_review.print_table(res["review"])
+    if "screening" in res:
+        import bench_screening
+        bench_screening.print_table(res["screening"])
 
 
 if __name__ == "__main__":

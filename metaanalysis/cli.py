@@ -317,8 +317,14 @@ def cmd_screen(args) -> int:
     total, done, history, backup_made = len(queue), 0, [], False
     print(f"{total} record(s) to screen at the {args.stage} stage as {args.reviewer}; keys: "
           "i include, e exclude, s skip, u undo, q quit", file=sys.stderr)
-    i = 0
+    rank = _prioritiser(entries, args) if args.stage == "title" and queue and not \
+        args.only_conflicts else None
+    i, shown = 0, set()
     while i < len(queue):
+        if rank is not None and i not in shown:  # a record once shown keeps its place (undo)
+            best = rank.next(queue, i)
+            queue[i], queue[best] = queue[best], queue[i]
+        shown.add(i)
         e = queue[i]
         f = e.fields
         print(f"\n[{i + 1}/{total}] {e.key} ({e.year or 'n.d.'}) {f.get('journal', '')}")
@@ -370,8 +376,112 @@ def cmd_screen(args) -> int:
             backup_made = True
         done += 1
         history.append(i)
+        if rank is not None:
+            rank.learn(e.key, decision)
+            print(rank.stopping_aid(queue[i + 1:]), file=sys.stderr)
         i += 1
     print(f"{done} decision(s) recorded in {bib_path}", file=sys.stderr)
+    return 0
+
+
+class _prioritiser:
+    """The interactive screen's order: the reviewer's own title decisions (blind to the
+    others') train the ranking model; the best-scored record comes next."""
+
+    def __init__(self, entries, args):
+        from .prioritise import Ranker, features
+
+        self.keys = [e.key for e in entries]
+        self.row = {k: i for i, k in enumerate(self.keys)}
+        texts = [" ".join((e.fields.get("title", ""), e.fields.get("abstract", ""),
+                           e.fields.get("keywords", ""))) for e in entries]
+        self.ranker = Ranker(features(texts))
+        self.labels = {}
+        for e in entries:
+            for d in e.decisions:
+                if d.stage == "title" and d.reviewer == args.reviewer:
+                    self.labels[e.key] = 1 if d.decision == "include" else 0
+        self.since_inclusion = 0
+        self.scores = None
+        self._fit()
+
+    def _fit(self):
+        idx = [self.row[k] for k in self.labels]
+        self.scores = self.ranker.scores(idx, [self.labels[k] for k in self.labels])
+
+    def learn(self, key, decision):
+        self.labels[key] = 1 if decision == "include" else 0
+        self.since_inclusion = 0 if decision == "include" else self.since_inclusion + 1
+        self._fit()
+
+    def next(self, queue, start) -> int:
+        """The position in ``queue`` (from ``start``) of the record to show next."""
+        if self.scores is None:
+            return start  # until one inclusion and one exclusion: the file's order
+        return max(range(start, len(queue)), key=lambda j: self.scores[self.row[queue[j].key]])
+
+    def stopping_aid(self, remaining) -> str:
+        if self.scores is None:
+            return f"  ({len(remaining)} left; the order learns once you have included one " \
+                "record and excluded one)"
+        likely = sum(self.scores[self.row[e.key]] > 0 for e in remaining)
+        return (f"  ({len(remaining)} left; {self.since_inclusion} screened since the last "
+                f"inclusion; the model scores {likely} of those left as likely relevant)")
+
+
+def cmd_screen_simulate(argv) -> int:
+    """``metaanalysis screen simulate DATA.csv --prior-idx I J --seed S -o ORDER.csv``."""
+    import pandas as pd
+
+    from .prioritise import recall_at, simulate, wss
+
+    p = argparse.ArgumentParser(
+        prog="metaanalysis screen simulate",
+        description="Replay a finished screening to measure the prioritised order, as "
+        "asreview simulate does: DATA.csv in ASReview's format (record_id, title, abstract, "
+        "label_included), the prior records as 0-based row numbers; writes the record_ids in "
+        "the order they would be screened (the prior records first, every record once) and "
+        "prints WSS@95 and the recall after 10%.")
+    p.add_argument("data", metavar="DATA.csv")
+    p.add_argument("--prior-idx", nargs="+", type=int, required=True, metavar="I")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, metavar="ORDER.csv")
+    args = p.parse_args(argv)
+    problem = _output_problem(args.output, [args.data])
+    if problem:
+        print(f"metaanalysis screen simulate: {problem}", file=sys.stderr)
+        return 2
+    try:
+        d = pd.read_csv(args.data, keep_default_na=False, dtype={"record_id": str})
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        print(f"metaanalysis screen simulate: {args.data}: not a readable CSV ({exc})",
+              file=sys.stderr)
+        return 1
+    missing = [c for c in ("record_id", "title", "label_included") if c not in d.columns]
+    if missing:
+        print(f"metaanalysis screen simulate: {args.data}: missing column(s) "
+              f"{', '.join(missing)} (ASReview's format: record_id, title, abstract, "
+              "label_included)", file=sys.stderr)
+        return 1
+    labels = pd.to_numeric(d["label_included"], errors="coerce")
+    if labels.isna().any() or not labels.isin([0, 1]).all():
+        row = int(labels.isna().to_numpy().argmax()) + 2
+        print(f"{args.data}:{row}: label_included must be 0 or 1 for every record in a "
+              "simulation", file=sys.stderr)
+        return 1
+    bad = [i for i in args.prior_idx if not 0 <= i < len(d)]
+    if bad:
+        print(f"metaanalysis screen simulate: --prior-idx {bad[0]} is not a row number "
+              f"(0 to {len(d) - 1})", file=sys.stderr)
+        return 2
+    texts = (d["title"].astype(str) + " " + (d["abstract"].astype(str) if "abstract" in d
+                                             else "")).tolist()
+    y = labels.to_numpy(dtype=int)
+    order = simulate(texts, y, args.prior_idx, seed=args.seed)
+    pd.DataFrame({"record_id": d["record_id"].to_numpy()[order]}).to_csv(args.output,
+                                                                        index=False)
+    print(f"wrote {args.output}: {len(order)} records; WSS@95 = {wss(order, y):.3f}, recall "
+          f"after 10% = {recall_at(order, y):.3f}", file=sys.stderr)
     return 0
 
 
@@ -646,6 +756,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["screen", "simulate"]:
+        try:
+            return cmd_screen_simulate(argv[2:])
+        except Exception as exc:  # noqa: BLE001 - a user never sees a traceback
+            print(f"metaanalysis screen simulate: internal error ({type(exc).__name__}: "
+                  f"{exc}); please report it with the command and the input", file=sys.stderr)
+            return 70
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -151,11 +151,44 @@ def test_import_refuses_bad_input_and_writes_nothing(project, tmp_path):
 
 
 def screen(root, stage, reviewer, answers, *extra):
-    r = subprocess.run([sys.executable, "-m", "metaanalysis", "screen", "falls", "--stage",
-                        stage, "--reviewer", reviewer, *extra], cwd=root, input=answers,
-                       capture_output=True, text=True)
-    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
-    return r
+    """Screen as a person would: read each record shown, answer by its key.
+
+    ``answers`` maps a key prefix to what is typed for that record (e.g. "e\n2\n"), or is a
+    list of such strings typed in turn whatever the record (to test undo and wrong keys).
+    Returns the completed process with what was shown (``shown``: the keys in order)."""
+    import os
+    import re
+
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "metaanalysis", "screen", "falls",
+                             "--stage", stage, "--reviewer", reviewer, *extra], cwd=root,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=0,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    shown, buf, turn = [], "", 0
+    while True:
+        ch = proc.stdout.read(1)
+        if not ch:
+            break
+        buf += ch
+        m = re.search(r"\[\d+/\d+\] (\S+) ", buf)
+        if buf.endswith("[i/e/s/u/q] > "):
+            key = m.group(1) if m else ""
+            shown.append(key)
+            if isinstance(answers, list):
+                typed = answers[turn] if turn < len(answers) else "q\n"
+                turn += 1
+            else:
+                typed = next((v for k, v in answers.items() if key.startswith(k)), "q\n")
+                if isinstance(typed, list):  # one answer per time the record is shown
+                    typed = typed.pop(0) if typed else "q\n"
+            proc.stdin.write(typed)
+            proc.stdin.flush()
+            buf = ""
+    proc.stdin.close()
+    err = proc.stderr.read()
+    proc.wait()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    return subprocess.CompletedProcess(proc.args, proc.returncode, shown, err)
 
 
 def test_from_three_exports_to_screened_records_and_a_prisma_flow(tmp_path):
@@ -175,11 +208,16 @@ def test_from_three_exports_to_screened_records_and_a_prisma_flow(tmp_path):
                    date).returncode == 0
     assert run(root, "dedup", "falls", "--apply").returncode == 0
     bib = root / "bibliographies" / "falls.bib"
-    # order: martin, ortiz, lee, rossi, nguyen, fischer, wong2017, wong2016
-    r = screen(root, "title", "anne", "i\ni\ne\ni\ni\ne\ni\ne\n")
-    assert "8 decision(s) recorded" in r.stderr
+    anne = {"martin": "i\n", "ortiz": "i\n", "lee": "e\n", "rossi": "i\n", "nguyen": "i\n",
+            "fischer": "e\n", "wong2017": "i\n", "wong2016": "e\n"}
+    r = screen(root, "title", "anne", anne)
+    assert "8 decision(s) recorded" in r.stderr and len(set(r.stdout)) == 8
+    # the first two in file order; then the model, once it has an inclusion and an exclusion
+    assert r.stdout[:2] == ["martin2019cognitive", "ortiz2018home"]
+    assert "screened since the last inclusion" in r.stderr
     before_paul = bib.read_bytes()
-    r = screen(root, "title", "paul", "x\ni\ne\ne\ni\ni\ne\ni\ne\n")  # x: a wrong key, asked again
+    paul = {**anne, "ortiz": ["x\n", "e\n"]}  # x: a wrong key, asked again; paul excludes
+    r = screen(root, "title", "paul", paul)
     assert bib.read_bytes().startswith(before_paul)
     conflicts = run(root, "screen", "falls", "--conflicts")
     assert conflicts.stdout.count(": title: ") == 1 and "ortiz2018home" in conflicts.stdout
@@ -188,11 +226,13 @@ def test_from_three_exports_to_screened_records_and_a_prisma_flow(tmp_path):
     assert "the reviewers disagree at the title stage" in check.stdout
     k = run(root, "screen", "falls", "--kappa", "anne", "paul")
     assert "title: Cohen's kappa anne vs paul = 0.750 on 8 record(s)" in k.stdout
-    screen(root, "title", "consensus", "i\n", "--only-conflicts")
+    screen(root, "title", "consensus", {"ortiz": "i\n"}, "--only-conflicts")
     assert run(root, "screen", "falls", "--conflicts").stdout == ""
     # undo: the second answer goes back to the first record, decided again (both decisions
     # stay in the log; the later one counts)
-    r = screen(root, "fulltext", "anne", "i\nu\ni\ne\n2\ne\n4\ni\ne\n1\n")
+    r = screen(root, "fulltext", "anne", ["i\n", "u\n", "i\n", "e\n2\n", "e\n4\n", "i\n",
+                                          "e\n1\n"])
+    assert r.stdout[:4] == ["martin2019cognitive", "ortiz2018home"] * 2  # u: back to martin
     assert "6 decision(s) recorded" in r.stderr
     assert bib.read_text().count("screen: martin2019cognitive; stage = fulltext") == 2
     out = json.loads(run(root, "prisma", "falls", "--json").stdout)
