@@ -260,7 +260,8 @@ def cmd_screen(args) -> int:
 
     from .bibliography import read_bibliography
     from .importing import ImportError_, append_entries
-    from .screening import CONSENSUS, conflicts, kappa, log_line, stage_outcome
+    from .prioritise import ScreeningOrder
+    from .screening import CONSENSUS, conflicts, kappa, log_line, parse, stage_outcome
     from .themes import load_themes
 
     root, bib_path, error = _theme_bibliography(args.theme, "screen")
@@ -317,7 +318,7 @@ def cmd_screen(args) -> int:
     total, done, history, backup_made = len(queue), 0, [], False
     print(f"{total} record(s) to screen at the {args.stage} stage as {args.reviewer}; keys: "
           "i include, e exclude, s skip, u undo, q quit", file=sys.stderr)
-    rank = _prioritiser(entries, args) if args.stage == "title" and queue and not \
+    rank = ScreeningOrder(entries, args.reviewer) if args.stage == "title" and queue and not \
         args.only_conflicts else None
     i, shown = 0, set()
     while i < len(queue):
@@ -366,8 +367,11 @@ def cmd_screen(args) -> int:
                 reason = reasons[int(pick) - 1]
         line = log_line(e.key, args.stage, decision, args.reviewer,
                         time.strftime("%Y-%m-%dT%H:%M:%S"), reason)
+        if parse(0, line[len("@comment{"):-2])[0] is None:  # built here, checked here
+            print(f"metaanalysis screen: could not record {line!r}", file=sys.stderr)
+            return 1
         try:
-            saved = append_entries(bib_path, [line], "", root=root, check_whole=True,
+            saved = append_entries(bib_path, [line], "", root=root, check="none",
                                    backup=not backup_made)
         except ImportError_ as exc:
             print(f"metaanalysis screen: {exc}", file=sys.stderr)
@@ -382,51 +386,6 @@ def cmd_screen(args) -> int:
         i += 1
     print(f"{done} decision(s) recorded in {bib_path}", file=sys.stderr)
     return 0
-
-
-class _prioritiser:
-    """The interactive screen's order: the reviewer's own title decisions (blind to the
-    others') train the ranking model; the best-scored record comes next."""
-
-    def __init__(self, entries, args):
-        from .prioritise import Ranker, features
-
-        self.keys = [e.key for e in entries]
-        self.row = {k: i for i, k in enumerate(self.keys)}
-        texts = [" ".join((e.fields.get("title", ""), e.fields.get("abstract", ""),
-                           e.fields.get("keywords", ""))) for e in entries]
-        self.ranker = Ranker(features(texts))
-        self.labels = {}
-        for e in entries:
-            for d in e.decisions:
-                if d.stage == "title" and d.reviewer == args.reviewer:
-                    self.labels[e.key] = 1 if d.decision == "include" else 0
-        self.since_inclusion = 0
-        self.scores = None
-        self._fit()
-
-    def _fit(self):
-        idx = [self.row[k] for k in self.labels]
-        self.scores = self.ranker.scores(idx, [self.labels[k] for k in self.labels])
-
-    def learn(self, key, decision):
-        self.labels[key] = 1 if decision == "include" else 0
-        self.since_inclusion = 0 if decision == "include" else self.since_inclusion + 1
-        self._fit()
-
-    def next(self, queue, start) -> int:
-        """The position in ``queue`` (from ``start``) of the record to show next."""
-        if self.scores is None:
-            return start  # until one inclusion and one exclusion: the file's order
-        return max(range(start, len(queue)), key=lambda j: self.scores[self.row[queue[j].key]])
-
-    def stopping_aid(self, remaining) -> str:
-        if self.scores is None:
-            return f"  ({len(remaining)} left; the order learns once you have included one " \
-                "record and excluded one)"
-        likely = sum(self.scores[self.row[e.key]] > 0 for e in remaining)
-        return (f"  ({len(remaining)} left; {self.since_inclusion} screened since the last "
-                f"inclusion; the model scores {likely} of those left as likely relevant)")
 
 
 def cmd_screen_simulate(argv) -> int:

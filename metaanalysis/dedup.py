@@ -199,5 +199,5 @@ def apply(path: Path, pairs: list[Pair], *, root: Path) -> tuple[int, Path | Non
     if not lines:
         return 0, None
     backup = append_entries(path, lines, f"% Duplicates recorded by metaanalysis dedup on {date}",
-                            root=root, check_whole=True)
+                            root=root, check="whole")
     return len(lines), backup

@@ -111,3 +111,50 @@ def recall_at(order, labels, share: float = 0.10) -> float:
     """Recall after screening a share of the records."""
     curve = recall_curve(order, labels)
     return float(curve[max(0, int(np.ceil(share * len(curve))) - 1)])
+
+
+class ScreeningOrder:
+    """The interactive screen's order: the reviewer's own title decisions (blind to the
+    others') train the ranking model; the best-scored record comes next."""
+
+    def __init__(self, entries, reviewer: str):
+        self.keys = [e.key for e in entries]
+        self.row = {k: i for i, k in enumerate(self.keys)}
+        texts = [" ".join((e.fields.get("title", ""), e.fields.get("abstract", ""),
+                           e.fields.get("keywords", ""))) for e in entries]
+        self.ranker = Ranker(features(texts))
+        self.labels = {}
+        for e in entries:
+            for d in e.decisions:
+                if d.stage == "title" and d.reviewer == reviewer:
+                    self.labels[e.key] = 1 if d.decision == "include" else 0
+        self.since_inclusion = 0
+        self.scores = None
+        self._fit()
+
+    def _fit(self):
+        idx = [self.row[k] for k in self.labels]
+        self.scores = self.ranker.scores(idx, [self.labels[k] for k in self.labels])
+
+    def learn(self, key, decision):
+        self.labels[key] = 1 if decision == "include" else 0
+        self.since_inclusion = 0 if decision == "include" else self.since_inclusion + 1
+        self._fit()
+
+    def next(self, queue, start) -> int:
+        """The position in ``queue`` (from ``start``) of the record to show next."""
+        if self.scores is None:
+            return start  # until one inclusion and one exclusion: the file's order
+        rows = np.fromiter((self.row[e.key] for e in queue[start:]), dtype=np.int64,
+                           count=len(queue) - start)
+        return start + int(np.argmax(self.scores[rows]))
+
+    def stopping_aid(self, remaining) -> str:
+        if self.scores is None:
+            return f"  ({len(remaining)} left; the order learns once you have included one " \
+                "record and excluded one)"
+        rows = np.fromiter((self.row[e.key] for e in remaining), dtype=np.int64,
+                           count=len(remaining))
+        likely = int((self.scores[rows] > 0).sum())
+        return (f"  ({len(remaining)} left; {self.since_inclusion} screened since the last "
+                f"inclusion; the model scores {likely} of those left as likely relevant)")
