@@ -256,12 +256,10 @@ def cmd_dedup(args) -> int:
 def cmd_screen(args) -> int:
     """Screen records one at a time, list conflicts, or give Cohen's kappa."""
     import textwrap
-    import time
 
-    from .bibliography import read_bibliography
-    from .importing import ImportError_, append_entries
-    from .prioritise import ScreeningOrder
-    from .screening import CONSENSUS, conflicts, kappa, log_line, parse, stage_outcome
+    from .bibliography import latex_to_text, read_bibliography
+    from .screening import CONSENSUS, conflicts, kappa
+    from .session import ScreeningError, ScreeningSession
     from .themes import load_themes
 
     root, bib_path, error = _theme_bibliography(args.theme, "screen")
@@ -296,55 +294,33 @@ def cmd_screen(args) -> int:
               "--conflicts, or --kappa A B)", file=sys.stderr)
         return 2
     reasons = load_themes(root)[args.theme].get("exclusion_reasons") or []
-    if args.stage == "fulltext" and not reasons:
-        print(f"metaanalysis screen: the theme {args.theme} declares no exclusion_reasons in "
-              "themes.json: list the reasons for excluding a full text there first",
-              file=sys.stderr)
+    try:
+        session = ScreeningSession(bib_path, root=root, stage=args.stage,
+                                   reviewer=args.reviewer, reasons=reasons,
+                                   only_conflicts=args.only_conflicts)
+    except ScreeningError as exc:
+        print(f"metaanalysis screen: {exc}", file=sys.stderr)
         return 2
-
-    def todo(e):
-        if e.screening in ("included", "excluded") and not e.decisions:
-            return False  # decided by hand in the bibliography
-        mine = [d for d in e.decisions if d.stage == args.stage and d.reviewer == args.reviewer]
-        if args.only_conflicts:
-            return e.conflict and e.stage == args.stage
-        if mine:
-            return False
-        if args.stage == "fulltext":
-            return stage_outcome(e.decisions, "title")[0] == "include"
-        return True
-
-    queue = [e for e in entries if todo(e)]
-    total, done, history, backup_made = len(queue), 0, [], False
-    print(f"{total} record(s) to screen at the {args.stage} stage as {args.reviewer}; keys: "
-          "i include, e exclude, s skip, u undo, q quit", file=sys.stderr)
-    rank = ScreeningOrder(entries, args.reviewer) if args.stage == "title" and queue and not \
-        args.only_conflicts else None
-    i, shown = 0, set()
-    while i < len(queue):
-        if rank is not None and i not in shown:  # a record once shown keeps its place (undo)
-            best = rank.next(queue, i)
-            queue[i], queue[best] = queue[best], queue[i]
-        shown.add(i)
-        e = queue[i]
+    print(f"{session.total} record(s) to screen at the {args.stage} stage as {args.reviewer}; "
+          "keys: i include, e exclude, s skip, u undo, q quit", file=sys.stderr)
+    while (e := session.current) is not None:
         f = e.fields
-        print(f"\n[{i + 1}/{total}] {e.key} ({e.year or 'n.d.'}) {f.get('journal', '')}")
-        print(textwrap.fill(f.get("title", "(no title)"), 88))
+        print(f"\n[{session.position + 1}/{session.total}] {e.key} ({e.year or 'n.d.'}) "
+              f"{f.get('journal', '')}")
+        print(textwrap.fill(latex_to_text(f.get("title", "(no title)")), 88))
         if f.get("abstract"):
-            print(textwrap.fill(f["abstract"], 88, initial_indent="  ", subsequent_indent="  "))
+            print(textwrap.fill(latex_to_text(f["abstract"]), 88, initial_indent="  ",
+                                subsequent_indent="  "))
         if f.get("keywords"):
-            print(f"  keywords: {f['keywords']}")
+            print(f"  keywords: {latex_to_text(f['keywords'])}")
         try:
             answer = input("[i/e/s/u/q] > ").strip().lower()[:1]
         except EOFError:
             answer = "q"
         if answer == "q":
             break
-        if answer == "u":
-            i = history.pop() if history else i
-            continue
-        if answer == "s":
-            i += 1
+        if answer in ("u", "s"):
+            session.undo() if answer == "u" else session.skip()
             continue
         if answer not in ("i", "e"):
             print("  i include, e exclude, s skip, u undo (back to the previous record), q quit")
@@ -365,26 +341,13 @@ def cmd_screen(args) -> int:
                 decision = "not retrieved"
             else:
                 reason = reasons[int(pick) - 1]
-        line = log_line(e.key, args.stage, decision, args.reviewer,
-                        time.strftime("%Y-%m-%dT%H:%M:%S"), reason)
-        if parse(0, line[len("@comment{"):-2])[0] is None:  # built here, checked here
-            print(f"metaanalysis screen: could not record {line!r}", file=sys.stderr)
-            return 1
         try:
-            saved = append_entries(bib_path, [line], "", root=root, check="none",
-                                   backup=not backup_made)
-        except ImportError_ as exc:
+            session.decide(decision, reason)
+        except ScreeningError as exc:
             print(f"metaanalysis screen: {exc}", file=sys.stderr)
             return 1
-        if saved:
-            backup_made = True
-        done += 1
-        history.append(i)
-        if rank is not None:
-            rank.learn(e.key, decision)
-            print(rank.stopping_aid(queue[i + 1:]), file=sys.stderr)
-        i += 1
-    print(f"{done} decision(s) recorded in {bib_path}", file=sys.stderr)
+        print(f"  ({session.aid()})", file=sys.stderr)
+    print(f"{session.done} decision(s) recorded in {bib_path}", file=sys.stderr)
     return 0
 
 

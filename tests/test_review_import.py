@@ -255,3 +255,33 @@ def test_a_bibliography_without_searches_tells_only_what_it_knows():
     for key in ("identified", "duplicates_removed", "screened", "excluded_screening", "sought",
                 "not_retrieved", "assessed", "excluded_fulltext"):
         assert out[key] is None, key
+
+
+def test_the_jupyterlab_widget_screens_with_the_same_session(project):
+    from metaanalysis.widget import screen as widget
+
+    bib = project / "bibliographies" / "falls.bib"
+    for name, source, date in EXPORTS[:2]:
+        run(project, "import", "falls", SEARCHES / name, "--source", source, "--date", date)
+    hostile = bib.read_text().replace("A matter of balance", "<script>alert(1)</script> balance")
+    bib.write_text(hostile)
+    w = widget("falls", stage="title", reviewer="eve", root=project)
+    assert w.session.total == 7 and "record 1 of 7" in w.status.value
+    first = w.session.current.key
+    w.include.click()
+    w.undo.click()
+    assert w.session.current.key == first  # back to it
+    w.exclude.click()
+    seen = []
+    while w.session.current is not None:
+        seen.append(w.record.value)
+        w.include.click()
+    assert "Nothing left to screen" in w.record.value and w.include.disabled
+    assert not any("<script>" in v for v in seen)
+    assert any("&lt;script&gt;" in v for v in seen)
+    b = read_bibliography(bib)
+    eve = [d for e in b.entries for d in e.decisions if d.reviewer == "eve"]
+    assert len(eve) == 8  # 7 records, one decided twice (undo); the later counts
+    assert next(e for e in b.entries if e.key == first).screening == "excluded"
+    with pytest.raises(Exception, match="exclusion_reasons"):
+        widget("falls", stage="fulltext", reviewer="eve", root=project)
