@@ -229,7 +229,11 @@ def prisma2020(studies: pd.DataFrame) -> dict:
     unknown_stage = bool(legacy_excl.any()) or not tracked
     by_reason = rest.loc[full_excl & ~not_retrieved, "reason"].value_counts()
     legacy_reasons = rest.loc[legacy_excl, "reason"].replace("", "no reason given").value_counts()
-    sought = int((~awaiting_title & ~title_excl & ~legacy_excl).sum())
+    awaiting_full = pending & (stage == "fulltext")
+    # assessed: a full-text decision (or a study included); sought: those, the reports not
+    # retrieved and the reports still awaiting their full-text decision
+    assessed = int((included | (full_excl & ~not_retrieved)).sum())
+    sought = assessed + int(not_retrieved.sum()) + int(awaiting_full.sum())
     out = {
         "identified": identified,
         "duplicates_removed": int(dup.sum()) if known_dups else None,
@@ -237,12 +241,12 @@ def prisma2020(studies: pd.DataFrame) -> dict:
         "excluded_screening": None if unknown_stage else int(title_excl.sum()),
         "sought": None if unknown_stage else sought,
         "not_retrieved": None if unknown_stage else int(not_retrieved.sum()),
-        "assessed": None if unknown_stage else sought - int(not_retrieved.sum()),
+        "assessed": None if unknown_stage else assessed,
         "excluded_fulltext": None if unknown_stage else {str(k): int(v) for k, v in
                                                          sorted(by_reason.items())},
         "included": int(included.sum()),
         "awaiting_screening": int(awaiting_title.sum()),
-        "awaiting_fulltext": int((pending & (stage == "fulltext")).sum()),
+        "awaiting_fulltext": int(awaiting_full.sum()),
     }
     if not tracked:
         out["records_in_bibliography"] = int(len(s))

@@ -285,3 +285,15 @@ def test_the_jupyterlab_widget_screens_with_the_same_session(project):
     assert next(e for e in b.entries if e.key == first).screening == "excluded"
     with pytest.raises(Exception, match="exclusion_reasons"):
         widget("falls", stage="fulltext", reviewer="eve", root=project)
+
+
+def test_a_record_awaiting_its_full_text_is_sought_not_assessed(project):
+    bib = project / "bibliographies" / "falls.bib"
+    run(project, "import", "falls", SEARCHES / "embase.ris", "--source", "Embase", "--date",
+        "2026-11-02")
+    bib.write_text(bib.read_text().replace("excluded: not about falls", "pending")
+                   + "@comment{metaanalysis screen: martin2019cognitive; stage = title; "
+                   "decision = include; reviewer = anne; date = 2026-11-26}\n")
+    out = json.loads(run(project, "prisma", "falls", "--json").stdout)
+    assert out["sought"] == 1 and out["assessed"] == 0 and out["awaiting_fulltext"] == 1
+    assert out["screened"] == 1 and out["awaiting_screening"] == 4
