@@ -214,11 +214,15 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         shutil.rmtree(staging, ignore_errors=True)
         os.environ["METAANALYSIS_EXPORT"] = json.dumps(
             {"theme": job.theme, "dir": str(staging), "name": job.name})
+        # papermill saves the executed notebook as it goes: kept if a cell fails, so the
+        # researcher can open it at the failing cell (site/.build/failed/NAME.ipynb)
+        executed_path = staging.parent / f"{job.name}.ipynb"
+        executed_path.parent.mkdir(parents=True, exist_ok=True)
         with _kernel_stderr_filtered():
             executed = pm.execute_notebook(
-                str(nb_path), None, parameters=params, kernel_name=_kernel_name(),
-                progress_bar=False, log_output=False, execution_timeout=timeout,
-                cwd=str(nb_path.parent), report_mode=False)
+                str(nb_path), str(executed_path), parameters=params,
+                kernel_name=_kernel_name(), progress_bar=False, log_output=False,
+                execution_timeout=timeout, cwd=str(nb_path.parent), report_mode=False)
         profile["execute"] = time.perf_counter() - t0
         os.environ.pop("METAANALYSIS_EXPORT", None)
         if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
@@ -252,13 +256,29 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         for suffix in (".csv", ".json"):
             os.replace(staging / f"{job.name}{suffix}", job.data_dir / f"{job.name}{suffix}")
         shutil.rmtree(staging, ignore_errors=True)
+        executed_path.unlink(missing_ok=True)
+        (job.stamp.parent / "failed" / f"{job.name}.ipynb").unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             staging.parent.rmdir()  # this process's staging folder, if now empty
         _atomic(job.stamp, json.dumps({"digest": job.digest}))
         return Outcome(job.theme, "rendered", time.perf_counter() - start,
                        path=str(job.html), profile=profile)
     except Exception as exc:  # noqa: BLE001 - a failing theme must never stop the others
-        return Outcome(job.theme, "failed", time.perf_counter() - start, _describe(exc))
+        kept = _keep_failed(job, locals().get("executed_path"))
+        message = _describe(exc, locals().get("nb_path"))
+        if kept:
+            message += f"; the executed notebook, up to that cell, is kept in {kept}"
+        return Outcome(job.theme, "failed", time.perf_counter() - start, message)
+
+
+def _keep_failed(job: Job, executed_path) -> Path | None:
+    """Move the partly executed notebook to ``site/.build/failed/NAME.ipynb``."""
+    if executed_path is None or not Path(executed_path).exists():
+        return None
+    target = job.stamp.parent / "failed" / f"{job.name}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(executed_path, target)
+    return target
 
 
 def convert(nb, resources: dict, root: Path) -> str:
@@ -343,12 +363,23 @@ def _show(v) -> str:
     return str(v) if str(v) != "" else "\"\""
 
 
-def _describe(exc: Exception) -> str:
-    """The cell and the error, without a traceback."""
+def _describe(exc: Exception, notebook: Path | None = None) -> str:
+    """The cell and the error, without a traceback: the cell by its number in the notebook
+    as the researcher sees it, and its first line of code."""
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
-        return f"cell {exc.exec_count or exc.cell_index}: {exc.ename}: {exc.evalue}"
+        source = (exc.source or "").strip()
+        first = source.splitlines()[0][:70] if source else ""
+        number = exc.cell_index + 1
+        if notebook is not None:
+            try:
+                cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+                number = next(i for i, c in enumerate(cells, 1) if "".join(
+                    c["source"]).strip() == source)
+            except (OSError, ValueError, KeyError, StopIteration):
+                pass
+        return f"cell {number} (`{first}`): {exc.ename}: {exc.evalue}"
     name = type(exc).__name__
     if name in ("DeadKernelError",):
         return f"the kernel died: {exc}"

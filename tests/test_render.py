@@ -112,7 +112,16 @@ def test_failures_are_isolated_and_keep_the_last_good_note(tmp_path):
         in out["autonomy_badbib"].message
     assert out["autonomy_raises"].status == "failed"
     assert "RuntimeError: boom in a cell" in out["autonomy_raises"].message
-    assert "cell" in out["autonomy_raises"].message
+    n_cells = len(nbj["cells"])
+    assert f"cell {n_cells} (`raise RuntimeError('boom in a cell')`)" in \
+        out["autonomy_raises"].message
+    # the executed notebook, up to the failing cell, is kept to open, the error in it
+    kept = site / ".build" / "failed" / "autonomy_raises.ipynb"
+    assert str(kept) in out["autonomy_raises"].message
+    failed = json.loads(kept.read_text())
+    assert any(o.get("ename") == "RuntimeError" for c in failed["cells"]
+               for o in c.get("outputs", []))
+    assert not (site / ".build" / "failed" / "autonomy.ipynb").exists()
     for name, content in published.items():
         assert (site / f"{name}.html").read_bytes() == content
 
