@@ -10,7 +10,7 @@ override PARAMS := $(value PARAMS)
 override JOBS := $(value JOBS)
 export THEME PARAMS JOBS
 
-.PHONY: setup test notes note lab bench check clean reference
+.PHONY: setup test notes note lab bench check clean reference hooks
 
 setup: $(STAMP)
 
@@ -18,7 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name metaanalysis --display-name "Python (metaanalysis)" >/dev/null
+	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)
+
+# Notebooks are committed without outputs: a git filter (nbstripout) strips them at commit
+# time, so saving from the lab never bloats history or breaks a test (.gitattributes).
+hooks:
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  $(VENV)/bin/nbstripout --install && \
+	  git config filter.nbstripout.clean "'$(abspath $(VENV))/bin/python' -m nbstripout --keep-id" && \
+	  echo "git filter installed: notebook outputs are stripped when you commit"; fi
 
 test: setup
 	$(PY) -m pytest -q

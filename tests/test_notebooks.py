@@ -1,6 +1,7 @@
 """Theme notebooks: committed clean, with a parameters cell that declares every parameter."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,39 @@ def test_theme_files_exist(theme):
     assert (REPO / c["bibliography"]).exists() and (REPO / c["notebook"]).exists()
     for lang in ("fr", "en"):
         assert c["title"][lang] and c["summary"][lang]
+
+
+def test_notebook_outputs_are_stripped_at_commit(tmp_path):
+    """make setup installs the nbstripout git filter: a notebook saved with outputs from the
+    lab is committed without them (here in a scratch clone, with the filter make installs)."""
+    import json
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = Path(__file__).resolve().parent.parent
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    venv = repo / ".venv"
+    run = subprocess.run(["make", "-s", "hooks", f"VENV={venv}"], cwd=clone,
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "git filter installed" in run.stdout, run.stderr
+    nb_path = clone / "notebooks" / "territories.ipynb"
+    clean = nb_path.read_text()
+    nb = json.loads(clean)
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["x" * 1000]}]
+    code["execution_count"] = 7
+    nb_path.write_text(json.dumps(nb, indent=1))
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"]}
+    subprocess.run(["git", "add", "notebooks/territories.ipynb"], cwd=clone, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "save from the lab"],
+                   cwd=clone, check=True, env=env)
+    committed = subprocess.run(["git", "show", "HEAD:notebooks/territories.ipynb"], cwd=clone,
+                               capture_output=True, text=True, check=True).stdout
+    cells = json.loads(committed)["cells"]
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in cells
+               if c["cell_type"] == "code")
+    assert committed == clean  # the file as committed before: no churn
