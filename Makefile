@@ -41,8 +41,9 @@ note: setup
 check: setup
 	$(VENV)/bin/metaanalysis check bibliographies/*.bib
 
+# JupyterLab on the project (bibliographies/ and themes.json one click away), opened on notebooks/
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -149,8 +149,31 @@ class Note:
         return rma(data=rows, method=p["method"], test=p["test"], level=p["level"])
 
     # ------------------------------------------------------------------ words and numbers
-    def fields(self, i: int = 0) -> dict:
+    def outcome(self, name) -> int:
+        """The position of an outcome given by its name in themes.json (``"mortality"``),
+        its label in either language, or its position; an unknown name is an error that
+        lists the valid ones. Every method that takes ``outcome=`` accepts a name."""
+        if isinstance(name, (int, np.integer)) and not isinstance(name, bool):
+            if not 0 <= name < len(self.outcomes):
+                raise IndexError(f"outcome {name}: the note has {len(self.outcomes)} "
+                                 f"outcome(s): {', '.join(o.outcome for o in self.outcomes)}")
+            return int(name)
+        targets = self._targets()
+        found = [i for i, o in enumerate(self.outcomes) if name in {
+            o.outcome, o.label, *(targets[i].get("label", {}).values() if i < len(targets)
+                                   else ())}]
+        if len(found) == 1:
+            return found[0]
+        if found:  # the same outcome at several time points: the label says which
+            raise ValueError(f"outcome {name!r} is pooled {len(found)} times in this note: "
+                             "name it by its label, one of " + ", ".join(
+                                 repr(self.outcomes[i].label) for i in found))
+        raise ValueError(f"unknown outcome {name!r}: the note's outcomes are "
+                         f"{', '.join(repr(o.outcome) for o in self.outcomes)}")
+
+    def fields(self, i=0) -> dict:
         """The numbers of outcome ``i``, formatted in the note's language, for :meth:`say`."""
+        i = self.outcome(i)
         o = self.outcomes[i]
         r = o.result
         lang, lvl = self.lang, self.params["level"]
@@ -180,7 +203,7 @@ class Note:
         })
         return base
 
-    def bias_tests(self, i: int = 0):
+    def bias_tests(self, i=0):
         """Egger's test and trim-and-fill of outcome ``i`` (computed once), or None when they
         do not apply (a multilevel model, a meta-regression or fewer than 3 effects)."""
         from .bias import egger, trimfill
@@ -188,6 +211,7 @@ class Note:
 
         from .rve import RVEResult
 
+        i = self.outcome(i)
         cache = self.__dict__.setdefault("_bias", {})
         if i not in cache:
             r = self.outcomes[i].result
@@ -200,8 +224,9 @@ class Note:
                 cache[i] = None
         return cache[i]
 
-    def bias_fields(self, i: int = 0) -> dict:
+    def bias_fields(self, i=0) -> dict:
         """Egger's p and trim-and-fill, formatted for :meth:`say`."""
+        i = self.outcome(i)
         tests = self.bias_tests(i)
         if tests is None:
             return {}
@@ -222,7 +247,7 @@ class Note:
                 "n_excluded_by_parameter": int(self.excluded["key"].nunique())
                 if len(self.excluded) else 0}
 
-    def say(self, fr: str, en: str, outcome: int = 0):
+    def say(self, fr: str, en: str, outcome=0):
         """A paragraph in the note's language, its ``{fields}`` filled from the results."""
         from IPython.display import Markdown
 
@@ -234,16 +259,43 @@ class Note:
         # values come from bibliographies and themes.json: literal text, never markup
         return Markdown(text.format(**{k: escape_markdown(v) for k, v in fields.items()}))
 
-    def when(self, condition: str, fr: str, en: str, outcome: int = 0):
+    def when(self, condition: str, fr: str, en: str, outcome=0):
         """A paragraph shown only when ``condition`` holds: ``"data"`` (outcome ``i`` has been
         pooled), ``"no_data"`` (the theme has no effects yet) or ``"bias"`` (a bias check
         applies)."""
         from IPython.display import Markdown
 
+        if self.outcomes:
+            outcome = self.outcome(outcome)
         ok = {"data": bool(self.outcomes) and self.outcomes[outcome].result is not None,
               "no_data": not len(self.all_effects),
               "bias": bool(self.outcomes) and bool(self.bias_fields(outcome))}[condition]
         return self.say(fr, en, outcome) if ok else Markdown("")
+
+    def section(self, outcome=0):
+        """An outcome's standard section in one call: its heading, the sentence with the
+        pooled effect, any fit warning, the forest plot, the funnel plot and the sentence on
+        small-study effects (where they apply). A note can still write its own text around
+        it with :meth:`say`."""
+        from IPython.display import HTML
+
+        i = self.outcome(outcome)
+        o = self.outcomes[i]
+        parts = [f"<h3>{html.escape(o.label)}</h3>"]
+        if o.result is None:
+            parts.append(f"<p>{html.escape(t('no_data', self.lang))}</p>")
+            return HTML("".join(parts))
+        f = {**self.screening_counts(), **self.fields(i)}
+        parts.append(f"<p>{html.escape(t('section_result', self.lang).format(**f))}</p>")
+        forest = self.forest(i)
+        parts.append(forest.data if hasattr(forest, "data") else forest._repr_html_())
+        funnel = self.funnel(i)
+        parts.append(funnel.data if hasattr(funnel, "data") else funnel._repr_html_())
+        bias = self.bias_fields(i)
+        if bias:
+            key = "section_bias" if "k0" in bias else "section_bias_robust"
+            parts.append(f"<p>{html.escape(t(key, self.lang).format(**bias))}</p>")
+        return HTML("".join(parts))
 
     # ------------------------------------------------------------------ displays
     def header(self):
@@ -262,10 +314,11 @@ class Note:
         items = "".join(f"<li>{_link(s)}</li>" for s in self.config.get("sources", []))
         return HTML(f"<div class='sources'><p>{intro}</p><ul>{items}</ul></div>")
 
-    def forest(self, outcome: int = 0, **kw):
+    def forest(self, outcome=0, **kw):
         """The forest plot of outcome ``i`` as an SVG figure with alt text."""
         from .plots import forest, svg_figure
 
+        outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
         if o.result is None:
             from IPython.display import HTML
@@ -277,12 +330,13 @@ class Note:
         from IPython.display import HTML
         return HTML(self.notice(outcome).data + figure._repr_html_())
 
-    def notice(self, outcome: int = 0):
+    def notice(self, outcome=0):
         """What the fit of outcome ``i`` warned (e.g. tau² did not converge), as a visible
         notice; empty when the fit gave no warning. Shown with the forest plot and the
         results table, so a doubtful number is never published without a word."""
         from IPython.display import HTML
 
+        outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
         if not o.warnings:
             return HTML("")
@@ -298,7 +352,7 @@ class Note:
         s = self.studies
         return {k: _label(a, y, k) for k, a, y in zip(s["key"], s["author"], s["year"])}
 
-    def funnel(self, outcome: int = 0):
+    def funnel(self, outcome=0):
         """Contour-enhanced funnel plot of outcome ``i``, trim-and-fill effects marked."""
         from IPython.display import HTML
 
@@ -306,6 +360,7 @@ class Note:
         from .models import RMAResult
         from .plots import svg_figure
 
+        outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
         r = o.result
         if not isinstance(r, RMAResult) or r.k < 3:

@@ -29,6 +29,21 @@ WORDS = {
     "heterogeneity": {"fr": "Hétérogénéité", "en": "Heterogeneity"},
     "no_data": {"fr": "Aucune donnée", "en": "No data"},
     "not_reported": {"fr": "non renseigné", "en": "not reported"},
+    "section_result": {
+        "fr": "{k} effets issus de {n_studies} études ; {measure} combiné : {est} ({p}). "
+              "Intervalle de prédiction : {pi} ; hétérogénéité I² = {i2}.",
+        "en": "{k} effects from {n_studies} studies; pooled {measure}: {est} ({p}). "
+              "Prediction interval: {pi}; heterogeneity I² = {i2}."},
+    "section_bias": {
+        "fr": "Test d'Egger pour l'asymétrie de l'entonnoir : {egger_p}. La méthode "
+              "« trim-and-fill » impute {k0} étude(s) manquante(s), ce qui donnerait un effet "
+              "de {trimfill_est}.",
+        "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes {k0} "
+              "missing stud(ies), which would give an effect of {trimfill_est}."},
+    "section_bias_robust": {
+        "fr": "Test d'Egger robuste (effets dépendants) pour l'asymétrie de l'entonnoir : "
+              "{egger_p}.",
+        "en": "Robust Egger test (dependent effects) for funnel asymmetry: {egger_p}."},
     "fit_warning": {"fr": "Attention, l'estimation signale un problème :",
                     "en": "Caution, the estimation reports a problem:"},
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",

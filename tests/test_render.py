@@ -229,3 +229,40 @@ def test_a_better_bibtex_export_renders_with_every_study_and_effect(tmp_path):
     for author in ("Martin, Claire", "Nguyen, Thi", "Ortiz, Ana", "François", "Jörg"):
         assert author in page
     assert "(2019)" in page and "(2021)" in page and "(2018)" in page  # years from date
+
+
+def test_outcomes_by_name_survive_a_new_outcome_in_themes_json(tmp_path):
+    """An outcome added to themes.json before the existing ones shifts every position: the
+    notebooks name their outcomes, so each section still shows its own outcome."""
+    from metaanalysis.notes import Note
+
+    root = make_project(tmp_path)
+    themes = json.loads((root / "themes.json").read_text())
+    new = {"outcome": "hospital readmission", "where": {}, "favours": "lower",
+           "domain": "institution",
+           "label": {"fr": "réhospitalisation", "en": "hospital readmission"}}
+    themes["autonomy"]["outcomes"].insert(0, new)
+    (root / "themes.json").write_text(json.dumps(themes))
+    note = Note("autonomy", lang="fr", root=root)
+    assert note.outcome("mortality") == 3 and note.outcome("mortality at follow-up") == 3
+    with pytest.raises(ValueError, match="unknown outcome 'happiness'.*'fear of falling'"):
+        note.outcome("happiness")
+    # the same outcome pooled twice: its name is ambiguous, the error says to use the label
+    twice = dict(themes["autonomy"]["outcomes"][2], where={"timepoint": "discharge",
+                                                            "review": "bachmann2010"},
+                 label={"fr": "entrée en maison de retraite à la sortie",
+                        "en": "nursing-home admission at discharge"})
+    themes["autonomy"]["outcomes"].append(twice)
+    (root / "themes.json").write_text(json.dumps(themes))
+    with pytest.raises(ValueError, match="pooled 2 times.*'entrée en maison de retraite au "
+                                         "suivi'"):
+        Note("autonomy", lang="fr", root=root).outcome("nursing home admission")
+    themes["autonomy"]["outcomes"].pop()
+    (root / "themes.json").write_text(json.dumps(themes))
+    out = render(["autonomy"], root=root, site=tmp_path / "site", progress=quiet)
+    assert out[0].status == "rendered", out[0].message
+    page = (tmp_path / "site" / "autonomy.html").read_text()
+    # the key result on mortality at follow-up is still that outcome's (RR 0,85 in 15 trials)
+    import re
+    text = re.sub(r"\s", " ", page)  # no-break spaces as spaces
+    assert "mortalité au suivi, le risque relatif est de 0,85 (IC 95 % 0,75 à 0,97)" in text
