@@ -16,7 +16,8 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@echo "Installing the project and its pinned dependencies into $(VENV) (a few minutes the first time)..."
+	$(PY) -m pip install --progress-bar off --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name metaanalysis --display-name "Python (metaanalysis)" >/dev/null
 	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)

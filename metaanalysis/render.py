@@ -507,10 +507,17 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent,
                                  initargs=(os.getpid(),)) as pool:
             futures = {}
-            for job in runnable:
-                say(f"[{job.theme}] running{' (' + job.name + ')' if job.changed else ''}…")
+
+            def label(job):
+                return f"[{job.theme}]" + (f" ({job.name})" if job.changed else "")
+
+            for n, job in enumerate(runnable):
+                say(f"{label(job)} {'running…' if n < workers else 'queued'}")
                 futures[pool.submit(render_one, job, root, timeout)] = job
+            waiting = runnable[workers:]  # the pool starts them in order as workers free up
             for fut in as_completed(futures):
+                if waiting:
+                    say(f"{label(waiting.pop(0))} running…")
                 try:
                     o = fut.result()
                 except Exception as exc:  # the worker process itself died
@@ -523,6 +530,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         say("everything is up to date")
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
         write_index(site, root, skip=set(bad))
+    say(f"site: {(site / 'index.html').resolve()}")
     return outcomes
 
 
