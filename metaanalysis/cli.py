@@ -153,6 +153,31 @@ def _theme_bibliography(theme: str, command: str):
     return root, root / themes[theme]["bibliography"], None
 
 
+class _Exit(Exception):
+    """Stop a command with this exit code (the reason has been printed)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _open_theme(theme: str, command: str):
+    """The project root, the theme's bibliography path and its parsed bibliography; prints
+    why and stops the command (:class:`_Exit`) if the theme is unknown or the file has errors."""
+    from .bibliography import read_bibliography
+
+    root, bib_path, error = _theme_bibliography(theme, command)
+    if error:
+        print(error, file=sys.stderr)
+        raise _Exit(2)
+    bib = read_bibliography(bib_path)
+    if bib.errors:
+        for p in bib.errors:
+            print(p, file=sys.stderr)
+        raise _Exit(1)
+    return root, bib_path, bib
+
+
 def cmd_import(args) -> int:
     import re
     import time
@@ -215,18 +240,9 @@ def cmd_import(args) -> int:
 
 
 def cmd_dedup(args) -> int:
-    from .bibliography import read_bibliography
     from .dedup import apply, find_duplicates
 
-    root, bib_path, error = _theme_bibliography(args.theme, "dedup")
-    if error:
-        print(error, file=sys.stderr)
-        return 2
-    bib = read_bibliography(bib_path)
-    if bib.errors:
-        for p in bib.errors:
-            print(p, file=sys.stderr)
-        return 1
+    root, bib_path, bib = _open_theme(args.theme, "dedup")
     marked = {e.key for e in bib.entries if e.duplicate_of}
     pairs = [p for p in find_duplicates(bib.entries, threshold=args.threshold)
              if p.drop not in marked]
@@ -257,20 +273,12 @@ def cmd_screen(args) -> int:
     """Screen records one at a time, list conflicts, or give Cohen's kappa."""
     import textwrap
 
-    from .bibliography import latex_to_text, read_bibliography
+    from .bibliography import latex_to_text
     from .screening import CONSENSUS, conflicts, kappa
     from .session import ScreeningError, ScreeningSession
     from .themes import load_themes
 
-    root, bib_path, error = _theme_bibliography(args.theme, "screen")
-    if error:
-        print(error, file=sys.stderr)
-        return 2
-    bib = read_bibliography(bib_path)
-    if bib.errors:
-        for p in bib.errors:
-            print(p, file=sys.stderr)
-        return 1
+    root, bib_path, bib = _open_theme(args.theme, "screen")
     entries = [e for e in bib.entries if not e.duplicate_of]
     if args.conflicts:
         found = conflicts(entries)
@@ -690,6 +698,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except _Exit as stop:
+        return stop.code
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:
