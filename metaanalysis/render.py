@@ -526,6 +526,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                 detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
                 say(f"[{o.theme}] {o.status} in {o.seconds:.1f}s"
                     + (f" ({detail})" if detail else "") + (f": {o.message}" if o.message else ""))
+                if o.status == "rendered" and futures[fut].changed:
+                    say(f"variant: {Path(o.path).resolve()}")
     if not runnable and all(o.status == "up to date" for o in outcomes):
         say("everything is up to date")
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
