@@ -128,7 +128,7 @@ def cmd_pool(args) -> int:
     if "permutation" in out:
         p = out["permutation"]
         kind = "exact" if p["exact"] else f"{p['iterations']} permutations, seed {p['seed']}"
-        print(f"\nPermutation test ({kind}): p = " + ", ".join(f"{x:.4f}" for x in p["pvalue"]))
+        print(f"\nPermutation test ({kind}): p = " + ", ".join(f"{x:.4f}" for x in p["pval"]))
     if "subgroups" in out:
         sg = out["subgroups"]
         print(f"\nSubgroups by {sg['by']}:")

@@ -356,7 +356,7 @@ def gap_map_table(site_data: dict, themes: dict, lang: str = "en") -> pd.DataFra
         for o in c.get("outcomes", []):
             r = results.get(o["outcome"], {})
             est = r.get("estimate")
-            lo, hi = r.get("ci_lower"), r.get("ci_upper")
+            lo, hi = r.get("ci_lb"), r.get("ci_ub")
             sign = 1 if o.get("favours", "higher") == "higher" else -1
             direction, strength = 0, float("nan")
             if est is not None:

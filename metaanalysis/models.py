@@ -349,19 +349,19 @@ class RMAResult:
     def to_dict(self) -> dict:
         """The JSON-ready summary used by ``metaanalysis pool --json``."""
         d = {"k": self.k, "estimate": _f(self.beta[0]), "se": _f(self.se[0]),
-             "ci_lower": _f(self.ci_lb[0]), "ci_upper": _f(self.ci_ub[0]),
-             "pvalue": _f(self.pval[0]), "tau2": _f(self.tau2),
-             "tau2_ci_lower": _f(self.tau2_ci[0]), "tau2_ci_upper": _f(self.tau2_ci[1]),
+             "ci_lb": _f(self.ci_lb[0]), "ci_ub": _f(self.ci_ub[0]),
+             "pval": _f(self.pval[0]), "tau2": _f(self.tau2),
+             "tau2_ci_lb": _f(self.tau2_ci[0]), "tau2_ci_ub": _f(self.tau2_ci[1]),
              "Q": _f(self.Q), "Q_pvalue": _f(self.Q_pvalue), "I2": _f(self.I2),
              "H2": _f(self.H2), "method": self.method, "measure": self.measure,
              "test": self.test, "level": self.level}
         if len(self.beta) == 1:
             pi = self.predict()
-            d["pi_lower"], d["pi_upper"] = _f(pi["pi_lb"]), _f(pi["pi_ub"])
+            d["pi_lb"], d["pi_ub"] = _f(pi["pi_lb"]), _f(pi["pi_ub"])
         else:
-            d["pi_lower"] = d["pi_upper"] = None
-            d["coefficients"] = {n: {"estimate": _f(b), "se": _f(s), "ci_lower": _f(lo),
-                                     "ci_upper": _f(hi), "pvalue": _f(pv)}
+            d["pi_lb"] = d["pi_ub"] = None
+            d["coefficients"] = {n: {"estimate": _f(b), "se": _f(s), "ci_lb": _f(lo),
+                                     "ci_ub": _f(hi), "pval": _f(pv)}
                                  for n, b, s, lo, hi, pv in zip(
                                      self.names, self.beta, self.se, self.ci_lb, self.ci_ub,
                                      self.pval)}

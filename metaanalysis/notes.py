@@ -27,6 +27,11 @@ from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
 
 
+#: Version of the open-data JSON layout. 2: keys are the results' own names, as metafor's
+#: (ci_lb, ci_ub, pval, pi_lb, pi_ub, tau2_ci_lb ...; version 1 said ci_lower, pvalue ...).
+SCHEMA_VERSION = 2
+
+
 @dataclass
 class OutcomeResult:
     """One pooled outcome: its label, the data pooled and the fitted model."""
@@ -443,7 +448,7 @@ class Note:
     # ------------------------------------------------------------------ open data
     def summary(self) -> dict:
         """The pooled results as a JSON-ready dict (metafor's names)."""
-        return {"theme": self.slug, "parameters": self.params,
+        return {"schema_version": SCHEMA_VERSION, "theme": self.slug, "parameters": self.params,
                 "bibliography": self.config["bibliography"], "bibliography_sha256": self.sha256,
                 "outcomes": [{"outcome": o.outcome, "label": o.label, "n_studies": o.n_studies,
                               "warnings": o.warnings,

@@ -151,7 +151,7 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
     if permutations:
         from .sensitivity import permutest
         perm = permutest(fit, iter=permutations, seed=seed)
-        out["permutation"] = {"pvalue": [float(p) for p in perm.pval],
+        out["permutation"] = {"pval": [float(p) for p in perm.pval],
                               "QM_pvalue": None if np.isnan(perm.QM_pvalue) else perm.QM_pvalue,
                               "iterations": perm.iterations, "exact": perm.exact, "seed": seed}
     if subgroup:

@@ -621,8 +621,8 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
                 from .grammar import natural_scale
                 tf = natural_scale(first["measure"])
                 headline = (f"{first['label']} : {first['measure']} "
-                            + estimate_ci(tf(first["estimate"]), tf(first["ci_lower"]),
-                                          tf(first["ci_upper"]), lang)
+                            + estimate_ci(tf(first["estimate"]), tf(first["ci_lb"]),
+                                          tf(first["ci_ub"]), lang)
                             + f", {first['n_studies']} études")
         bib = root / c["bibliography"]
         link = (f"<a href='{html.escape(slug)}.html'>{html.escape(c['title'][lang])}</a>"

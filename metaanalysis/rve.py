@@ -170,14 +170,14 @@ class RVEResult:
     def to_dict(self) -> dict:
         d = {"k": self.k, "n_clusters": self.n_clusters, "estimate": float(self.beta[0]),
              "se": float(self.se[0]), "df": float(self.df[0]),
-             "ci_lower": float(self.ci_lb[0]), "ci_upper": float(self.ci_ub[0]),
-             "pvalue": float(self.pval[0]), "sigma2_between": self.sigma2_between,
+             "ci_lb": float(self.ci_lb[0]), "ci_ub": float(self.ci_ub[0]),
+             "pval": float(self.pval[0]), "sigma2_between": self.sigma2_between,
              "sigma2_within": self.sigma2_within, "rho": self.rho,
              "method": "CHE-RVE (CR2)", "measure": self.measure}
         if len(self.beta) > 1:
             d["coefficients"] = {n: {"estimate": float(b), "se": float(s), "df": float(f),
-                                     "ci_lower": float(lo), "ci_upper": float(hi),
-                                     "pvalue": float(pv)}
+                                     "ci_lb": float(lo), "ci_ub": float(hi),
+                                     "pval": float(pv)}
                                  for n, b, s, f, lo, hi, pv in zip(
                                      self.names, self.beta, self.se, self.df, self.ci_lb,
                                      self.ci_ub, self.pval)}

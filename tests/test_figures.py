@@ -138,10 +138,10 @@ def test_gap_map_shows_gaps_and_directions():
         {"outcome": "y", "favours": "higher", "label": {"en": "Y"}}]},
         "b": {"intervention": {"en": "B"}, "outcomes": [
             {"outcome": "z", "favours": "higher", "label": {"en": "Z"}}]}}
-    data = {"a": {"outcomes": [{"outcome": "x", "estimate": -0.3, "ci_lower": -0.5,
-                                "ci_upper": -0.1, "n_studies": 7, "measure": "RR"},
-                               {"outcome": "y", "estimate": 0.1, "ci_lower": -0.1,
-                                "ci_upper": 0.3, "n_studies": 3, "measure": "SMD"}]}}
+    data = {"a": {"outcomes": [{"outcome": "x", "estimate": -0.3, "ci_lb": -0.5,
+                                "ci_ub": -0.1, "n_studies": 7, "measure": "RR"},
+                               {"outcome": "y", "estimate": 0.1, "ci_lb": -0.1,
+                                "ci_ub": 0.3, "n_studies": 3, "measure": "SMD"}]}}
     themes["a"]["outcomes"][0]["domain"] = "survival"
     themes["a"]["outcomes"][1]["domain"] = "survival"
     themes["b"]["outcomes"][0]["domain"] = "employment"

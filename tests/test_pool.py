@@ -11,8 +11,8 @@ import pytest
 
 REF = Path(__file__).parent / "reference"
 RMA = json.loads((REF / "rma.json").read_text())
-KEYS = {"k", "estimate", "se", "ci_lower", "ci_upper", "pvalue", "tau2", "tau2_ci_lower",
-        "tau2_ci_upper", "Q", "Q_pvalue", "I2", "H2", "pi_lower", "pi_upper", "method",
+KEYS = {"k", "estimate", "se", "ci_lb", "ci_ub", "pval", "tau2", "tau2_ci_lb",
+        "tau2_ci_ub", "Q", "Q_pvalue", "I2", "H2", "pi_lb", "pi_ub", "method",
         "measure"}
 
 
@@ -45,7 +45,7 @@ def test_json_keys_and_values(bcg_csv):
     ref = fixture("bcg", "REML")
     assert out["estimate"] == pytest.approx(ref["beta"], abs=1e-4)
     assert out["tau2"] == pytest.approx(ref["tau2"], abs=1e-4)
-    assert out["pi_lower"] == pytest.approx(ref["pi_lb"], abs=1e-4)
+    assert out["pi_lb"] == pytest.approx(ref["pi_lb"], abs=1e-4)
 
 
 def test_method_test_and_mods(bcg_csv):
@@ -53,7 +53,7 @@ def test_method_test_and_mods(bcg_csv):
                           "--json").stdout)
     ref = fixture("bcg", "DL", "knha", ["ablat"])
     assert out["coefficients"]["ablat"]["estimate"] == pytest.approx(ref["beta"][1], abs=1e-6)
-    assert out["coefficients"]["intercept"]["pvalue"] == pytest.approx(ref["pval"][0], abs=1e-6)
+    assert out["coefficients"]["intercept"]["pval"] == pytest.approx(ref["pval"][0], abs=1e-6)
     assert out["QM"] == pytest.approx(ref["QM"], abs=1e-6)
     assert {"QM_pvalue", "QE", "R2"} <= set(out)
 
