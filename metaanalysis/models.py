@@ -321,6 +321,39 @@ class RMAResult:
         w = 1 / (self.vi + (0 if self.method == "FE" else self.tau2))
         return 100 * w / w.sum()
 
+    def fit_stats(self, REML: bool | None = None) -> dict:
+        """Log-likelihood, deviance, AIC, BIC and AICc, as metafor's ``fitstats``: the
+        restricted likelihood for REML fits (or ``REML=True``), the full likelihood otherwise
+        (FE, ML, and the other estimators at their tau^2). Parameters counted: the
+        coefficients, plus tau^2 unless the model is common-effect; with REML, n = k - p."""
+        if self.method in ("MH", "PETO"):
+            raise ValueError("fit statistics are not defined for Mantel-Haenszel or Peto fits")
+        reml = self.method == "REML" if REML is None else bool(REML)
+        y, v, X = self.yi, self.vi, self.X
+        k, p = X.shape
+        tau2 = 0.0 if self.method == "FE" else float(self.tau2)
+        w = 1 / (v + tau2)
+        b, _ = _wls(y, w, X)
+        rss = float(np.sum(w * (y - X @ b) ** 2))
+        if reml:
+            n = k - p
+            ll = (-0.5 * n * math.log(2 * math.pi) + 0.5 * np.linalg.slogdet(X.T @ X)[1]
+                  - 0.5 * float(np.sum(np.log(v + tau2)))
+                  - 0.5 * np.linalg.slogdet(X.T @ (w[:, None] * X))[1] - 0.5 * rss)
+            deviance = -2 * ll
+        else:
+            n = k
+            ll = -0.5 * k * math.log(2 * math.pi) - 0.5 * float(np.sum(np.log(v + tau2))) \
+                - 0.5 * rss
+            saturated = float(np.sum(-0.5 * np.log(2 * math.pi * v)))
+            deviance = -2 * (ll - saturated)
+        parms = p + (0 if self.method == "FE" else 1)
+        m = max(n, parms + 2)
+        ll, deviance = float(ll), float(deviance)
+        return {"logLik": ll, "deviance": deviance, "AIC": -2 * ll + 2 * parms,
+                "BIC": -2 * ll + parms * math.log(n),
+                "AICc": -2 * ll + 2 * parms * m / (m - parms - 1)}
+
     def predict(self, newmods=None) -> dict:
         """Predicted effect with CI and prediction interval (metafor's predict.rma)."""
         x = np.r_[1.0, np.atleast_1d(newmods).astype(float)] if newmods is not None else (

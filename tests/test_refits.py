@@ -114,3 +114,24 @@ def test_three_level_fits_refuse_two_level_case_deletions():
     for f in (influence, leave_one_out, cumulative):
         with pytest.raises(ValueError, match="three-level"):
             f(res)
+
+
+FIT_STATS = ("logLik", "deviance", "AIC", "BIC", "AICc")
+
+
+@pytest.mark.parametrize("f", REF["fitstats"],
+                         ids=lambda f: f"{f['data']}-{f['method']}-{'-'.join(f['mods'])}")
+def test_fit_stats_are_metafors(f):
+    """res.fit_stats(): logLik, deviance, AIC, BIC, AICc as metafor's fitstats (restricted
+    likelihood for REML, full otherwise)."""
+    d = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())["datasets"][
+        f["data"]]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"]})
+    mods = None
+    if f["mods"]:
+        data["ablat"] = d["mods"]["ablat"]
+        mods = ["ablat"]
+    res = rma(data=data, method=f["method"], mods=mods)
+    ours = res.fit_stats()
+    tol = 1e-6 if f["method"] in ("FE", "DL") else 1e-4
+    close([ours[k] for k in FIT_STATS], f["fitstats"], tol, "fitstats")

@@ -359,5 +359,22 @@ for (m in c("PR", "PLO")) {
     opts[[length(opts) + 1]] <- list(measure = m, options = o, yi = num(r$yi), vi = num(r$vi))
   }
 }
+# fitstats (logLik, deviance, AIC, BIC, AICc) of the univariate model, with and without a
+# moderator, on the real datasets
+fstats <- list()
+for (dname in c("bcg", "raudenbush", "molloy")) {
+  d <- datasets[[dname]]
+  for (method in c("REML", "ML", "FE", "DL", "PM")) {
+    f <- rma(d$yi, d$vi, method = method, control = tight)
+    fstats[[length(fstats) + 1]] <- list(data = dname, method = method, mods = list(),
+                                         fitstats = num(fitstats(f)))
+  }
+}
+for (method in c("REML", "ML")) {
+  f <- rma(datasets$bcg$yi, datasets$bcg$vi, mods = ~ datasets$bcg$mods$ablat, method = method,
+           control = tight)
+  fstats[[length(fstats) + 1]] <- list(data = "bcg", method = method, mods = list("ablat"),
+                                       fitstats = num(fitstats(f)))
+}
 write_fixture(list(versions = versions, sparse = sparse4, proportions = props, fits = refits,
-                   own_dummy = own_dummy, escalc_options = opts), "refits")
+                   own_dummy = own_dummy, escalc_options = opts, fitstats = fstats), "refits")
