@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "read_bibliography": "bibliography", "read_effects": "bibliography",
     "read_studies": "bibliography", "check": "bibliography", "BibliographyError": "bibliography",
-    "escalc": "effects", "rma": "models", "subgroups": "models", "rma_mh": "binary",
+    "escalc": "effects", "rma": "models", "subgroups": "models", "anova": "models",
+    "rma_mh": "binary",
     "rma_peto": "binary", "rma_mv": "multilevel", "che": "rve", "egger": "bias",
     "begg": "bias", "trimfill": "bias", "leave_one_out": "sensitivity",
     "influence": "sensitivity", "cumulative": "sensitivity", "permutest": "sensitivity",

@@ -808,3 +808,52 @@ def _batch_fisher(Y, V, tau2, method):
         warnings.warn(f"{int(np.isnan(tau2).sum())} batched {method} fit(s) did not converge: "
                       "NaN", ConvergenceWarning, stacklevel=3)
     return tau2
+
+
+@dataclass
+class WaldTest:
+    """A Wald test of some coefficients of a fit (metafor's ``anova(res, btt=...)``): ``QM``
+    with ``QMdf`` (an int, or (df1, df2) for the F-test of a Knapp-Hartung fit) and ``QMp``."""
+
+    btt: list
+    QM: float
+    QMdf: object
+    QMp: float
+
+    def __str__(self):
+        names = ", ".join(map(str, self.btt))
+        if isinstance(self.QMdf, tuple):
+            return (f"Test of moderators (coefficients {names}):\n"
+                    f"F(df1 = {self.QMdf[0]}, df2 = {self.QMdf[1]:g}) = {self.QM:.4f}, "
+                    f"p-val = {_p(self.QMp)}")
+        return (f"Test of moderators (coefficients {names}):\n"
+                f"QM(df = {self.QMdf}) = {self.QM:.4f}, p-val = {_p(self.QMp)}")
+
+
+def anova(res: "RMAResult", btt) -> WaldTest:
+    """Wald test that the coefficients ``btt`` (0-based positions or names) are all zero, as
+    metafor's ``anova(res, btt=...)``: QM = b' V^-1 b on those coefficients, chi-square with
+    as many df; with Knapp-Hartung (test = "knha"), F = QM / m on (m, k - p) df."""
+    items = [btt] if isinstance(btt, (int, str, np.integer)) else list(btt)
+    idx = []
+    for b in items:
+        if isinstance(b, str):
+            if b not in res.names:
+                raise ValueError(f"btt: no coefficient {b!r}; coefficients are "
+                                 f"{', '.join(res.names)}")
+            idx.append(res.names.index(b))
+        else:
+            if not 0 <= int(b) < len(res.beta):
+                raise ValueError(f"btt: {b} is not a coefficient position (0 to "
+                                 f"{len(res.beta) - 1})")
+            idx.append(int(b))
+    idx = sorted(set(idx))
+    b = res.beta[idx]
+    V = res.vb[np.ix_(idx, idx)]
+    QM = float(b @ np.linalg.solve(V, b))
+    m = len(idx)
+    if res.test == "knha":
+        F = QM / m
+        p = float(stats.f.sf(F, m, res.dfs)) if res.dfs > 0 else math.nan
+        return WaldTest([res.names[i] for i in idx], F, (m, res.dfs), p)
+    return WaldTest([res.names[i] for i in idx], QM, m, float(stats.chi2.sf(QM, m)))

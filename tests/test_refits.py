@@ -135,3 +135,37 @@ def test_fit_stats_are_metafors(f):
     ours = res.fit_stats()
     tol = 1e-6 if f["method"] in ("FE", "DL") else 1e-4
     close([ours[k] for k in FIT_STATS], f["fitstats"], tol, "fitstats")
+
+
+@pytest.mark.parametrize("w", REF["wald"], ids=lambda w: f"{w['test']}-{w['btt']}")
+def test_wald_tests_of_coefficient_subsets_are_metafors(w):
+    """anova(res, btt=...): QM, its df and p as metafor's anova.rma (F-test under knha)."""
+    from metaanalysis import anova
+
+    d = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())["datasets"][
+        "bcg"]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"], "alloc": d["mods"]["alloc"],
+                         "ablat": d["mods"]["ablat"], "year": d["mods"]["year"]})
+    res = rma(data=data, mods=["alloc", "ablat", "year"], test=w["test"])
+    btt = w["btt"] if isinstance(w["btt"], list) else [w["btt"]]
+    a = anova(res, btt=btt)
+    close(a.QM, w["QM"], 1e-4, "QM")
+    close(a.QMp, w["QMp"], 1e-4, "QMp")
+    theirs_df = w["QMdf"] if isinstance(w["QMdf"], list) else [w["QMdf"]]
+    ours_df = list(a.QMdf) if isinstance(a.QMdf, tuple) else [a.QMdf]
+    close(ours_df, [x for x in theirs_df if x is not None], 1e-9, "QMdf")
+
+
+def test_wald_test_by_name_and_bad_btt():
+    from metaanalysis import anova
+
+    d = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())["datasets"][
+        "bcg"]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"], "ablat": d["mods"]["ablat"]})
+    res = rma(data=data, mods=["ablat"])
+    assert anova(res, btt="ablat").QM == pytest.approx(anova(res, btt=1).QM)
+    assert anova(res, btt=1).QM == pytest.approx(res.QM)
+    with pytest.raises(ValueError, match="no coefficient 'latitude'.*ablat"):
+        anova(res, btt="latitude")
+    with pytest.raises(ValueError, match="not a coefficient position"):
+        anova(res, btt=5)

@@ -376,5 +376,18 @@ for (method in c("REML", "ML")) {
   fstats[[length(fstats) + 1]] <- list(data = "bcg", method = method, mods = list("ablat"),
                                        fitstats = num(fitstats(f)))
 }
+# anova(res, btt = ...): Wald tests of subsets of coefficients (btt as 0-based positions here)
+wald <- list()
+b <- datasets$bcg
+for (test in c("z", "knha")) {
+  f <- rma(b$yi, b$vi, mods = ~ factor(b$mods$alloc) + b$mods$ablat + b$mods$year,
+           test = test, control = tight)
+  for (btt in list(c(2, 3), 4, c(4, 5), c(2, 3, 4, 5))) {
+    a <- anova(f, btt = btt)
+    wald[[length(wald) + 1]] <- list(test = test, btt = btt - 1, QM = num(a$QM),
+                                     QMdf = num(a$QMdf), QMp = num(a$QMp))
+  }
+}
 write_fixture(list(versions = versions, sparse = sparse4, proportions = props, fits = refits,
-                   own_dummy = own_dummy, escalc_options = opts, fitstats = fstats), "refits")
+                   own_dummy = own_dummy, escalc_options = opts, fitstats = fstats,
+                   wald = wald), "refits")
