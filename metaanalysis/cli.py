@@ -183,7 +183,7 @@ def cmd_import(args) -> int:
     import time
 
     from .bibliography import read_bibliography
-    from .importing import ImportError_, append_entries, plan_import
+    from .importing import AppendError, append_entries, plan_import
     from .searches import ExportError, read_export
 
     root, bib_path, error = _theme_bibliography(args.theme, "import")
@@ -231,7 +231,7 @@ def cmd_import(args) -> int:
               f"from {source} (searched {args.date}), batch {batch}")
     try:
         backup = append_entries(bib_path, [p.text for p in planned], header, root=root)
-    except ImportError_ as exc:
+    except AppendError as exc:
         print(f"metaanalysis import: {exc}", file=sys.stderr)
         return 1
     print(f"{n} record(s) added to {bib_path} as pending (batch {batch}); previous file kept "
@@ -255,10 +255,10 @@ def cmd_dedup(args) -> int:
     print(f"{len(pairs)} candidate pair(s): {n_sure} sure, {len(pairs) - n_sure} to check by "
           "hand", file=sys.stderr)
     if args.apply:
-        from .importing import ImportError_
+        from .importing import AppendError
         try:
             n, backup = apply(bib_path, pairs, root=root)
-        except ImportError_ as exc:
+        except AppendError as exc:
             print(f"metaanalysis dedup: {exc}", file=sys.stderr)
             return 1
         print(f"{n} duplicate(s) recorded in {bib_path}" + (f"; previous file kept as {backup}"
@@ -418,20 +418,12 @@ def cmd_screen_simulate(argv) -> int:
 def cmd_prisma(args) -> int:
     import json
 
-    from .bibliography import BibliographyError, read_studies
+    from .bibliography import read_studies
     from .figures import prisma, prisma2020
     from .plots import svg_figure
 
-    root, bib_path, error = _theme_bibliography(args.theme, "prisma")
-    if error:
-        print(error, file=sys.stderr)
-        return 2
-    try:
-        studies = read_studies(bib_path)
-    except BibliographyError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 1
+    _, _, bib = _open_theme(args.theme, "prisma")
+    studies = read_studies(bib)
     counts = prisma2020(studies)
     if args.svg:
         from pathlib import Path

@@ -115,7 +115,7 @@ def _annotation(text: str) -> str:
     return re.sub(r"[;|=\n\r]+", " ", text).strip()
 
 
-class ImportError_(ValueError):
+class AppendError(ValueError):
     """The bibliography changed while importing, or the result would not be valid."""
 
 
@@ -123,7 +123,7 @@ def append_entries(path: Path, texts: list[str], header: str, *, root: Path,
                    check: str = "addition", backup: bool = True) -> Path | None:
     """Append entries to a bibliography atomically, keeping its bytes and a backup.
 
-    Returns the backup's path. Raises :class:`ImportError_` if the file changed since it was
+    Returns the backup's path. Raises :class:`AppendError` if the file changed since it was
     read, or if the appended text would make it invalid (nothing is written then):
     ``check="addition"`` parses the new entries alone (their keys are unique against the
     file's by construction), ``"whole"`` the whole file (for text that refers to existing
@@ -154,7 +154,7 @@ def append_entries(path: Path, texts: list[str], header: str, *, root: Path,
             f.flush()
             os.fsync(f.fileno())
         if fresh:
-            raise ImportError_("the new entries would not be valid (nothing written):\n"
+            raise AppendError("the new entries would not be valid (nothing written):\n"
                                + "\n".join(f"  {p}" for p in fresh[:10]))
         # (their keys were made unique against the file's, so the whole stays valid)
         saved = None
@@ -165,7 +165,7 @@ def append_entries(path: Path, texts: list[str], header: str, *, root: Path,
             saved = backups / f"{path.stem}.{stamp}.{os.getpid()}.bib"
             saved.write_bytes(before)
         if (path.read_bytes() if path.exists() else b"") != before:
-            raise ImportError_(f"{path} changed while importing: nothing written; run the "
+            raise AppendError(f"{path} changed while importing: nothing written; run the "
                                "import again")
         os.replace(tmp, path)
         return saved

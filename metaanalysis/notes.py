@@ -292,10 +292,7 @@ class Note:
             return HTML("".join(parts))
         f = {**self.screening_counts(), **self.fields(i)}
         parts.append(f"<p>{html.escape(t('section_result', self.lang).format(**f))}</p>")
-        forest = self.forest(i)
-        parts.append(forest.data if hasattr(forest, "data") else forest._repr_html_())
-        funnel = self.funnel(i)
-        parts.append(funnel.data if hasattr(funnel, "data") else funnel._repr_html_())
+        parts += [_html_of(self.forest(i)), _html_of(self.funnel(i))]
         bias = self.bias_fields(i)
         if bias:
             key = "section_bias" if "k0" in bias else "section_bias_robust"
@@ -483,6 +480,11 @@ class Note:
                                         and v.lower().startswith("unclear"))
         reasons = sorted(t.loc[unclear, "data_licence"].astype(str).unique())
         return t[~unclear], {"n": int(unclear.sum()), "reasons": reasons}
+
+
+def _html_of(display) -> str:
+    """The HTML of an IPython HTML object or of a figure (SVGFigure)."""
+    return display.data if hasattr(display, "data") else display._repr_html_()
 
 
 def apply_exclusions(effects: pd.DataFrame, exclude: str):

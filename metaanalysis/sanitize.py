@@ -31,6 +31,8 @@ SVG_TAGS = frozenset(
     """svg g path text tspan defs clipPath use rect circle ellipse line polyline polygon
     title desc linearGradient radialGradient stop mask pattern marker symbol""".split())
 TAGS = PROSE_TAGS | SVG_TAGS
+#: html.parser lowercases names: clippath -> clipPath
+_SVG_BY_LOWER = {t.lower(): t for t in SVG_TAGS}
 
 _SVG_ATTRIBUTES = frozenset(
     """viewBox width height x y x1 x2 y1 y2 cx cy r rx ry d points transform fill stroke
@@ -119,7 +121,7 @@ class _PageChecker(HTMLParser):
         self._check(tag, attrs)
 
     def _check(self, tag, attrs):
-        svg_tag = {t.lower(): t for t in SVG_TAGS}.get(tag)
+        svg_tag = _SVG_BY_LOWER.get(tag)
         name = svg_tag or tag
         if tag == "style":
             self.styles += 1

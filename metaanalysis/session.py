@@ -80,7 +80,7 @@ class ScreeningSession:
     def decide(self, decision: str, reason: str = "") -> None:
         """Record ``include``, ``exclude`` (at full text with a reason of the theme's list)
         or, at full text, ``not retrieved`` for the current record, and move on."""
-        from .importing import ImportError_, append_entries
+        from .importing import AppendError, append_entries
 
         e = self.current
         if e is None:
@@ -97,7 +97,7 @@ class ScreeningSession:
         try:
             saved = append_entries(self.path, [line], "", root=self.root, check="none",
                                    backup=not self._backup_made)
-        except (ImportError_, OSError) as exc:
+        except (AppendError, OSError) as exc:
             raise ScreeningError(str(exc)) from None
         self._backup_made |= saved is not None
         self.done += 1
