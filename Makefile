@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@echo "Installing the project and its pinned dependencies into $(VENV) (a few minutes the first time)..."
 	$(PY) -m pip install --progress-bar off --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name metaanalysis --display-name "Python (metaanalysis)" >/dev/null
+	@# the lab wraps long lines, so a note's prose cells read as paragraphs (docs/notes.md)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp scripts/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)
 

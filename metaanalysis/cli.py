@@ -462,14 +462,17 @@ def cmd_new_theme(args) -> int:
     from .render import RenderError, new_theme
 
     try:
-        paths = new_theme(args.slug, find_root())
+        paths = new_theme(args.slug, find_root(), title={"fr": args.title_fr,
+                                                         "en": args.title_en})
     except RenderError as exc:
         print(f"metaanalysis new-theme: {exc}", file=sys.stderr)
         return 2
     for p in paths:
         print(f"wrote {p}")
-    print("next: write the title, summary and main outcomes in themes.json, add studies to the "
-          "bibliography, then make notes", file=sys.stderr)
+    print(f"kept the previous theme list in {paths[-1]}.bak", file=sys.stderr)
+    print(f"next: make note THEME={args.slug} renders its 'no studies yet' note; then write "
+          "its summary and main outcomes in themes.json, add studies to the bibliography "
+          "(README: How to add a theme)", file=sys.stderr)
     return 0
 
 
@@ -655,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Create bibliographies/SLUG.bib, notebooks/SLUG.ipynb (from "
                        "templates/theme.ipynb) and the theme's entry in themes.json.")
     p.add_argument("slug", metavar="SLUG", help="the theme's name, e.g. housing_first")
+    p.add_argument("--title-fr", metavar="TEXT", default="",
+                   help="the title in French (default: the name, e.g. 'Housing first')")
+    p.add_argument("--title-en", metavar="TEXT", default="", help="the title in English")
     p.set_defaults(func=cmd_new_theme)
 
     p = sub.add_parser("render", help="render theme notes and the site (what make notes runs)",

@@ -79,6 +79,8 @@ class Note:
         self.effects, self.excluded = apply_exclusions(effects, p["exclude"])
         self.outcomes = self._pool()
         self._export_for_render()
+        from .prose import register
+        register(self)  # the %%say and %%when prose cells of the notebook (prose.py)
 
     def _export_for_render(self) -> None:
         """When ``metaanalysis render`` runs this note's notebook, it names in the environment
@@ -262,7 +264,12 @@ class Note:
         if "{egger_p" in text or "{k0" in text or "{trimfill_est" in text:
             fields.update(self.bias_fields(outcome))
         # values come from bibliographies and themes.json: literal text, never markup
-        return Markdown(text.format(**{k: escape_markdown(v) for k, v in fields.items()}))
+        try:
+            return Markdown(text.format(**{k: escape_markdown(v) for k, v in fields.items()}))
+        except (KeyError, IndexError) as exc:
+            raise ValueError(f"{{{exc.args[0]}}} is not a value of this note: the values are "
+                             f"{', '.join('{' + k + '}' for k in sorted(fields))}; write "
+                             "{{ and }} for literal braces") from None
 
     def when(self, condition: str, fr: str, en: str, outcome=0):
         """A paragraph shown only when ``condition`` holds: ``"data"`` (outcome ``i`` has been
@@ -277,27 +284,38 @@ class Note:
               "bias": bool(self.outcomes) and bool(self.bias_fields(outcome))}[condition]
         return self.say(fr, en, outcome) if ok else Markdown("")
 
-    def section(self, outcome=0):
+    def section(self, outcome=0, subgroup: str | None = None):
         """An outcome's standard section in one call: its heading, the sentence with the
-        pooled effect, any fit warning, the forest plot, the funnel plot and the sentence on
-        small-study effects (where they apply). A note can still write its own text around
-        it with :meth:`say`."""
-        from IPython.display import HTML
+        pooled effect, any fit warning, the forest plot (by ``subgroup`` if given), the
+        funnel plot and the sentence on small-study effects, where each applies. Each part
+        is its own output (figures with their SVG and PNG); a note can still write its own
+        text around it with ``%%say``."""
+        from .rve import RVEResult
 
         i = self.outcome(outcome)
         o = self.outcomes[i]
-        parts = [f"<h3>{html.escape(o.label)}</h3>"]
+        heading = "### {outcome}"
         if o.result is None:
-            parts.append(f"<p>{html.escape(t('no_data', self.lang))}</p>")
-            return HTML("".join(parts))
-        f = {**self.screening_counts(), **self.fields(i)}
-        parts.append(f"<p>{html.escape(t('section_result', self.lang).format(**f))}</p>")
-        parts += [_html_of(self.forest(i)), _html_of(self.funnel(i))]
+            return Parts([self.say(heading, heading, i),
+                          self.say(t("no_data", "fr") + ".", t("no_data", "en") + ".", i)])
+        dependent = isinstance(o.result, RVEResult)
+        result = "section_result_dependent" if dependent else "section_result"
+        parts = [self.say(heading, heading, i),
+                 self.say(t(result, "fr"), t(result, "en"), i)]
+        if o.warnings:
+            parts.append(self.notice(i))
+        parts.append(self._forest_figure(i, subgroup=subgroup))
+        parts.append(self.funnel(i))
         bias = self.bias_fields(i)
         if bias:
             key = "section_bias" if "k0" in bias else "section_bias_robust"
-            parts.append(f"<p>{html.escape(t(key, self.lang).format(**bias))}</p>")
-        return HTML("".join(parts))
+            parts.append(self.say(t(key, "fr"), t(key, "en"), i))
+        return Parts(parts)
+
+    def sections(self):
+        """Every main outcome's standard section (:meth:`section`), in the order of
+        ``themes.json``; nothing while the theme has no outcome and no effect."""
+        return Parts([self.section(i) for i, o in enumerate(self.outcomes) if o.outcome])
 
     # ------------------------------------------------------------------ displays
     def header(self):
@@ -314,6 +332,8 @@ class Note:
 
         intro = t("reanalyses", self.lang)
         items = "".join(f"<li>{_link(s)}</li>" for s in self.config.get("sources", []))
+        if not items:
+            return HTML("")  # a note of its own review: nothing re-analysed, nothing to say
         return HTML(f"<div class='sources'><p>{intro}</p><ul>{items}</ul></div>")
 
     def forest(self, outcome=0, **kw):
@@ -325,12 +345,17 @@ class Note:
         if o.result is None:
             from IPython.display import HTML
             return HTML(f"<p>{html.escape(t('no_data', self.lang))}: {html.escape(o.label)}</p>")
-        fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
-        figure = svg_figure(fig, caption=o.label)
+        figure = self._forest_figure(outcome, **kw)
         if not o.warnings:
             return figure
-        from IPython.display import HTML
-        return HTML(self.notice(outcome).data + figure._repr_html_())
+        return Parts([self.notice(outcome), figure])
+
+    def _forest_figure(self, i: int, **kw):
+        from .plots import forest, svg_figure
+
+        o = self.outcomes[i]
+        fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
+        return svg_figure(fig, caption=o.label)
 
     def notice(self, outcome=0):
         """What the fit of outcome ``i`` warned (e.g. tau² did not converge), as a visible
@@ -385,13 +410,17 @@ class Note:
         if light is None:
             return HTML(f"<p>{t('no_rob', self.lang)}</p>")
         bars = rob_summary(rows, lang=self.lang)
-        return HTML(svg_figure(light)._repr_html_() + svg_figure(bars)._repr_html_())
+        return Parts([svg_figure(light), svg_figure(bars)])
 
     def prisma(self):
         """The PRISMA 2020 flow diagram of the theme's screening annotations."""
         from .figures import prisma
+        from IPython.display import HTML
+
         from .plots import svg_figure
 
+        if not len(self.studies):
+            return HTML("")  # an empty bibliography: a diagram of zeros says nothing
         return svg_figure(prisma(self.studies, lang=self.lang))
 
     def summary_of_findings(self, baseline_risk: float | None = None):
@@ -400,6 +429,8 @@ class Note:
 
         from .tables import summary_of_findings, summary_of_findings_html
 
+        if not any(o.result is not None for o in self.outcomes):
+            return HTML("")  # nothing pooled yet: no table of empty rows
         egger = {i: self.bias_tests(i)[0].pval for i in range(len(self.outcomes))
                  if self.bias_tests(i) is not None}
         table = summary_of_findings(self.outcomes, self.lang, baseline_risk, egger)
@@ -482,9 +513,21 @@ class Note:
         return t[~unclear], {"n": int(unclear.sum()), "reasons": reasons}
 
 
-def _html_of(display) -> str:
-    """The HTML of an IPython HTML object or of a figure (SVGFigure)."""
-    return display.data if hasattr(display, "data") else display._repr_html_()
+class Parts:
+    """Several displays shown one after the other, each its own output (so that every figure
+    keeps its SVG, PNG and text forms)."""
+
+    def __init__(self, parts):
+        self.parts = [p for p in parts if p is not None and getattr(p, "data", True) != ""]
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        for part in self.parts:
+            display(part)
+
+    def __repr__(self) -> str:
+        return "\n\n".join(p.data if hasattr(p, "data") else repr(p) for p in self.parts)
 
 
 def apply_exclusions(effects: pd.DataFrame, exclude: str):

@@ -293,18 +293,79 @@ def _group_labels(column, lang: str) -> np.ndarray:
                      for v in column], dtype=object)
 
 
+#: The key of a figure's output metadata: its alt text and caption, from which the site
+#: builds the ``<figure>`` around the SVG (see :func:`figure_html`).
+FIGURE_METADATA = "metaanalysis/figure"
+
+
+def figure_html(svg: str, alt: str, caption: str = "") -> str:
+    """A figure as the site shows it: the inline SVG in a ``<figure>``, with its alt text
+    (``role='img'``) and its caption, both escaped."""
+    import html
+
+    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return (f"<figure class='figure'><div role='img' aria-label=\"{html.escape(alt)}\">"
+            f"{svg}</div>{cap}</figure>")
+
+
 class SVGFigure:
-    """A figure as inline SVG with alt text and a caption; shows itself in Jupyter."""
+    """A figure: its SVG, alt text and caption; shows itself in any notebook viewer.
 
-    def __init__(self, svg: str, alt: str, caption: str = ""):
+    Its output holds ``image/svg+xml`` (JupyterLab), ``image/png`` (VS Code, GitHub,
+    nbviewer, an untrusted notebook in the lab; drawn only when the kernel's PNG formatter is
+    on, so a render that turns it off never pays for it) and ``text/plain`` (the alt text),
+    with the alt text and caption in the output's metadata; the site turns them into the
+    ``<figure>`` of :func:`figure_html`. No HTML form: a viewer that sanitizes HTML would
+    strip the SVG and show its text."""
+
+    def __init__(self, svg: str, alt: str, caption: str = "", figure=None, dpi: int = 100):
         self.svg, self.alt, self.caption = svg, alt, caption
+        self._figure, self.dpi = figure, dpi
 
-    def _repr_html_(self) -> str:
-        import html
+    def html(self) -> str:
+        """The figure as the site shows it (:func:`figure_html`)."""
+        return figure_html(self.svg, self.alt, self.caption)
 
-        cap = f"<figcaption>{html.escape(self.caption)}</figcaption>" if self.caption else ""
-        return (f"<figure class='figure'><div role='img' aria-label=\"{html.escape(self.alt)}\">"
-                f"{self.svg}</div>{cap}</figure>")
+    def png(self) -> bytes | None:
+        """The figure as PNG (None if the matplotlib figure is not kept)."""
+        if self._figure is None:
+            return None
+        import io
+
+        buf = io.BytesIO()
+        bbox = None if getattr(self._figure, "fixed_layout", False) else "tight"
+        self._figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches=bbox,
+                             metadata={"Software": None})
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        data = {"image/svg+xml": self.svg, "text/plain": repr(self)}
+        wanted = (not include or "image/png" in include) and "image/png" not in (exclude or ())
+        if wanted and _png_formatter_on():
+            png = self.png()
+            if png is not None:
+                import base64
+
+                data["image/png"] = base64.b64encode(png).decode("ascii")  # as IPython sends
+        return data, {FIGURE_METADATA: {"alt": self.alt, "caption": self.caption}}
+
+    def __repr__(self) -> str:
+        text = self.alt or "figure"
+        return f"{text} ({self.caption})" if self.caption and self.caption not in text else text
+
+
+def _png_formatter_on() -> bool:
+    """Whether the running IPython computes PNG forms (``--PNGFormatter.enabled=False``
+    turns it off, as the site's render does); True outside IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return True
+    ip = get_ipython()
+    if ip is None:
+        return True
+    formatter = ip.display_formatter.formatters.get("image/png")
+    return formatter is None or formatter.enabled
 
 
 def svg_figure(fig, caption: str = "") -> SVGFigure:
@@ -326,4 +387,4 @@ def svg_figure(fig, caption: str = "") -> SVGFigure:
     # (round line joins) lives in note.css, so the page's allowlist needs neither
     svg = svg.replace("xlink:href=", "href=").replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
     svg = re.sub(r"<style[^>]*>.*?</style>", "", svg, flags=re.S)
-    return SVGFigure(svg, getattr(fig, "alt", ""), caption)
+    return SVGFigure(svg, getattr(fig, "alt", ""), caption, figure=fig)

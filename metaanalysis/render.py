@@ -194,6 +194,12 @@ def command_for(theme: str, changed: dict) -> str:
             + "   # or: " + shlex.join(["metaanalysis", "render", theme, *words]))
 
 
+#: The note's kernel computes no PNG: the page shows each figure's inline SVG, and the PNG
+#: that a figure offers to other viewers (VS Code, GitHub) would be drawn for nothing
+#: (plots.SVGFigure asks the kernel's PNG formatter).
+KERNEL_ARGUMENTS = ["--PNGFormatter.enabled=False"]
+
+
 def render_one(job: Job, root: Path, timeout: int) -> Outcome:
     """Execute and convert one note; never raises (failures come back as an Outcome)."""
     start = time.perf_counter()
@@ -222,7 +228,8 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             executed = pm.execute_notebook(
                 str(nb_path), str(executed_path), parameters=params,
                 kernel_name=_kernel_name(), progress_bar=False, log_output=False,
-                execution_timeout=timeout, cwd=str(nb_path.parent), report_mode=False)
+                execution_timeout=timeout, cwd=str(nb_path.parent), report_mode=False,
+                extra_arguments=KERNEL_ARGUMENTS)
         profile["execute"] = time.perf_counter() - t0
         os.environ.pop("METAANALYSIS_EXPORT", None)
         if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
@@ -287,6 +294,7 @@ def convert(nb, resources: dict, root: Path) -> str:
     refused (:class:`UnsafePage`) rather than published."""
     from nbconvert import HTMLExporter
 
+    from .plots import FIGURE_METADATA, figure_html
     from .sanitize import page_violations, sanitize
 
     exporter = HTMLExporter(template_file="index.html.j2",
@@ -294,11 +302,32 @@ def convert(nb, resources: dict, root: Path) -> str:
                             template_name="note", exclude_input=True,
                             exclude_input_prompt=True, exclude_output_prompt=True,
                             filters={"sanitize": sanitize})
+    for cell in nb.cells:
+        # an empty display (a paragraph whose condition does not hold, no sources ...) leaves
+        # no empty box on the page
+        cell["outputs"] = [o for o in cell.get("outputs", []) if not _empty_display(o)]
+        for output in cell.get("outputs", []):
+            figure = output.get("metadata", {}).get(FIGURE_METADATA)
+            if figure is not None and "image/svg+xml" in output.get("data", {}):
+                # a figure: the page shows its SVG inline in a <figure> with alt text and
+                # caption; its PNG (for other viewers) is not published
+                data = output["data"]
+                data["text/html"] = figure_html(data.pop("image/svg+xml"),
+                                                str(figure.get("alt", "")),
+                                                str(figure.get("caption", "")))
+                data.pop("image/png", None)
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     problems = page_violations(body)
     if problems:
         raise UnsafePage("the page would contain " + "; ".join(sorted(set(problems))[:5]))
     return body
+
+
+def _empty_display(output) -> bool:
+    """A display whose rich forms (HTML, Markdown ...) are all empty."""
+    rich = {k: v for k, v in output.get("data", {}).items() if k != "text/plain"}
+    return bool(rich) and not any(v.strip() if isinstance(v, str) else v
+                                  for v in rich.values())
 
 
 class UnsafePage(ValueError):
@@ -592,7 +621,7 @@ def _gap_map_html(site: Path, themes: dict, lang: str) -> str:
     table = gap_map_table(data, themes, lang)
     if table.empty:
         return ""
-    return svg_figure(gap_map(table, lang=lang))._repr_html_()
+    return svg_figure(gap_map(table, lang=lang)).html()
 
 
 def _skip_iri_format_checker() -> None:
@@ -667,13 +696,17 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
     return path
 
 
-def new_theme(slug: str, root: Path | str = ROOT) -> list[Path]:
+def new_theme(slug: str, root: Path | str = ROOT, title: dict | None = None) -> list[Path]:
     """Scaffold a theme: its bibliography, its notebook from the template, its theme entry.
 
-    The title and summary are placeholders in both languages, to be written by the authors.
-    Refuses an invalid slug or one that exists; writes nothing then.
+    ``title`` maps ``fr`` and ``en`` to the theme's title (default: the name, e.g.
+    "Housing first"); the summary says, truthfully, that the review is under way and has no
+    study yet, so the note renders at once as an honest "no studies yet" note. ``themes.json``
+    is rewritten atomically after a copy of it is kept in ``themes.json.bak``. Refuses an
+    invalid slug or one that exists; writes nothing then.
     """
     import re
+    import shutil
 
     from .themes import RESERVED_NAMES
 
@@ -689,18 +722,23 @@ def new_theme(slug: str, root: Path | str = ROOT) -> list[Path]:
     nb = root / "notebooks" / f"{slug}.ipynb"
     if slug in themes or bib.exists() or nb.exists():
         raise RenderError(f"theme {slug!r} already exists")
+    name = slug.replace("_", " ").capitalize()
+    title = {"fr": name, "en": name, **{k: v for k, v in (title or {}).items() if v}}
     template = (root / "templates" / "theme.ipynb").read_text(encoding="utf-8")
     bib.parent.mkdir(parents=True, exist_ok=True)
     nb.parent.mkdir(parents=True, exist_ok=True)
     _atomic(bib, f"% Bibliography of the theme '{slug}': one entry per study, annotated as in "
-                 "docs/annotations.md.\n@comment{Review question: to be written.}\n")
+                 "docs/annotations.md.\n@comment{Studies of the theme, added as they are "
+                 "screened: metaanalysis import, dedup and screen (README).}\n")
     _atomic(nb, template.replace('theme = \\"THEME\\"', f'theme = \\"{slug}\\"'))
     themes[slug] = {
-        "title": {"fr": f"{slug} (titre à écrire)", "en": f"{slug} (title to be written)"},
-        "summary": {"fr": "Question de la revue à écrire.", "en": "Review question to be written."},
-        "intervention": {"fr": slug, "en": slug},
+        "title": title,
+        "summary": {"fr": "Revue en cours : aucune étude n'a encore été analysée.",
+                    "en": "Review under way: no study has been analysed yet."},
+        "intervention": {"fr": title["fr"], "en": title["en"]},
         "bibliography": f"bibliographies/{slug}.bib", "notebook": f"notebooks/{slug}.ipynb",
         "sources": [], "outcomes": [],
     }
+    shutil.copy2(root / "themes.json", root / "themes.json.bak")
     _atomic(root / "themes.json", json.dumps(themes, indent=2, ensure_ascii=False) + "\n")
     return [bib, nb, root / "themes.json"]

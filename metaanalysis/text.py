@@ -40,10 +40,18 @@ WORDS = {
               "de {trimfill_est}.",
         "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes {k0} "
               "missing stud(ies), which would give an effect of {trimfill_est}."},
+    "section_result_dependent": {
+        "fr": "{k} effets issus de {n_studies} études ; {measure} combiné : {est} ({p}). "
+              "Intervalle de prédiction : {pi} ; variance entre effets τ² = {tau2}.",
+        "en": "{k} effects from {n_studies} studies; pooled {measure}: {est} ({p}). "
+              "Prediction interval: {pi}; variance between effects τ² = {tau2}."},
     "section_bias_robust": {
-        "fr": "Test d'Egger robuste (effets dépendants) pour l'asymétrie de l'entonnoir : "
-              "{egger_p}.",
-        "en": "Robust Egger test (dependent effects) for funnel asymmetry: {egger_p}."},
+        "fr": "Test de type Egger pour effets dépendants (modèle CHE, variance robuste) : "
+              "{egger_p}. Une valeur faible signale que les petites études montrent des effets "
+              "plus grands, ce qui peut traduire un biais de publication.",
+        "en": "Egger-type test for dependent effects (CHE model, robust variance): {egger_p}. "
+              "A small value signals that smaller studies show larger effects, which may "
+              "reflect publication bias."},
     "fit_warning": {"fr": "Attention, l'estimation signale un problème :",
                     "en": "Caution, the estimation reports a problem:"},
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",

@@ -160,9 +160,10 @@ def test_note_figures_render_in_both_languages():
         note = Note("autonomy", lang=lang)
         html = note.summary_of_findings().data
         assert ("Certitude suggérée" if lang == "fr" else "Suggested certainty") in html
-        assert "<svg" in note.prisma()._repr_html_()
-        assert "<svg" in note.funnel(0)._repr_html_()
-        assert "<svg" in note.risk_of_bias(where={"review": "bachmann2010"}).data
+        assert "<svg" in note.prisma().html()
+        assert "<svg" in note.funnel(0).html()
+        light, bars = note.risk_of_bias(where={"review": "bachmann2010"}).parts
+        assert "<svg" in light.html() and "<svg" in bars.html()
 
 
 def test_forest_subgroups_have_their_own_diamonds():

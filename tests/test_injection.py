@@ -75,7 +75,7 @@ def make_hostile_project(root: Path, text: str) -> Path:
 def note_page(root: Path, text: str, lang: str = "en") -> str:
     """The note's outputs, as a notebook's would be, converted by the note template."""
     import nbformat
-    from IPython.display import Markdown
+    from IPython.core.formatters import DisplayFormatter
 
     from metaanalysis.notes import Note
 
@@ -85,12 +85,18 @@ def note_page(root: Path, text: str, lang: str = "en") -> str:
                note.forest(0), note.table(), note.references(), note.summary_of_findings(),
                note.prisma(), note.risk_of_bias(), note.forest(0, subgroup="country")]
     cells = [nbformat.v4.new_markdown_cell("## Researcher's heading")]
+    formatter = DisplayFormatter()  # what the kernel sends for each display
+
+    def displays(obj):
+        return [d for part in obj.parts for d in displays(part)] if hasattr(obj, "parts") \
+            else [obj]
+
     for obj in outputs:
-        data = ({"text/markdown": obj.data} if isinstance(obj, Markdown)
-                else {"text/html": obj._repr_html_() if hasattr(obj, "_repr_html_")
-                      and not hasattr(obj, "data") else obj.data})
         cell = nbformat.v4.new_code_cell("")
-        cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
+        for shown in displays(obj):
+            data, metadata = formatter.format(shown)
+            cell.outputs.append(nbformat.v4.new_output("display_data", data=data,
+                                                       metadata=metadata))
         cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells)
     changed = [("exclude", text), ("outcome", text)]

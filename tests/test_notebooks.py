@@ -67,3 +67,50 @@ def test_notebook_outputs_are_stripped_at_commit(tmp_path):
     assert all(not c.get("outputs") and not c.get("execution_count") for c in cells
                if c["cell_type"] == "code")
     assert committed == clean  # the file as committed before: no churn
+
+
+@pytest.mark.parametrize("theme", list(THEMES))
+def test_notebook_runs_as_in_jupyterlab(theme):
+    """Executed as JupyterLab runs it (nbclient, working directory notebooks/, default
+    parameters, PNG on): figures come as image/png and image/svg+xml (VS Code, GitHub and
+    nbviewer show them), with a text description; prose comes as Markdown with every value
+    filled in; no cell fails."""
+    import re
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from metaanalysis.render import _kernel_name
+
+    path = REPO / THEMES[theme]["notebook"]
+    nb = nbformat.read(path, as_version=4)
+    env_before = os.environ.pop("METAANALYSIS_EXPORT", None)
+    try:
+        NotebookClient(nb, kernel_name=_kernel_name(), timeout=300,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if env_before is not None:
+            os.environ["METAANALYSIS_EXPORT"] = env_before
+    outputs = [(c, o) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for _, o in outputs if o.output_type == "error"]
+    figures = [o.data for _, o in outputs if "image/svg+xml" in o.get("data", {})]
+    # every theme with records has its PRISMA diagram at least (territories has none yet)
+    from metaanalysis.bibliography import read_studies
+    assert figures or not len(read_studies(REPO / THEMES[theme]["bibliography"])), "no figure"
+    for data in figures:
+        assert data["image/png"] and data["text/plain"] and "<svg" in data["image/svg+xml"]
+        assert "text/html" not in data  # a viewer that sanitizes HTML would show the SVG as text
+        assert "object at 0x" not in data["text/plain"]
+    prose = [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%")]
+    assert prose
+    unfilled = re.compile(r"\{[a-z_0-9]+\}")
+    shown = 0
+    for cell in prose:
+        for o in cell.outputs:
+            text = o.get("data", {}).get("text/markdown")
+            assert text is not None, cell.source[:60]
+            assert not unfilled.search(text), (cell.source[:60], text)
+            shown += bool(text)
+    # in the note's default language (French), with its numbers
+    assert shown >= len(prose) // 2
+    assert any("## " in o.data.get("text/markdown", "") for c in prose for o in c.outputs)

@@ -27,9 +27,15 @@ def test_a_fit_warning_is_shown_beside_the_result_and_in_the_data(monkeypatch):
     monkeypatch.setattr(metaanalysis.models, "rma", warning_rma)
     note = Note("autonomy", lang="en")
     assert note.outcomes[0].warnings == ["the REML estimate of tau^2 did not converge <b>x</b>"]
-    forest = note.forest(0).data
-    assert "class='notice'" in forest and "did not converge &lt;b&gt;x&lt;/b&gt;" in forest
-    assert "Caution" in forest
+    notice, figure = note.forest(0).parts  # the notice, then the figure, each an output
+    assert "class='notice'" in notice.data and "did not converge &lt;b&gt;x&lt;/b&gt;" in \
+        notice.data
+    assert "Caution" in notice.data and "<svg" in figure.html()
+    # the outcome's section shows the notice before its forest plot
+    section = note.section(0).parts
+    assert [type(p).__name__ for p in section[:4]] == ["Markdown", "Markdown", "HTML",
+                                                       "SVGFigure"]
+    assert section[2].data == notice.data
     table = note.table().data
     assert "⚠" in table and "did not converge" in table
     assert note.summary()["outcomes"][0]["warnings"] == [
@@ -39,7 +45,7 @@ def test_a_fit_warning_is_shown_beside_the_result_and_in_the_data(monkeypatch):
 def test_no_warning_no_notice():
     note = Note("autonomy", lang="en")
     assert all(o.warnings == [] for o in note.outcomes)
-    assert "notice" not in note.forest(0)._repr_html_()
+    assert "notice" not in note.forest(0).html()
 
 
 def test_spreadsheet_formulas_are_neutralised_in_text_columns_only():

@@ -164,8 +164,15 @@ def test_new_theme_scaffolds_and_renders(tmp_path):
         new_theme("housing_first", root)
     with pytest.raises(RenderError, match="lowercase"):
         new_theme("Bad Name", root)
+    assert (root / "themes.json.bak").exists()
     out = render(["housing_first"], root=root, site=tmp_path / "site", progress=quiet)
     assert out[0].status == "rendered", out[0].message
+    # an honest "no studies yet" note: no empty table, no dash heading, no empty source list
+    page = (tmp_path / "site" / "housing_first.html").read_text()
+    assert "<h1>Housing first</h1>" in page
+    assert "Aucune étude n'a encore été analysée pour ce thème" in page.replace("&#39;", "'")
+    assert "<h3" not in page and "re-analyses" not in page and "ré-analyse" not in page
+    assert "<table" not in page and "<svg" not in page
 
 
 @pytest.mark.parametrize("source,fragment", [

@@ -1,0 +1,113 @@
+"""A note's prose as Markdown: the ``%%say`` and ``%%when`` cell magics.
+
+A researcher writes a paragraph of the note in a cell, in both languages, as Markdown, with
+the computed values inserted by name::
+
+    %%when data outcome="mortality"
+    [fr]
+    Pour la mortalité au suivi, le {measure} est de {est} sur {n_studies} essais.
+    [en]
+    For mortality at follow-up, the {measure} is {est} across {n_studies} trials.
+
+Run in JupyterLab, the cell shows the paragraph in the note's language with its values filled
+in, exactly as the rendered note will; ``make notes`` runs the same cell. The magics are
+bound to the :class:`~metaanalysis.notes.Note` the notebook made last (making a ``Note`` in a
+notebook registers them), and they call its :meth:`~metaanalysis.notes.Note.say` and
+:meth:`~metaanalysis.notes.Note.when`: the values are escaped, so text from a bibliography or
+``themes.json`` can never become markup. Why cell magics rather than Markdown cells is in
+docs/notes.md.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+LANGS = ("fr", "en")
+_MARKER = re.compile(r"^\s*\[(fr|en)\]\s*$")
+
+
+def split_languages(body: str) -> dict[str, str]:
+    """The ``[fr]`` and ``[en]`` parts of a prose cell, each stripped of blank edge lines.
+
+    Both languages are required (the two notes must say the same thing), each once, and
+    nothing but blank lines may precede the first marker."""
+    parts: dict[str, list[str]] = {}
+    current = None
+    for number, line in enumerate(body.splitlines(), 1):
+        m = _MARKER.match(line)
+        if m:
+            current = m.group(1)
+            if current in parts:
+                raise ValueError(f"line {number}: [{current}] appears twice; write each "
+                                 "language once")
+            parts[current] = []
+        elif current is None:
+            if line.strip():
+                raise ValueError(f"line {number}: text before the first language marker; "
+                                 "start the cell's text with a line [fr] (then [en])")
+        else:
+            parts[current].append(line)
+    missing = [lang for lang in LANGS if lang not in parts]
+    if missing:
+        raise ValueError("missing " + " and ".join(f"[{m}]" for m in missing)
+                         + ": write the paragraph in French under a line [fr] and in English "
+                           "under a line [en]")
+    return {lang: "\n".join(lines).strip("\n") for lang, lines in parts.items()}
+
+
+def parse_line(line: str, magic: str) -> tuple[list[str], dict[str, str]]:
+    """The words and ``name=value`` options on a magic's first line (shell quoting)."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise ValueError(f"%%{magic} {line}: {exc}; quote values with spaces, e.g. "
+                         'outcome="mortality at follow-up"') from None
+    args, options = [], {}
+    for w in words:
+        if "=" in w:
+            name, value = w.split("=", 1)
+            options[name] = value
+        else:
+            args.append(w)
+    unknown = set(options) - {"outcome"}
+    if unknown:
+        raise ValueError(f"%%{magic}: unknown option {', '.join(sorted(unknown))}; the only "
+                         'option is outcome="NAME" (an outcome of themes.json)')
+    return args, options
+
+
+def register(note) -> None:
+    """Give the running IPython (if any) the ``%%say`` and ``%%when`` magics bound to
+    ``note``. Outside IPython this does nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+
+    def say(line, cell):
+        args, options = parse_line(line, "say")
+        if args:
+            raise ValueError(f"%%say {line}: unexpected {' '.join(args)}; write "
+                             '%%say or %%say outcome="NAME"')
+        text = split_languages(cell)
+        return note.say(fr=text["fr"], en=text["en"], **options)
+
+    def when(line, cell):
+        args, options = parse_line(line, "when")
+        if len(args) != 1 or args[0] not in CONDITIONS:
+            raise ValueError(f"%%when {line}: name one condition, one of "
+                             f"{', '.join(CONDITIONS)}: e.g. %%when data "
+                             'outcome="mortality"')
+        text = split_languages(cell)
+        return note.when(args[0], fr=text["fr"], en=text["en"], **options)
+
+    ip.register_magic_function(say, magic_kind="cell", magic_name="say")
+    ip.register_magic_function(when, magic_kind="cell", magic_name="when")
+
+
+#: the conditions of ``%%when`` (see :meth:`metaanalysis.notes.Note.when`)
+CONDITIONS = ("data", "no_data", "bias")
