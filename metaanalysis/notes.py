@@ -268,8 +268,9 @@ class Note:
             return Markdown(text.format(**{k: escape_markdown(v) for k, v in fields.items()}))
         except (KeyError, IndexError) as exc:
             raise ValueError(f"{{{exc.args[0]}}} is not a value of this note: the values are "
-                             f"{', '.join('{' + k + '}' for k in sorted(fields))}; write "
-                             "{{ and }} for literal braces") from None
+                             f"{', '.join('{' + k + '}' for k in sorted(fields))}, and where a "
+                             "bias check applies {egger_p}, {k0}, {trimfill_est}; write {{ and "
+                             "}} for literal braces") from None
 
     def when(self, condition: str, fr: str, en: str, outcome=0):
         """A paragraph shown only when ``condition`` holds: ``"data"`` (outcome ``i`` has been
