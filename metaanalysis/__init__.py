@@ -18,7 +18,9 @@ _EXPORTS = {
     "rma_peto": "binary", "rma_mv": "multilevel", "che": "rve", "egger": "bias",
     "begg": "bias", "trimfill": "bias", "leave_one_out": "sensitivity",
     "influence": "sensitivity", "cumulative": "sensitivity", "permutest": "sensitivity",
-    "Note": "notes", "render": "render",
+    "Note": "notes", "render": "render", "regtest": "bias", "fsn": "bias",
+    "confint": "diagnostics", "blup": "diagnostics", "ranef": "diagnostics",
+    "rstandard": "diagnostics", "rstudent": "diagnostics",
 }
 
 

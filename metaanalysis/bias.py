@@ -145,3 +145,133 @@ def egger_slope(res: RMAResult) -> float:
 def _round_half_even(x: float) -> float:
     """R's round(): halves go to the even neighbour."""
     return float(np.round(x))
+
+
+@dataclass
+class RegtestResult:
+    """metafor's ``regtest``: the test of the ``predictor``'s coefficient (``zval``, ``pval``,
+    ``dfs``: t under Knapp-Hartung), the model with it (``fit``) and the limit estimate
+    ``est`` with its CI (the effect as the predictor goes to 0: PET with ``sei``, PEESE with
+    ``vi``; NaN for ``ni``, which does not go to 0, and for models with moderators)."""
+
+    predictor: str
+    zval: float
+    pval: float
+    dfs: float
+    est: float
+    ci_lb: float
+    ci_ub: float
+    fit: RMAResult
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("predictor", "zval", "pval", "dfs", "est",
+                                               "ci_lb", "ci_ub")}
+
+    def __str__(self):
+        stat = "t" if math.isfinite(self.dfs) else "z"
+        out = (f"Regression test for funnel plot asymmetry (predictor: {self.predictor}): "
+               f"{stat} = {self.zval:.4f}, p = {self.pval:.4f}")
+        if math.isfinite(self.est):
+            out += (f"\nLimit estimate (as {self.predictor} -> 0): {self.est:.4f} "
+                    f"[{self.ci_lb:.4f}, {self.ci_ub:.4f}]")
+        return out
+
+
+PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtninv")
+
+
+def regtest(res: RMAResult, predictor: str = "sei", ni=None) -> RegtestResult:
+    """Regression test for funnel plot asymmetry with metafor's predictors: ``sei`` (Egger;
+    its limit estimate is PET), ``vi`` (its limit estimate is PEESE), ``ni``, ``ninv`` (1/n)
+    or ``sqrtninv`` (1/sqrt(n)); ``ni`` (sample sizes, one per effect) is needed for the last
+    three. The predictor is added to the model's own moderators and fitted with its method
+    and test (Sterne & Egger, 2005; Stanley & Doucouliagos, 2014)."""
+    if predictor not in PREDICTORS:
+        raise ValueError(f"predictor = {predictor!r}: use one of {', '.join(PREDICTORS)}")
+    if predictor in ("sei", "vi"):
+        x = np.sqrt(res.vi) if predictor == "sei" else np.asarray(res.vi, float)
+    else:
+        if ni is None:
+            raise ValueError(f"predictor = {predictor!r} needs the sample sizes: "
+                             "regtest(res, predictor, ni=...)")
+        n = np.asarray(ni, float)
+        if n.shape != (res.k,) or not np.all(np.isfinite(n) & (n > 0)):
+            raise ValueError(f"ni: {res.k} positive sample sizes are needed, one per effect")
+        x = {"ni": n, "ninv": 1 / n, "sqrtninv": 1 / np.sqrt(n)}[predictor]
+    X = np.column_stack([res.X, x])
+    fit = _fit(res.yi, res.vi, X, res.names + [predictor], res.method, res.test, res.level,
+               res.measure, r2=False, qprofile=False)
+    j = X.shape[1] - 1
+    limit = res.X.shape[1] == 1 and predictor != "ni"
+    est, lb, ub = ((float(fit.beta[0]), float(fit.ci_lb[0]), float(fit.ci_ub[0])) if limit
+                   else (math.nan, math.nan, math.nan))
+    return RegtestResult(predictor, float(fit.zval[j]), float(fit.pval[j]),
+                         fit.dfs if res.test == "knha" else math.inf, est, lb, ub, fit)
+
+
+@dataclass
+class FsnResult:
+    """metafor's ``fsn``: the fail-safe number ``fsnum`` of the ``type``, with the p-value of
+    the observed effects (Rosenthal, Rosenberg), their mean (Orwin, Rosenberg) and Orwin's
+    ``target``."""
+
+    type: str
+    fsnum: float
+    alpha: float
+    pval: float
+    meanes: float
+    target: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def __str__(self):
+        return (f"Fail-safe N ({self.type}): {self.fsnum:g}"
+                + (f" (target {self.target:.4f})" if math.isfinite(self.target) else ""))
+
+
+def fsn(yi, vi=None, *, sei=None, type: str = "Rosenthal", alpha: float = 0.05,
+        target: float | None = None, weighted: bool = False) -> FsnResult:
+    """Fail-safe N, as metafor's ``fsn``: ``Rosenthal`` (Stouffer's z: how many null studies
+    bring the one-sided p above ``alpha``), ``Orwin`` (how many null studies bring the
+    unweighted, or with ``weighted`` the inverse-variance, mean effect down to ``target``,
+    default half the mean) and ``Rosenberg`` (the weighted, fixed-effect version, two-sided).
+    A rough gauge, criticised as such (Becker, 2005): report it beside the selection model or
+    PET-PEESE, never alone."""
+    from scipy import stats as st
+
+    y = np.asarray(yi, float)
+    v = (np.asarray(vi, float) if vi is not None
+         else np.asarray(sei, float) ** 2 if sei is not None else None)
+    if v is None and (type != "Orwin" or weighted):
+        raise ValueError(f"fsn(type={type!r}{', weighted=True' if weighted else ''}) needs "
+                         "the sampling variances: vi=... (or sei=...)")
+    k = len(y)
+    pval, meanes, tgt = math.nan, math.nan, math.nan
+    if type == "Rosenthal":
+        z_avg = abs(np.sum(y / np.sqrt(v)) / math.sqrt(k))
+        pval = float(st.norm.sf(z_avg))
+        n = max(0.0, k * (z_avg / st.norm.isf(alpha)) ** 2 - k)
+    elif type == "Orwin":
+        meanes = float(np.sum(y / v) / np.sum(1 / v)) if weighted else float(np.mean(y))
+        tgt = meanes / 2 if target is None else float(target)
+        if tgt == 0:
+            n = math.inf
+        else:
+            if np.sign(tgt) != np.sign(meanes):
+                tgt = -tgt
+            n = max(0.0, k * (meanes - tgt) / tgt)
+    elif type == "Rosenberg":
+        w = 1 / v
+        meanes = float(np.sum(w * y) / w.sum())
+        zval = meanes / math.sqrt(1 / w.sum())
+        wp = (np.sum(w * y) / st.norm.isf(alpha / 2)) ** 2 - w.sum()
+        pval = float(2 * st.norm.sf(abs(zval)))
+        n = max(0.0, k * wp / w.sum())
+    else:
+        raise ValueError(f"type = {type!r}: use Rosenthal, Orwin or Rosenberg")
+    if math.isfinite(n) and abs(n - round(n)) >= np.finfo(float).eps ** 0.5:
+        n = math.ceil(n)
+    elif math.isfinite(n):
+        n = round(n)
+    return FsnResult(type, float(n), alpha, pval, meanes, tgt)

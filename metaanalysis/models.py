@@ -321,6 +321,14 @@ class RMAResult:
         w = 1 / (self.vi + (0 if self.method == "FE" else self.tau2))
         return 100 * w / w.sum()
 
+    def fitted(self) -> np.ndarray:
+        """Fitted values x_i' b (metafor's ``fitted``)."""
+        return self.X @ self.beta
+
+    def resid(self) -> np.ndarray:
+        """Residuals y_i - x_i' b (metafor's ``residuals``)."""
+        return self.yi - self.fitted()
+
     def fit_stats(self, REML: bool | None = None) -> dict:
         """Log-likelihood, deviance, AIC, BIC and AICc, as metafor's ``fitstats``: the
         restricted likelihood for REML fits (or ``REML=True``), the full likelihood otherwise

@@ -106,6 +106,33 @@ def leave_one_out(res: RMAResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _deleted(res: RMAResult, i: int, r: RMAResult, y, v, X):
+    """Effect i against the fit ``r`` without it: (resid, se, s2w, delpred), with metafor's
+    Knapp-Hartung scaling s2w of the sampling and between-study variances."""
+    s2w = 1.0
+    if res.test == "knha" and r.dfs > 0:
+        wd = 1 / (v + r.tau2)
+        s2w = float(np.sum(wd * (y - X @ r.beta) ** 2)) / r.dfs
+    xi = res.X[i]
+    delpred = float(xi @ r.beta)
+    vdelpred = float(xi @ r.vb @ xi)
+    tau2_del = 0.0 if res.method == "FE" else r.tau2
+    se = math.sqrt(res.vi[i] * s2w + vdelpred + tau2_del * s2w)
+    return res.yi[i] - delpred, se, s2w, delpred
+
+
+def deleted_residuals(res: RMAResult) -> tuple[np.ndarray, np.ndarray]:
+    """Each effect's deleted residual and its standard error (see
+    :func:`metaanalysis.diagnostics.rstudent`); NaN where the deletion cannot be fitted."""
+    resid, se = np.full(res.k, np.nan), np.full(res.k, np.nan)
+    for i in range(res.k):
+        y, v, X = _drop(res, i)
+        r = _refit_or_nan(res, y, v, X)
+        if r is not None:
+            resid[i], se[i] = _deleted(res, i, r, y, v, X)[:2]
+    return resid, se
+
+
 def influence(res: RMAResult) -> pd.DataFrame:
     """Case diagnostics as metafor's influence(): rstudent, dffits, cook_d, cov_r, tau2_del,
     QE_del, hat and weight, with ``influential`` flagged by metafor's rules."""
@@ -131,16 +158,9 @@ def influence(res: RMAResult) -> pd.DataFrame:
         r = _refit_or_nan(res, y, v, X)
         if r is None:  # the deletion leaves a moderator all zero: NA, as metafor
             continue
-        s2w = 1.0
-        if res.test == "knha" and r.dfs > 0:
-            wd = 1 / (v + r.tau2)
-            s2w = float(np.sum(wd * (y - X @ r.beta) ** 2)) / r.dfs
-        xi = res.X[i]
-        delpred = float(xi @ r.beta)
-        vdelpred = float(xi @ r.vb @ xi)
+        resid, se, s2w, delpred = _deleted(res, i, r, y, v, X)
         tau2_del = 0.0 if res.method == "FE" else r.tau2
-        resid = res.yi[i] - delpred
-        out["rstudent"][i] = resid / math.sqrt(res.vi[i] * s2w + vdelpred + tau2_del * s2w)
+        out["rstudent"][i] = resid / se
         out["dffits"][i] = (pred_full[i] - delpred) / math.sqrt(s2w * hat[i] * (tau2_del + res.vi[i]))
         dfb = res.beta[btt] - r.beta[btt]
         out["cook_d"][i] = float(dfb @ svb @ dfb)

@@ -391,3 +391,61 @@ for (test in c("z", "knha")) {
 write_fixture(list(versions = versions, sparse = sparse4, proportions = props, fits = refits,
                    own_dummy = own_dummy, escalc_options = opts, fitstats = fstats,
                    wald = wald), "refits")
+
+# ------------------------------------------------------------------------------ diagnostics
+# blup, ranef, rstandard, rstudent, fitted, residuals, confint (Q-profile), regtest with the
+# limit estimate, fsn: on bcg (RR) and raudenbush (SMD), intercept-only and with a moderator
+diag_fits <- list()
+bcg_ni <- bcg$tpos + bcg$tneg + bcg$cpos + bcg$cneg
+specs <- list(
+  list(data = "bcg", method = "REML", test = "z", mods = list()),
+  list(data = "bcg", method = "DL", test = "knha", mods = list()),
+  list(data = "bcg", method = "FE", test = "z", mods = list()),
+  list(data = "bcg", method = "REML", test = "knha", mods = list("ablat")),
+  list(data = "bcg", method = "ML", test = "z", mods = list("ablat")),
+  list(data = "raudenbush", method = "REML", test = "z", mods = list()),
+  list(data = "molloy", method = "PM", test = "z", mods = list()))
+lst <- function(x) list(pred = num(x$pred), se = num(x$se), pi.lb = num(x$pi.lb), pi.ub = num(x$pi.ub))
+for (s in specs) {
+  d <- datasets[[s$data]]
+  f <- if (length(s$mods)) {
+    rma(d$yi, d$vi, mods = ~ d$mods[[s$mods[[1]]]], method = s$method, test = s$test,
+        control = tight)
+  } else rma(d$yi, d$vi, method = s$method, test = s$test, control = tight)
+  rs <- rstandard(f); rt <- rstudent(f)
+  out <- c(s, list(blup = lst(blup(f)), ranef = if (s$method == "FE") NULL else lst(ranef(f)),
+                   rstandard = list(resid = num(rs$resid), se = num(rs$se), z = num(rs$z)),
+                   rstudent = list(resid = num(rt$resid), se = num(rt$se), z = num(rt$z)),
+                   fitted = num(fitted(f)), resid = num(residuals(f))))
+  if (s$method != "FE" && length(s$mods) == 0) {
+    ci <- confint(f, control = tight)$random
+    out$confint <- list(rows = rownames(ci), estimate = num(ci[, 1]), ci_lb = num(ci[, 2]),
+                        ci_ub = num(ci[, 3]))
+  }
+  diag_fits[[length(diag_fits) + 1]] <- out
+}
+regtests <- list()
+for (pred in c("sei", "vi", "ni", "ninv")) {
+  for (test in c("z", "knha")) {
+    f <- rma(datasets$bcg$yi, datasets$bcg$vi, ni = bcg_ni, test = test, control = tight)
+    r <- regtest(f, predictor = pred)
+    regtests[[length(regtests) + 1]] <- list(predictor = pred, test = test, zval = num(r$zval),
+                                             pval = num(r$pval), dfs = num(r$dfs),
+                                             est = num(r$est), ci_lb = num(r$ci.lb),
+                                             ci_ub = num(r$ci.ub))
+  }
+}
+fsns <- list()
+for (dname in c("bcg", "raudenbush")) {
+  d <- datasets[[dname]]
+  for (o in list(list(type = "Rosenthal"), list(type = "Rosenthal", alpha = 0.01),
+                 list(type = "Orwin"), list(type = "Orwin", target = 0.05),
+                 list(type = "Orwin", weighted = TRUE), list(type = "Rosenberg"))) {
+    r <- do.call(fsn, c(list(yi = d$yi, vi = d$vi), o))
+    fsns[[length(fsns) + 1]] <- list(data = dname, options = o, fsnum = num(r$fsnum),
+                                     pval = num(r$pval), meanes = num(r$meanes),
+                                     target = num(r$target))
+  }
+}
+write_fixture(list(versions = versions, bcg_ni = bcg_ni, fits = diag_fits, regtest = regtests,
+                   fsn = fsns), "diagnostics")

@@ -1,0 +1,116 @@
+"""confint, blup, ranef, rstandard, rstudent, fitted/resid, regtest and fsn against metafor
+3.8.1 (fixtures written by tests/reference/make_reference.R)."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metaanalysis import blup, confint, fsn, ranef, regtest, rma, rstandard, rstudent
+
+HERE = Path(__file__).parent / "reference"
+REF = json.loads((HERE / "diagnostics.json").read_text())
+DATA = json.loads((HERE / "rma.json").read_text())["datasets"]
+
+
+def close(ours, theirs, tol, what):
+    ours = np.atleast_1d(np.asarray(ours, float))
+    theirs = np.asarray([math.nan if t is None else t for t in np.atleast_1d(theirs)], float)
+    assert ours.shape == theirs.shape, what
+    both = np.isfinite(theirs)
+    assert np.array_equal(both, np.isfinite(ours)), (what, ours, theirs)
+    assert np.allclose(ours[both], theirs[both], rtol=tol, atol=tol), (what, ours, theirs)
+
+
+def fit(f):
+    d = DATA[f["data"]]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"]})
+    mods = None
+    if f["mods"]:
+        data[f["mods"][0]] = d["mods"][f["mods"][0]]
+        mods = list(f["mods"])
+    return rma(data=data, method=f["method"], test=f["test"], mods=mods)
+
+
+def tol(f):
+    return 1e-6 if f["method"] in ("FE", "DL") else 1e-4
+
+
+IDS = [f"{f['data']}-{f['method']}-{f['test']}-{'-'.join(f['mods'])}" for f in REF["fits"]]
+
+
+@pytest.mark.parametrize("f", REF["fits"], ids=IDS)
+def test_blup_ranef_and_residuals_are_metafors(f):
+    res = fit(f)
+    b = blup(res)
+    for ours, theirs in (("pred", "pred"), ("se", "se"), ("pi_lb", "pi.lb"),
+                         ("pi_ub", "pi.ub")):
+        close(b[ours], f["blup"][theirs], tol(f), f"blup {ours}")
+        if f["ranef"]:  # (none for a common-effect fit: no random effects)
+            close(ranef(res)[ours], f["ranef"][theirs], tol(f), f"ranef {ours}")
+    for name, fn in (("rstandard", rstandard), ("rstudent", rstudent)):
+        got = fn(res)
+        for col in ("resid", "se", "z"):
+            close(got[col], f[name][col], tol(f), f"{name} {col}")
+    close(res.fitted(), f["fitted"], tol(f), "fitted")
+    close(res.resid(), f["resid"], tol(f), "resid")
+
+
+@pytest.mark.parametrize("f", [f for f in REF["fits"] if "confint" in f],
+                         ids=lambda f: f"{f['data']}-{f['method']}-{f['test']}")
+def test_confint_of_heterogeneity_is_metafors(f):
+    ci = confint(fit(f))
+    assert list(ci.random.index) == ["tau2", "tau", "I2", "H2"]
+    assert f["confint"]["rows"] == ["tau^2", "tau", "I^2(%)", "H^2"]
+    for col in ("estimate", "ci_lb", "ci_ub"):
+        close(ci.random[col], f["confint"][col], 1e-4, f"confint {col}")
+    assert "tau2" in str(ci) and ci.to_dict()["random"][0]["parameter"] == "tau2"
+
+
+def test_confint_refuses_a_common_effect_model():
+    with pytest.raises(ValueError, match="no heterogeneity"):
+        confint(fit({"data": "bcg", "method": "FE", "test": "z", "mods": []}))
+
+
+@pytest.mark.parametrize("r", REF["regtest"], ids=lambda r: f"{r['predictor']}-{r['test']}")
+def test_regtest_predictors_and_limit_estimate_are_metafors(r):
+    d = DATA["bcg"]
+    res = rma(d["yi"], d["vi"], test=r["test"])
+    got = regtest(res, r["predictor"], ni=REF["bcg_ni"])
+    close(got.zval, r["zval"], 1e-4, "zval")
+    close(got.pval, r["pval"], 1e-4, "pval")
+    if r["test"] == "knha":
+        close(got.dfs, r["dfs"], 1e-12, "dfs")
+    for key in ("est", "ci_lb", "ci_ub"):
+        close(getattr(got, key), r[key], 1e-4, key)
+
+
+def test_regtest_says_what_it_needs():
+    d = DATA["bcg"]
+    res = rma(d["yi"], d["vi"])
+    with pytest.raises(ValueError, match="needs the sample sizes"):
+        regtest(res, "ni")
+    with pytest.raises(ValueError, match="use one of sei, vi"):
+        regtest(res, "se")
+    with pytest.raises(ValueError, match="13 positive sample sizes"):
+        regtest(res, "ninv", ni=[10] * 12)
+    # PET and PEESE are regtest with sei and vi; the limit estimate is printed
+    assert "Limit estimate (as vi -> 0)" in str(regtest(res, "vi"))
+
+
+@pytest.mark.parametrize("r", REF["fsn"], ids=lambda r: f"{r['data']}-{r['options']}")
+def test_fail_safe_n_is_metafors(r):
+    d = DATA[r["data"]]
+    got = fsn(d["yi"], d["vi"], **r["options"])
+    assert got.fsnum == r["fsnum"]
+    for key in ("pval", "meanes", "target"):
+        close(getattr(got, key), r[key], 1e-9, key)
+
+
+def test_fsn_needs_variances_except_unweighted_orwin():
+    assert fsn([0.2, 0.4, 0.3], type="Orwin").fsnum == 3
+    with pytest.raises(ValueError, match="needs the sampling variances"):
+        fsn([0.2, 0.4], type="Rosenthal")
