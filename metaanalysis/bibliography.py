@@ -570,10 +570,28 @@ def _check_data(measure: str, d: dict[str, float]) -> list[str]:
     for k in ("sd1i", "sd2i", "sei", "vi"):
         if k in form and d[k] <= 0:
             out.append(f"{k} = {d[k]:g} must be positive")
-    for k in ("ai", "bi", "ci", "di", "xi", "n1i", "n2i", "ni"):
+    for k in ("ai", "bi", "ci", "di", "xi", "n1i", "n2i", "ni", "mi", "x1i", "x2i"):
         if k in form and (d[k] < 0 or d[k] != math.floor(d[k])):
             out.append(f"{k} = {d[k]:g} must be a whole count (0 or more)")
+    for k in ("t1i", "t2i") + (("ti",) if form == ("xi", "ti") else ()):
+        if k in form and d[k] <= 0:
+            out.append(f"{k} = {d[k]:g} must be positive: the person-time at risk")
     if out:
+        return out
+    if form[:3] == ("ti", "ni", "mi"):
+        if d["ni"] - d["mi"] - 1 < 1:
+            out.append(f"ni = {d['ni']:g} with mi = {d['mi']:g} other predictors leaves no "
+                       f"residual degree of freedom (ni - mi - 1 = {d['ni'] - d['mi'] - 1:g}): "
+                       "ni is the number of observations of the regression")
+        if "r2i" in form and not 0 <= d["r2i"] <= 1:
+            out.append(f"r2i = {d['r2i']:g} is outside [0, 1]: the model's R²")
+    if measure in ("SMCC", "SMCR") and "ri" in form:
+        if d["ni"] < 3:
+            out.append(f"ni = {d['ni']:g}: a standardised mean change needs at least 3 "
+                       "participants")
+        if not -1 <= d["ri"] <= 1:
+            out.append(f"ri = {d['ri']:g} is outside [-1, 1]: the correlation between the "
+                       "two time points")
         return out
     if measure in ("SMD", "MD", "ROM") and "m1i" in form:
         for k in ("n1i", "n2i"):
@@ -601,7 +619,7 @@ def _check_data(measure: str, d: dict[str, float]) -> list[str]:
         minimum = 4  # metafor leaves vi missing when ni <= 3
         if d["ni"] < minimum:
             out.append(f"ni = {d['ni']:g}: {measure} needs at least {minimum} participants")
-    if "xi" in form:
+    if form == ("xi", "ni"):
         if d["ni"] < 1:
             out.append(f"ni = {d['ni']:g}: a proportion needs at least 1 participant")
         elif d["xi"] > d["ni"]:

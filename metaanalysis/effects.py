@@ -9,6 +9,12 @@ the help page ``?escalc`` cites each): ``vtype = "LS"``, and for 2x2 tables and 
 Reported estimates are converted the way metafor's ``conv.wald`` does: ratio measures are
 logged, the SE comes from the CI width ``(ub - lb) / (2 z)`` on the analysis scale, or from a
 two-sided p-value as ``|yi| / z(1 - p/2)``.
+
+The other measures follow the same source: SMDH (Bonett, 2009), SMCC and SMCR (Becker, 1988;
+Morris, 2008), PCOR, ZPCOR and SPCOR from a regression's t statistic (Aloe & Thompson, 2013),
+PETO (Yusuf et al., 1985), PHI, the incidence rates IRR, IRD, IR, IRLN, and the transformed
+proportions PLN, PAS, PFT (Freeman & Tukey, 1950); ``add`` is 0 by default for PHI, PAS and
+PFT, as metafor's.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import pandas as pd
 from scipy.special import gammaln
 from scipy.stats import norm
 
-from .grammar import DATA_FORMS, DATA_KEYS, GENERIC_FORMS, MEASURES, RATIO_MEASURES
+from .grammar import (DATA_FORMS, DATA_KEYS, GENERIC_FORMS, LOG_MEASURES, MEASURES,
+                      RATIO_MEASURES)
 
 ADD = 0.5
 
@@ -37,6 +44,13 @@ def _means(measure, m1i, sd1i, n1i, m2i, sd2i, n2i):
     if measure == "ROM":
         return (np.log(m1i / m2i),
                 sd1i**2 / (n1i * m1i**2) + sd2i**2 / (n2i * m2i**2))
+    if measure == "SMDH":
+        cm = hedges_correction(n1i + n2i - 2)
+        s2 = sd1i**2 + sd2i**2
+        yi = cm * (m1i - m2i) / np.sqrt(s2 / 2)
+        vi = yi**2 * (sd1i**4 / (n1i - 1) + sd2i**4 / (n2i - 1)) / (2 * s2**2) \
+            + (sd1i**2 / (n1i - 1) + sd2i**2 / (n2i - 1)) / (s2 / 2)
+        return yi, cm**2 * vi
     sdp = np.sqrt(((n1i - 1) * sd1i**2 + (n2i - 1) * sd2i**2) / (n1i + n2i - 2))
     yi = hedges_correction(n1i + n2i - 2) * (m1i - m2i) / sdp
     return yi, 1 / n1i + 1 / n2i + yi**2 / (2 * (n1i + n2i))
@@ -70,7 +84,63 @@ def _two_by_two(measure, ai, bi, ci, di, add=ADD, to="only0", drop00=False):
         return np.log(p1 / (1 - p1)) - np.log(p2 / (1 - p2)), 1 / ai + 1 / bi + 1 / ci + 1 / di
     if measure == "RR":
         return np.log(p1) - np.log(p2), 1 / ai - 1 / n1i + 1 / ci - 1 / n2i
+    if measure == "PETO":
+        ni = n1i + n2i
+        xt, yt = ai + ci, bi + di
+        e = xt * n1i / ni
+        v = xt * yt * (n1i / ni) * (n2i / ni) / (ni - 1)
+        return (ai - e) / v, 1 / v
+    if measure == "PHI":
+        ni = n1i + n2i
+        yi = (ai * di - bi * ci) / np.sqrt((ai + bi) * (ci + di) * (ai + ci) * (bi + di))
+        r1, r2, c1, c2 = (ai + bi) / ni, (ci + di) / ni, (ai + ci) / ni, (bi + di) / ni
+        vi = 1 / ni * (1 - yi**2 + yi * (1 + yi**2 / 2) * (r1 - r2) * (c1 - c2)
+                       / np.sqrt(r1 * r2 * c1 * c2)
+                       - 3 / 4 * yi**2 * ((r1 - r2)**2 / (r1 * r2) + (c1 - c2)**2 / (c1 * c2)))
+        return yi, vi
     return p1 - p2, p1 * (1 - p1) / n1i + p2 * (1 - p2) / n2i
+
+
+def _change(measure, m1i, m2i, sd1i, ni, ri, sd2i=None):
+    """Standardised mean change of a pre-post design: by the SD of the change (SMCC) or of
+    the first time point (SMCR), with the exact correction for m = n - 1."""
+    cm = hedges_correction(ni - 1)
+    if measure == "SMCC":
+        yi = cm * (m1i - m2i) / np.sqrt(sd1i**2 + sd2i**2 - 2 * ri * sd1i * sd2i)
+        return yi, 1 / ni + yi**2 / (2 * ni)
+    yi = cm * (m1i - m2i) / sd1i
+    return yi, 2 * (1 - ri) / ni + yi**2 / (2 * ni)
+
+
+def _partial(measure, ti, ni, mi, r2i=None):
+    """(Semi-)partial correlation of a predictor from its t statistic in a regression on
+    ``ni`` observations with ``mi`` other predictors (Aloe & Thompson, 2013)."""
+    df = ni - mi - 1
+    if measure == "SPCOR":
+        yi = ti * np.sqrt(1 - r2i) / np.sqrt(df)
+        d = r2i - yi**2
+        return yi, (r2i**2 - 2 * r2i + d + 1 - d**2) / ni
+    yi = ti / np.sqrt(ti**2 + df)
+    if measure == "ZPCOR":
+        return np.arctanh(yi), 1 / df
+    return yi, (1 - yi**2) ** 2 / df
+
+
+def _rates(measure, x1i, x2i, t1i, t2i, add=ADD, to="only0"):
+    add = _added((x1i == 0) | (x2i == 0), add, to)
+    x1i, x2i = x1i + add, x2i + add
+    ir1, ir2 = x1i / t1i, x2i / t2i
+    if measure == "IRR":
+        return np.log(ir1) - np.log(ir2), 1 / x1i + 1 / x2i
+    return ir1 - ir2, ir1 / t1i + ir2 / t2i
+
+
+def _rate(measure, xi, ti, add=ADD, to="only0"):
+    xi = xi + _added(xi == 0, add, to)
+    ir = xi / ti
+    if measure == "IR":
+        return ir, ir / ti
+    return np.log(ir), 1 / xi
 
 
 def _correlation(measure, ri, ni):
@@ -90,14 +160,21 @@ def _proportion(measure, xi, ni, add=ADD, to="only0"):
     p = xi / ni
     if measure == "PR":
         return p, p * (1 - p) / ni
+    if measure == "PLN":
+        return np.log(p), 1 / xi - 1 / ni
+    if measure == "PAS":
+        return np.arcsin(np.sqrt(p)), 1 / (4 * ni)
+    if measure == "PFT":
+        return (0.5 * (np.arcsin(np.sqrt(xi / (ni + 1))) + np.arcsin(np.sqrt((xi + 1) / (ni + 1)))),
+                1 / (4 * ni + 2))
     return np.log(p / (1 - p)), 1 / xi + 1 / mi
 
 
 def _transform(measure, x):
     """A reported value on the analysis scale of a measure."""
-    if measure in RATIO_MEASURES:
+    if measure in RATIO_MEASURES or measure in LOG_MEASURES:
         return np.log(x)
-    if measure == "ZCOR":
+    if measure in ("ZCOR", "ZPCOR"):
         return np.arctanh(x)
     if measure == "PLO":
         return np.log(x / (1 - x))
@@ -118,7 +195,11 @@ def _reported(measure, d: dict, form):
     return yi, sei**2
 
 
-def escalc(measure: str, *, add: float = ADD, to: str = "only0", drop00: bool = False,
+#: Measures whose default ``add`` is 0, as metafor's.
+NO_ADD = frozenset({"PHI", "PAS", "PFT"})
+
+
+def escalc(measure: str, *, add: float | None = None, to: str = "only0", drop00: bool = False,
            include=None, **data) -> pd.DataFrame:
     """Effect sizes ``yi`` and sampling variances ``vi`` for one measure, like metafor's escalc.
 
@@ -128,7 +209,7 @@ def escalc(measure: str, *, add: float = ADD, to: str = "only0", drop00: bool = 
     Arrays may mix forms row by row (NaN where a value is absent): each row uses its first
     complete form, raw data first.
 
-    Options, as metafor's: ``add`` (1/2) added to the cells of 2x2 tables and proportions
+    Options, as metafor's: ``add`` (1/2; 0 for PHI, PAS, PFT) added to the cells of 2x2 tables and proportions
     ``to`` "only0" (rows with a zero cell), "all", "if0all" or "none"; ``drop00`` leaves out
     2x2 tables with no event (or no non-event) in both groups; ``include`` (booleans) keeps
     only those rows (the others get NaN). Any other keyword is an error.
@@ -143,7 +224,7 @@ def escalc(measure: str, *, add: float = ADD, to: str = "only0", drop00: bool = 
                         "include")
     if to not in TO:
         raise ValueError(f"to = {to!r}: use one of {', '.join(TO)}")
-    add = float(add)
+    add = (0.0 if measure in NO_ADD else ADD) if add is None else float(add)
     cols = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in data.items()
             if v is not None}
     if not cols:
@@ -168,8 +249,17 @@ def escalc(measure: str, *, add: float = ADD, to: str = "only0", drop00: bool = 
             d["bi"], d["di"] = d["n1i"] - d["ai"], d["n2i"] - d["ci"]
             form = ("ai", "bi", "ci", "di")
         with np.errstate(divide="ignore", invalid="ignore"):
-            if form[0] == "m1i":
+            if measure in ("SMCC", "SMCR") and form[0] == "m1i":
+                y, v = _change(measure, d["m1i"], d["m2i"], d["sd1i"], d["ni"], d["ri"],
+                               d.get("sd2i"))
+            elif form[0] == "m1i":
                 y, v = _means(measure, *(d[n] for n in form))
+            elif form[0] == "ti" and form[1] == "ni":
+                y, v = _partial(measure, d["ti"], d["ni"], d["mi"], d.get("r2i"))
+            elif form == ("x1i", "x2i", "t1i", "t2i"):
+                y, v = _rates(measure, *(d[n] for n in form), add=add, to=to)
+            elif form == ("xi", "ti"):
+                y, v = _rate(measure, d["xi"], d["ti"], add=add, to=to)
             elif form == ("ai", "bi", "ci", "di"):
                 y, v = _two_by_two(measure, *(d[n] for n in form), add=add, to=to,
                                    drop00=drop00)

@@ -10,10 +10,15 @@ from __future__ import annotations
 import difflib
 from functools import lru_cache
 
-MEASURES = ("SMD", "MD", "ROM", "OR", "RR", "RD", "COR", "ZCOR", "PR", "PLO", "GEN")
+MEASURES = ("SMD", "MD", "ROM", "OR", "RR", "RD", "COR", "ZCOR", "PR", "PLO", "GEN",
+            "SMDH", "SMCC", "SMCR", "PCOR", "ZPCOR", "SPCOR", "PETO", "PHI", "IRR", "IRD",
+            "IR", "IRLN", "PLN", "PAS", "PFT")
 
 #: Measures analysed on the log scale; a reported estimate and its CI are ratios.
-RATIO_MEASURES = frozenset({"OR", "RR", "ROM"})
+RATIO_MEASURES = frozenset({"OR", "RR", "ROM", "PETO", "IRR"})
+
+#: Measures analysed on the log scale of a rate or proportion (a reported value is one).
+LOG_MEASURES = frozenset({"IRLN", "PLN"})
 
 #: Models without heterogeneity: no tau^2, no prediction interval.
 COMMON_EFFECT_METHODS = frozenset({"FE", "MH", "PETO"})
@@ -40,6 +45,26 @@ DATA_FORMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "PR": (("xi", "ni"),),
     "PLO": (("xi", "ni"),),
     "GEN": (),
+    "SMDH": (("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),),
+    # pre-post: the means and SDs at the two time points, the sample size and the
+    # correlation between the time points (change-score or raw-score standardisation)
+    "SMCC": (("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"),),
+    "SMCR": (("m1i", "m2i", "sd1i", "ni", "ri"),),
+    # partial correlations from a regression's t statistic, sample size and number of other
+    # predictors (semi-partial: and the model's R²)
+    "PCOR": (("ti", "ni", "mi"),),
+    "ZPCOR": (("ti", "ni", "mi"),),
+    "SPCOR": (("ti", "ni", "mi", "r2i"),),
+    "PETO": (("ai", "bi", "ci", "di"), ("ai", "n1i", "ci", "n2i")),
+    "PHI": (("ai", "bi", "ci", "di"), ("ai", "n1i", "ci", "n2i")),
+    # incidence rates: events and person-time in each group, or in one group
+    "IRR": (("x1i", "x2i", "t1i", "t2i"),),
+    "IRD": (("x1i", "x2i", "t1i", "t2i"),),
+    "IR": (("xi", "ti"),),
+    "IRLN": (("xi", "ti"),),
+    "PLN": (("xi", "ni"),),
+    "PAS": (("xi", "ni"),),
+    "PFT": (("xi", "ni"),),
 }
 
 #: Forms valid for every measure: an effect on the analysis scale, or a reported estimate.
@@ -53,7 +78,8 @@ GENERIC_FORMS: tuple[tuple[str, ...], ...] = (
 
 DATA_KEYS = frozenset(
     {"m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i", "ai", "bi", "ci", "di", "ri", "ni", "xi",
-     "yi", "vi", "sei", "estimate", "ci_lb", "ci_ub", "pval", "ci_level"}
+     "yi", "vi", "sei", "estimate", "ci_lb", "ci_ub", "pval", "ci_level", "ti", "mi", "r2i",
+     "x1i", "x2i", "t1i", "t2i"}
 )
 EFFECT_TEXT_KEYS = ("outcome", "measure", "source", "id")
 EFFECT_KEYS = frozenset(EFFECT_TEXT_KEYS) | DATA_KEYS
@@ -108,7 +134,7 @@ def natural_scale(measure: str):
     measures (log OR -> OR), the identity otherwise. Works on numbers and arrays."""
     import numpy as np
 
-    return np.exp if measure in RATIO_MEASURES else _identity
+    return np.exp if measure in RATIO_MEASURES or measure in LOG_MEASURES else _identity
 
 
 def _identity(x):

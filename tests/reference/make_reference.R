@@ -70,6 +70,45 @@ mol <- read("molloy2014_conscientiousness_medication_adherence.csv")
 for (m in c("COR", "ZCOR")) add_esc(paste0("molloy_", m), m, mol[c("ri", "ni")],
                                     list(ri = mol$ri, ni = mol$ni))
 
+# Measures added for economics, education and health reviews (issue 13): partial and
+# semi-partial correlations from regression t-statistics (metadat's dat.aloe2013), pre-post
+# standardised mean changes and the heteroscedastic SMD (seeded synthetic data), incidence
+# rates (dat.hart1999), transformed proportions (dat.pritz1997 and synthetic ones with 0 and
+# n events), Peto's log odds ratio and the phi coefficient (bcg and synthetic tables with zeros)
+aloe <- metadat::dat.aloe2013
+for (m in c("PCOR", "ZPCOR")) add_esc(paste0("aloe_", m), m,
+                                      data.frame(ti = aloe$tval, ni = aloe$n, mi = aloe$preds),
+                                      list(ti = aloe$tval, ni = aloe$n, mi = aloe$preds))
+add_esc("aloe_SPCOR", "SPCOR",
+        data.frame(ti = aloe$tval, ni = aloe$n, mi = aloe$preds, r2i = aloe$R2),
+        list(ti = aloe$tval, ni = aloe$n, mi = aloe$preds, r2i = aloe$R2))
+set.seed(20261127)
+pp <- data.frame(m1i = round(rnorm(k, 14, 3), 2), m2i = round(rnorm(k, 12, 3), 2),
+                 sd1i = round(runif(k, 2, 6), 2), sd2i = round(runif(k, 2, 6), 2),
+                 ni = sample(10:90, k, replace = TRUE), ri = round(runif(k, 0.2, 0.9), 2))
+add_esc("synthetic_SMCC", "SMCC", pp, as.list(pp))
+add_esc("synthetic_SMCR", "SMCR", pp[c("m1i", "m2i", "sd1i", "ni", "ri")],
+        as.list(pp[c("m1i", "m2i", "sd1i", "ni", "ri")]))
+add_esc("synthetic_SMDH", "SMDH", syn[c("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")],
+        list(m1i = m1, sd1i = s1, n1i = n1, m2i = m2, sd2i = s2, n2i = n2))
+hart <- metadat::dat.hart1999
+for (m in c("IRR", "IRD")) add_esc(paste0("hart_", m), m, hart[c("x1i", "x2i", "t1i", "t2i")],
+                                   as.list(hart[c("x1i", "x2i", "t1i", "t2i")]))
+rates <- data.frame(xi = c(hart$x1i, 0), ti = c(hart$t1i, 120))
+for (m in c("IR", "IRLN")) add_esc(paste0("hart_", m), m, rates, as.list(rates))
+pritz <- metadat::dat.pritz1997
+for (m in c("PLN", "PAS", "PFT")) {
+  add_esc(paste0("pritz_", m), m, pritz[c("xi", "ni")], as.list(pritz[c("xi", "ni")]))
+  add_esc(paste0("synthetic_", m), m, syn[c("xi", "ni")], list(xi = xi, ni = ni))
+}
+for (m in c("PETO", "PHI")) {
+  add_esc(paste0("bcg_", m), m,
+          data.frame(ai = bcg$tpos, bi = bcg$tneg, ci = bcg$cpos, di = bcg$cneg),
+          list(ai = bcg$tpos, bi = bcg$tneg, ci = bcg$cpos, di = bcg$cneg))
+  add_esc(paste0("synthetic_", m), m, syn[c("ai", "bi", "ci", "di")],
+          list(ai = syn$ai, bi = syn$bi, ci = syn$ci, di = syn$di))
+}
+
 # Conversions of reported estimates, as metafor 4's conv.wald() computes them (metafor 3.8,
 # Debian's version, has no conv.wald): ratio with a 95% CI, difference with a p-value.
 est <- data.frame(estimate = c(0.8, 1.3, 2.1), ci_lb = c(0.6, 0.9, 1.2), ci_ub = c(1.07, 1.88, 3.67))
