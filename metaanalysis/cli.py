@@ -98,7 +98,9 @@ def cmd_pool(args) -> int:
                   test=args.test, mods=args.mods, cluster=args.cluster, robust=args.robust,
                   bias=args.bias, leave_one_out=args.leave_one_out, level=args.level,
                   study=args.study, influence=args.influence, cumulative=args.cumulative,
-                  permutations=args.permutations, seed=args.seed, subgroup=args.subgroup)
+                  permutations=args.permutations, seed=args.seed, subgroup=args.subgroup,
+                  btt=args.btt, regtest=args.regtest, fsn=args.fsn, confint=args.confint,
+                  ni=args.ni)
     except BibliographyError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
@@ -113,7 +115,32 @@ def cmd_pool(args) -> int:
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
         print(json.dumps(clean, indent=2, ensure_ascii=False))
         return 0
+    import pandas as pd
+
     print(fit)
+    _print_natural_scale(fit)
+    if "anova" in out:
+        a = out["anova"]
+        df = (f"F(df1 = {a['QMdf'][0]}, df2 = {a['QMdf'][1]:g})" if isinstance(a["QMdf"], list)
+              else f"QM(df = {a['QMdf']})")
+        print(f"\nTest of moderators ({', '.join(map(str, a['btt']))}): {df} = {a['QM']:.4f}, "
+              f"p-val {_pval(a['QMp'])}")
+    if "confint" in out:
+        print("\nHeterogeneity with its confidence interval (Q-profile):")
+        print(pd.DataFrame(out["confint"]).to_string(index=False,
+                                                     float_format=lambda x: f"{x:.4f}"))
+    if "regtest" in out:
+        r = out["regtest"]
+        stat = "t" if math.isfinite(r["dfs"]) else "z"
+        print(f"\nRegression test for funnel plot asymmetry (predictor {r['predictor']}): "
+              f"{stat} = {r['zval']:.4f}, p-val {_pval(r['pval'])}")
+        if math.isfinite(r["est"]):
+            print(f"Limit estimate (as {r['predictor']} -> 0): {r['est']:.4f} "
+                  f"[{r['ci_lb']:.4f}, {r['ci_ub']:.4f}]")
+    if "fsn" in out:
+        print("\nFail-safe N (a rough gauge: report it beside PET-PEESE or a selection model):")
+        for t, f in out["fsn"].items():
+            print(f"  {t}: {f['fsnum']:g}")
     if "egger_z" in out:
         print(f"\nEgger's test: z = {out['egger_z']:.4f}, p = {out['egger_p']:.4f}")
         print(f"Begg's test: Kendall's tau = {out['begg_tau']:.4f}, p = {out['begg_p']:.4f}")
@@ -136,6 +163,48 @@ def cmd_pool(args) -> int:
         print(f"Test of subgroup differences: Q = {sg['Q_between']:.4f}, df = "
               f"{sg['Q_between_df']}, p = {sg['Q_between_pvalue']:.4f}")
     return 0
+
+
+def _pval(p: float) -> str:
+    """A p-value as metafor prints it: "< .0001" below 1e-4, else "= 0.0123"."""
+    return "< .0001" if p < 1e-4 else f"= {p:.4f}"
+
+
+def _print_natural_scale(fit) -> None:
+    """For ratio measures, the pooled estimate back on the ratio scale (metafor's
+    ``predict(res, transf=exp)``)."""
+    from .grammar import natural_scale
+
+    measure = getattr(fit, "measure", "GEN")
+    back = natural_scale(measure)
+    if back is natural_scale("GEN") or not hasattr(fit, "predict"):
+        return
+    try:
+        pred = fit.predict()
+    except (TypeError, ValueError):
+        return
+    pred = {k: float(v[0]) if hasattr(v, "__len__") else float(v) for k, v in pred.items()}
+    line = (f"\nOn the natural scale ({measure}, exp): {back(pred['pred']):.4f} "
+            f"[{back(pred['ci_lb']):.4f}, {back(pred['ci_ub']):.4f}]")
+    if "pi_lb" in pred and pred["pi_lb"] == pred["pi_lb"]:
+        line += f"; prediction interval [{back(pred['pi_lb']):.4f}, {back(pred['pi_ub']):.4f}]"
+    print(line)
+
+
+def _level(text: str) -> float:
+    """--level: a confidence level as 95 or 0.95."""
+    import argparse
+
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give 95 or 0.95") from None
+    if 0.5 <= x < 1:
+        return 100 * x
+    if 50 <= x < 100:
+        return x
+    raise argparse.ArgumentTypeError(f"{text} is not a confidence level: give it in percent "
+                                     "(95) or as a proportion (0.95), at least 50%")
 
 
 def _theme_bibliography(theme: str, command: str):
@@ -599,7 +668,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="seed of the permutation test")
     p.add_argument("--subgroup", metavar="COL", help="subgroup analysis by COL with the test "
                    "of subgroup differences")
-    p.add_argument("--level", type=float, default=95, help="confidence level in percent")
+    p.add_argument("--level", type=_level, default=95,
+                   help="confidence level: 95 or 0.95 (default 95)")
+    p.add_argument("--btt", nargs="+", metavar="TERM",
+                   help="Wald test that these coefficients (names or 0-based positions) are "
+                        "all zero, as metafor's anova(res, btt=...)")
+    p.add_argument("--regtest", metavar="PREDICTOR",
+                   choices=["sei", "vi", "ni", "ninv", "sqrtninv"],
+                   help="funnel asymmetry test with this predictor and its limit estimate "
+                        "(sei: PET, vi: PEESE; ni, ninv, sqrtninv need sample sizes)")
+    p.add_argument("--ni", metavar="COL", help="the sample-size column for --regtest ni/ninv")
+    p.add_argument("--fsn", action="store_true",
+                   help="fail-safe N (Rosenthal, Orwin, Rosenberg)")
+    p.add_argument("--confint", action="store_true",
+                   help="confidence intervals of tau2, tau, I2 and H2 (Q-profile)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_pool)
 

@@ -321,6 +321,45 @@ class RMAResult:
         w = 1 / (self.vi + (0 if self.method == "FE" else self.tau2))
         return 100 * w / w.sum()
 
+    @property
+    def se_tau2(self) -> float:
+        """Standard error of tau², as metafor's ``se.tau2`` for the estimator: the inverse
+        Fisher information for ML and REML, the moment estimators' own variance formulas for
+        DL, HS, HE, and 2 k² / ((k - p) (sum w)²) for EB and PM; NaN for FE and SJ."""
+        if self.method in ("FE", "MH", "PETO", "SJ"):
+            return math.nan
+        y, v, X = self.yi, self.vi, self.X
+        k, p = X.shape
+        if k - p < 1:
+            return math.nan
+        t2 = max(float(self.tau2), 0.0)
+
+        def proj(w):
+            inv = np.linalg.inv(X.T @ (w[:, None] * X))
+            return np.diag(w) - (w[:, None] * X) @ inv @ (X * w[:, None]).T
+
+        if self.method in ("ML", "REML"):
+            w = 1 / (v + t2)
+            if self.method == "ML":
+                return math.sqrt(2 / float(np.sum(w ** 2)))
+            P = proj(w)
+            return math.sqrt(2 / float(np.sum(P * P)))
+        if self.method in ("EB", "PM"):
+            w = 1 / (v + t2)
+            return math.sqrt(2 * k ** 2 / (k - p) / float(np.sum(w)) ** 2)
+        if self.method == "HE":
+            P = np.eye(k) - X @ np.linalg.inv(X.T @ X) @ X.T
+            PV = P * v[None, :]
+            return math.sqrt(1 / (k - p) ** 2 * (2 * float(np.sum(PV * PV.T))
+                                                 + 4 * t2 * float(np.trace(PV))
+                                                 + 2 * t2 ** 2 * (k - p)))
+        w = 1 / v  # DL and HS: the fixed-effect weights
+        P = proj(w)
+        trP = float(np.trace(P))
+        core = 2 * (k - p) + 4 * t2 * trP + 2 * t2 ** 2 * float(np.sum(P * P))
+        scale = 1 / trP ** 2 if self.method == "DL" else 1 / float(np.sum(w)) ** 2
+        return math.sqrt(scale * core)
+
     def fitted(self) -> np.ndarray:
         """Fitted values x_i' b (metafor's ``fitted``)."""
         return self.X @ self.beta
@@ -458,9 +497,11 @@ def format_result(r: RMAResult) -> str:
                 else f"QM(df = {m}) = {r.QM:.4f}")
         out += ["", f"Test of Moderators (coefficients 2:{m + 1}):",
                 f"{stat}, p-val = {_p(r.QM_pvalue)}"]
-    out += ["", "Model Results:", "", r.coefficients().rename(
-        columns={"zval": "tval" if r.test == "knha" else "zval"}).to_string(
-        float_format=lambda x: f"{x:.4f}")]
+    table = r.coefficients().rename(columns={"zval": "tval" if r.test == "knha" else "zval"})
+    table = table.astype(object)
+    table["pval"] = [_p(float(x)) for x in r.coefficients()["pval"]]  # "<.0001" as metafor
+    out += ["", "Model Results:", "", table.to_string(
+        formatters={c: (lambda x: f"{x:.4f}") for c in table.columns if c != "pval"})]
     if len(r.beta) == 1 and r.method not in TWO_BY_TWO_METHODS:
         pi = r.predict()
         out += ["", f"Prediction interval ({r.level:g}%): {pi['pi_lb']:.4f} to "
@@ -838,10 +879,124 @@ class WaldTest:
                 f"QM(df = {self.QMdf}) = {self.QM:.4f}, p-val = {_p(self.QMp)}")
 
 
-def anova(res: "RMAResult", btt) -> WaldTest:
-    """Wald test that the coefficients ``btt`` (0-based positions or names) are all zero, as
-    metafor's ``anova(res, btt=...)``: QM = b' V^-1 b on those coefficients, chi-square with
-    as many df; with Knapp-Hartung (test = "knha"), F = QM / m on (m, k - p) df."""
+@dataclass
+class ContrastTest:
+    """Linear combinations X b of a fit's coefficients (metafor's ``anova(res, X=...)``):
+    one row per combination in ``table`` (estimate, se, zval or tval, pval, ci_lb, ci_ub)
+    and the joint Wald test ``QM`` (``QMdf``, ``QMp``) that they are all zero."""
+
+    table: pd.DataFrame
+    QM: float
+    QMdf: object
+    QMp: float
+
+    def __str__(self):
+        df = (f"F(df1 = {self.QMdf[0]}, df2 = {self.QMdf[1]:g})" if isinstance(self.QMdf, tuple)
+              else f"QM(df = {self.QMdf})")
+        return (f"Hypotheses:\n{self.table.to_string()}\n\nOmnibus test of hypotheses:\n"
+                f"{df} = {self.QM:.4f}, p-val = {_p(self.QMp)}")
+
+
+@dataclass
+class LikelihoodRatioTest:
+    """Likelihood-ratio test of two nested fits (metafor's ``anova(full, reduced)``):
+    ``LRT`` = 2 (logLik full - logLik reduced) on ``df`` = the difference in parameters, with
+    both fits' ``fit_stats`` and tau²."""
+
+    LRT: float
+    df: int
+    pval: float
+    fit_stats_full: dict
+    fit_stats_reduced: dict
+    tau2_full: float
+    tau2_reduced: float
+
+    def __str__(self):
+        return (f"Likelihood-ratio test: LRT = {self.LRT:.4f} on {self.df} df, "
+                f"p-val = {_p(self.pval)}\n"
+                f"full:    logLik = {self.fit_stats_full['logLik']:.4f}, AIC = "
+                f"{self.fit_stats_full['AIC']:.4f}, tau2 = {self.tau2_full:.4f}\n"
+                f"reduced: logLik = {self.fit_stats_reduced['logLik']:.4f}, AIC = "
+                f"{self.fit_stats_reduced['AIC']:.4f}, tau2 = {self.tau2_reduced:.4f}")
+
+
+def _parameters(res) -> int:
+    return res.X.shape[1] + (0 if res.method == "FE" else 1)
+
+
+def _lrt(full: "RMAResult", reduced: "RMAResult") -> LikelihoodRatioTest:
+    import warnings
+
+    if full.method != reduced.method or full.method not in ("FE", "ML", "REML"):
+        raise ValueError("a likelihood-ratio test compares two fits by the same likelihood: "
+                         "both method='ML' (or both 'REML', or both 'FE'); these are "
+                         f"{full.method} and {reduced.method}")
+    if len(full.yi) != len(reduced.yi) or not np.allclose(full.yi, reduced.yi):
+        raise ValueError("the two fits are not of the same effects: a likelihood-ratio test "
+                         "needs the same data")
+    if _parameters(full) < _parameters(reduced):
+        full, reduced = reduced, full
+    df = _parameters(full) - _parameters(reduced)
+    if df == 0:
+        raise ValueError("the two fits have as many parameters: they are not nested")
+    if full.method == "REML" and full.X.shape[1] != reduced.X.shape[1]:
+        warnings.warn("REML comparisons of models with different fixed effects are not "
+                      "meaningful (the restricted likelihoods differ): refit both with "
+                      "method='ML'", UserWarning, stacklevel=3)
+    ff, fr = full.fit_stats(), reduced.fit_stats()
+    lrt = max(0.0, 2 * (ff["logLik"] - fr["logLik"]))
+    return LikelihoodRatioTest(lrt, df, float(stats.chi2.sf(lrt, df)), ff, fr,
+                               float(full.tau2), float(reduced.tau2))
+
+
+def _contrasts(res: "RMAResult", X) -> ContrastTest:
+    L = np.atleast_2d(np.asarray(X, dtype=float))
+    if L.shape[1] != len(res.beta):
+        raise ValueError(f"X: each row needs {len(res.beta)} values, one per coefficient "
+                         f"({', '.join(res.names)}); got {L.shape[1]}")
+    est = L @ res.beta
+    V = L @ res.vb @ L.T
+    se = np.sqrt(np.diag(V))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = est / se
+    knha = res.test == "knha"
+    if knha:
+        p = 2 * stats.t.sf(np.abs(z), res.dfs)
+    else:
+        p = 2 * stats.norm.sf(np.abs(z))
+    crit = res.crit
+    table = pd.DataFrame({"estimate": est, "se": se, "tval" if knha else "zval": z, "pval": p,
+                          "ci_lb": est - crit * se, "ci_ub": est + crit * se})
+    m = L.shape[0]
+    if int(np.linalg.matrix_rank(L)) < m:
+        # as metafor: dependent combinations have no joint test
+        return ContrastTest(table, math.nan, (m, res.dfs) if knha else m, math.nan)
+    QM = float(est @ np.linalg.solve(V, est))
+    if knha:
+        return ContrastTest(table, QM / m, (m, res.dfs),
+                            float(stats.f.sf(QM / m, m, res.dfs)) if res.dfs > 0 else math.nan)
+    return ContrastTest(table, QM, m, float(stats.chi2.sf(QM, m)))
+
+
+def anova(res: "RMAResult", btt=None, *, X=None):
+    """Tests on a fit, as metafor's ``anova``:
+
+    - ``anova(res, btt=...)``: Wald test that the coefficients ``btt`` (0-based positions or
+      names) are all zero: QM = b' V^-1 b, chi-square with as many df; with Knapp-Hartung
+      (test = "knha"), F = QM / m on (m, k - p) df (a :class:`WaldTest`);
+    - ``anova(res, X=...)``: the linear combinations X b (one row of X per combination), each
+      with its se, test and CI, and their joint test (a :class:`ContrastTest`);
+    - ``anova(full, reduced)``: likelihood-ratio test of two nested fits of the same effects
+      by ML (or REML with the same moderators) (a :class:`LikelihoodRatioTest`).
+    """
+    if isinstance(btt, RMAResult):
+        return _lrt(res, btt)
+    if X is not None:
+        if btt is not None:
+            raise ValueError("give btt or X, not both")
+        return _contrasts(res, X)
+    if btt is None:
+        btt = list(range(1, len(res.beta))) or [0]
     items = [btt] if isinstance(btt, (int, str, np.integer)) else list(btt)
     idx = []
     for b in items:

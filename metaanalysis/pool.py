@@ -68,7 +68,9 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
          test: str = "z", mods=None, cluster: str | None = None, robust: bool = False,
          bias: bool = False, leave_one_out: bool = False, level: float = 95,
          study: str | None = None, influence: bool = False, cumulative: str | None = None,
-         permutations: int = 0, seed: int = 1, subgroup: str | None = None) -> dict:
+         permutations: int = 0, seed: int = 1, subgroup: str | None = None,
+         btt=None, regtest: str | None = None, fsn: bool = False, confint: bool = False,
+         ni: str | None = None) -> dict:
     """Fit the model and the requested analyses; return the JSON-ready summary."""
     from .bias import begg, egger, trimfill
     from .binary import rma_mh, rma_peto
@@ -161,6 +163,41 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
                             "Q_between": sg.Q_between, "Q_between_df": sg.Q_between_df,
                             "Q_between_pvalue": sg.Q_between_pvalue, "QM": sg.QM,
                             "QM_pvalue": sg.QM_pvalue}
+    if not cluster and slab and table[slab].duplicated().any():
+        n = int(table[slab].duplicated(keep=False).groupby(table[slab]).any().sum())
+        warnings.warn(f"{n} studies contribute several effects, pooled here as if "
+                      f"independent: their dependence is ignored; use --cluster {slab} "
+                      f"(three-level model) or --cluster {slab} --robust (CHE model)",
+                      UserWarning, stacklevel=2)
+    plain = not cluster and method not in TWO_BY_TWO_METHODS
+    if (btt is not None or regtest or confint) and not plain:
+        raise ValueError("--btt, --regtest and --confint apply to a univariate model (no "
+                         "--cluster, not MH or PETO)")
+    if btt is not None:
+        from .models import anova
+        w = anova(fit, btt=[int(b) if str(b).isdigit() else b for b in btt])
+        out["anova"] = {"btt": w.btt, "QM": w.QM, "QMdf": list(w.QMdf) if isinstance(
+            w.QMdf, tuple) else w.QMdf, "QMp": w.QMp}
+    if regtest:
+        from .bias import regtest as rt
+        sizes = None
+        if regtest in ("ni", "ninv", "sqrtninv"):
+            col = ni or next((c for c in ("ni", "n") if c in table), None)
+            if col is None or col not in table:
+                raise ValueError(f"--regtest {regtest} needs the sample sizes: a column ni "
+                                 "(or name it with --ni COL)")
+            sizes = pd.to_numeric(table[col], errors="coerce").to_numpy(float)[:fit.k]
+        out["regtest"] = rt(fit, regtest, ni=sizes).to_dict()
+    if confint:
+        from .diagnostics import confint as ci
+        out["confint"] = json_rows(ci(fit).random.reset_index())
+    if fsn:
+        if cluster:
+            raise ValueError("--fsn treats the effects as independent: not with --cluster")
+        from .bias import fsn as fail_safe
+        y, v = np.asarray(fit.yi, float), np.asarray(fit.vi, float)
+        out["fsn"] = {t: fail_safe(y, v, type=t).to_dict() for t in
+                      ("Rosenthal", "Orwin", "Rosenberg")}
     out["_fit"] = fit
     return out
 

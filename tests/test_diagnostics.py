@@ -114,3 +114,69 @@ def test_fsn_needs_variances_except_unweighted_orwin():
     assert fsn([0.2, 0.4, 0.3], type="Orwin").fsnum == 3
     with pytest.raises(ValueError, match="needs the sampling variances"):
         fsn([0.2, 0.4], type="Rosenthal")
+
+
+@pytest.mark.parametrize("f", REF["se_tau2"],
+                         ids=lambda f: f"{f['data']}-{f['method']}-{'-'.join(f['mods'])}")
+def test_se_of_tau2_is_metafors(f):
+    res = fit({**f, "test": "z"})
+    close(res.tau2, f["tau2"], 1e-4, "tau2")
+    if f["method"] == "SJ":
+        assert math.isnan(res.se_tau2)  # not given here (metafor's depends on its start)
+        return
+    close(res.se_tau2, f["se_tau2"], 1e-6 if f["method"] in ("DL", "HE", "HS") else 1e-4,
+          "se_tau2")
+
+
+@pytest.mark.parametrize("c", REF["contrasts"], ids=lambda c: f"{c['test']}-{len(c['X'])}")
+def test_linear_combinations_are_metafors(c):
+    from metaanalysis import anova
+
+    d = DATA["bcg"]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"], "ablat": d["mods"]["ablat"],
+                         "year": d["mods"]["year"]})
+    res = rma(data=data, mods=["ablat", "year"], test=c["test"])
+    a = anova(res, X=c["X"])
+    stat = "tval" if c["test"] == "knha" else "zval"
+    for ours, theirs in (("estimate", "estimate"), ("se", "se"), (stat, "zval"),
+                         ("pval", "pval")):
+        close(a.table[ours], c[theirs], 1e-4, ours)
+    # metafor's anova() gives no interval; ours is the estimate +- the fit's critical value
+    close(a.table["ci_ub"] - a.table["estimate"], res.crit * np.asarray(c["se"]), 1e-4, "ci")
+    close(a.QM, c["QM"], 1e-4, "QM")
+    close(a.QMp, c["QMp"], 1e-4, "QMp")
+    ours = list(a.QMdf) if isinstance(a.QMdf, tuple) else [a.QMdf]
+    theirs = c["QMdf"] if isinstance(c["QMdf"], list) else [c["QMdf"]]
+    for o, t in zip(ours, theirs):  # metafor's df2 is NA for a z test
+        if t is not None:
+            assert o == pytest.approx(t)
+    with pytest.raises(ValueError, match="each row needs 3 values"):
+        anova(res, X=[[1, 2]])
+
+
+@pytest.mark.parametrize("t", REF["lrt"], ids=lambda t: t["method"])
+def test_likelihood_ratio_test_is_metafors(t):
+    import warnings
+
+    from metaanalysis import anova
+
+    FIT_STATS = ("logLik", "deviance", "AIC", "BIC", "AICc")
+
+    d = DATA["bcg"]
+    data = pd.DataFrame({"yi": d["yi"], "vi": d["vi"], "ablat": d["mods"]["ablat"],
+                         "year": d["mods"]["year"]})
+    full = rma(data=data, mods=["ablat", "year"], method=t["method"])
+    reduced = rma(data=data, mods=["ablat"], method=t["method"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        a = anova(full, reduced)
+    # REML with different moderators: the warning metafor gives, never silenced
+    assert bool(caught) == (t["method"] == "REML")
+    close(a.LRT, t["LRT"], 1e-4, "LRT")
+    assert a.df == t["df"]
+    close(a.pval, t["pval"], 1e-4, "pval")
+    close([a.fit_stats_full[k] for k in FIT_STATS], t["fit_stats_full"], 1e-4, "full")
+    close([a.fit_stats_reduced[k] for k in FIT_STATS], t["fit_stats_reduced"], 1e-4, "red")
+    assert anova(reduced, full).LRT == pytest.approx(a.LRT)  # either order
+    with pytest.raises(ValueError, match="by the same likelihood"):
+        anova(full, rma(data=data, mods=["ablat"], method="DL"))

@@ -197,3 +197,55 @@ def test_mantel_haenszel_leave_one_out_and_cumulative_refit_mh(tmp_path):
                        atol=1e-6)
     assert np.allclose([r["estimate"] for r in out["cumulative"]], f["cumul_estimate"],
                        atol=1e-6)
+
+
+def test_new_flags_give_metafors_numbers(bcg_csv):
+    """--btt, --regtest, --confint, --fsn and --level 0.95, in JSON and printed."""
+    diag = json.loads((REF / "diagnostics.json").read_text())
+    run = pool(bcg_csv, "--regtest", "vi", "--confint", "--fsn", "--level", "0.95", "--json")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    ref = next(r for r in diag["regtest"] if r["predictor"] == "vi" and r["test"] == "z")
+    assert out["regtest"]["est"] == pytest.approx(ref["est"], abs=1e-4)
+    assert out["regtest"]["pval"] == pytest.approx(ref["pval"], abs=1e-4)
+    assert [r["parameter"] for r in out["confint"]] == ["tau2", "tau", "I2", "H2"]
+    rosenthal = next(f for f in diag["fsn"] if f["data"] == "bcg" and f["options"] ==
+                     {"type": "Rosenthal"})
+    assert out["fsn"]["Rosenthal"]["fsnum"] == rosenthal["fsnum"]
+    run = pool(bcg_csv, "--mods", "alloc", "ablat", "year", "--btt", "ablat", "4",
+               "--test", "knha")
+    assert run.returncode == 0, run.stderr
+    w = next(w for w in json.loads((REF / "refits.json").read_text())["wald"]
+             if w["test"] == "knha" and w["btt"] == [3, 4])
+    assert f"F(df1 = 2, df2 = {w['QMdf'][1]:g}) = {w['QM']:.4f}" in run.stdout
+    printed = pool(bcg_csv).stdout
+    assert "<.0001" in printed  # p-values as metafor prints them
+
+
+def test_level_is_95_or_0_95_and_nothing_else(bcg_csv):
+    a = json.loads(pool(bcg_csv, "--level", "95", "--json").stdout)
+    b = json.loads(pool(bcg_csv, "--level", "0.95", "--json").stdout)
+    assert a["ci_lb"] == b["ci_lb"]
+    bad = pool(bcg_csv, "--level", "1.5")
+    assert bad.returncode == 2 and "give it in percent (95) or as a proportion" in bad.stderr
+
+
+def test_ratio_measures_are_also_printed_on_their_scale(tmp_path):
+    d = RMA["datasets"]["bcg"]
+    path = tmp_path / "rr.csv"
+    pd.DataFrame({"study": range(13), "yi": d["yi"], "vi": d["vi"], "measure": "RR"}).to_csv(
+        path, index=False)
+    out = pool(path).stdout
+    est = np.exp(np.atleast_1d(fixture("bcg", "REML")["beta"])[0])
+    assert f"On the natural scale (RR, exp): {est:.4f}" in out
+
+
+def test_several_effects_per_study_pooled_as_independent_are_announced(tmp_path):
+    path = tmp_path / "dep.csv"
+    pd.DataFrame({"study": ["a", "a", "b", "c", "c", "d"], "yi": [0.1, 0.3, 0.2, 0.5, 0.4, 0.0],
+                  "vi": [0.04] * 6}).to_csv(path, index=False)
+    run = pool(path)
+    assert run.returncode == 0
+    assert "2 studies contribute several effects, pooled here as if independent" in run.stderr
+    assert "--cluster study" in run.stderr
+    assert "several effects" not in pool(path, "--cluster", "study").stderr

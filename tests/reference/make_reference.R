@@ -486,5 +486,47 @@ for (dname in c("bcg", "raudenbush")) {
                                      target = num(r$target))
   }
 }
+# se of tau^2 for each estimator (metafor's se.tau2), with and without a moderator
+se_tau2 <- list()
+for (dname in c("bcg", "raudenbush")) {
+  d <- datasets[[dname]]
+  for (method in c("REML", "ML", "DL", "HS", "HE", "EB", "PM", "SJ")) {
+    f <- rma(d$yi, d$vi, method = method, control = tight)
+    se_tau2[[length(se_tau2) + 1]] <- list(data = dname, method = method, mods = list(),
+                                           tau2 = num(f$tau2), se_tau2 = num(f$se.tau2))
+    if (dname == "bcg") {
+      f <- rma(d$yi, d$vi, mods = ~ d$mods$ablat, method = method, control = tight)
+      se_tau2[[length(se_tau2) + 1]] <- list(data = dname, method = method,
+                                             mods = list("ablat"), tau2 = num(f$tau2),
+                                             se_tau2 = num(f$se.tau2))
+    }
+  }
+}
+# anova(res, X = ...): linear combinations of the coefficients; anova(full, reduced): LRT
+contrasts <- list()
+b <- datasets$bcg
+for (test in c("z", "knha")) {
+  f <- rma(b$yi, b$vi, mods = ~ b$mods$ablat + b$mods$year, test = test, control = tight)
+  for (X in list(rbind(c(1, 20, 1960), c(1, 40, 1960)),
+                 rbind(c(1, 20, 1960), c(1, 40, 1960), c(0, 20, 0)))) {
+  a <- anova(f, X = X)
+  contrasts[[length(contrasts) + 1]] <- list(test = test, X = X, estimate = num(a$Xb),
+                                             se = num(a$se), zval = num(a$zval),
+                                             pval = num(a$pval), QM = num(a$QM),
+                                             QMdf = num(a$QMdf), QMp = num(a$QMp))
+  }
+}
+lrts <- list()
+for (method in c("ML", "REML")) {
+  full <- rma(b$yi, b$vi, mods = ~ b$mods$ablat + b$mods$year, method = method,
+              control = tight)
+  reduced <- rma(b$yi, b$vi, mods = ~ b$mods$ablat, method = method, control = tight)
+  a <- suppressWarnings(anova(full, reduced))
+  lrts[[length(lrts) + 1]] <- list(method = method, LRT = num(a$LRT), df = num(a$parms.f -
+                                   a$parms.r), pval = num(a$pval),
+                                   fit_stats_full = num(a$fit.stats.f),
+                                   fit_stats_reduced = num(a$fit.stats.r))
+}
 write_fixture(list(versions = versions, bcg_ni = bcg_ni, fits = diag_fits, regtest = regtests,
-                   fsn = fsns), "diagnostics")
+                   fsn = fsns, se_tau2 = se_tau2, contrasts = contrasts, lrt = lrts),
+              "diagnostics")
