@@ -20,7 +20,7 @@ _EXPORTS = {
     "influence": "sensitivity", "cumulative": "sensitivity", "permutest": "sensitivity",
     "Note": "notes", "render": "render", "regtest": "bias", "fsn": "bias",
     "confint": "diagnostics", "blup": "diagnostics", "ranef": "diagnostics",
-    "rstandard": "diagnostics", "rstudent": "diagnostics",
+    "rstandard": "diagnostics", "rstudent": "diagnostics", "robust": "sandwich",
 }
 
 

@@ -106,6 +106,8 @@ class MVResult(RMAResult):
     sigma2_within: float = math.nan
     n_clusters: int = 0
     effect_weights: np.ndarray = field(default=None, repr=False)
+    #: the cluster of each effect, in the data's order
+    cluster: np.ndarray = field(default=None, repr=False)
 
     @property
     def weights(self) -> np.ndarray:
@@ -180,7 +182,7 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
                    measure=measure, names=names, beta=beta, vb=C, tau2=total, Q=Q, Q_pvalue=Qp,
                    I2=I2, H2=math.nan, tau2_ci=(math.nan, math.nan), dfs=dfs, yi=y, vi=v, X=X,
                    slab=slab, data=frame, sigma2_between=s2b, sigma2_within=s2w,
-                   n_clusters=blocks.n, effect_weights=weights)
+                   n_clusters=blocks.n, effect_weights=weights, cluster=cl)
     if p > 1:
         b, V = beta[1:], C[1:, 1:]
         QM = float(b @ np.linalg.solve(V, b))

@@ -92,6 +92,9 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
     measure = measure or "GEN"
     slab = study if study and study in table else ("key" if "key" in table else (
         "study" if "study" in table else None))
+    if robust and not cluster:
+        raise ValueError("--robust needs --cluster COL: robust variance is computed over "
+                         "clusters of effects (e.g. --cluster key for the studies)")
     for col in (mods or []) + ([cluster] if cluster else []):
         if col not in table:
             raise ValueError(f"no column {col!r}; columns are {', '.join(map(str, table.columns))}")

@@ -180,3 +180,41 @@ def test_likelihood_ratio_test_is_metafors(t):
     assert anova(reduced, full).LRT == pytest.approx(a.LRT)  # either order
     with pytest.raises(ValueError, match="by the same likelihood"):
         anova(full, rma(data=data, mods=["ablat"], method="DL"))
+
+
+ROB = json.loads((HERE / "robust.json").read_text()) if (HERE / "robust.json").exists() else {
+    "fits": []}
+KON = json.loads((HERE / "multilevel.json").read_text())["data"]
+
+
+@pytest.mark.parametrize("f", ROB["fits"],
+                         ids=lambda f: f"{f['kind']}-{f['method']}-{'-'.join(f['mods'])}")
+def test_robust_cr2_is_clubsandwichs(f):
+    """robust(res, cluster): CR2 se, Satterthwaite df, p and CI as clubSandwich's coef_test
+    (metafor's robust(clubSandwich=TRUE)), for rma and rma_mv fits; same kind of result."""
+    from metaanalysis import rma_mv, robust
+    from metaanalysis.multilevel import MVResult
+
+    data = pd.DataFrame(KON)
+    mods = list(f["mods"]) or None
+    if f["kind"] == "rma":
+        res = rma(data=data, method=f["method"], mods=mods)
+    else:
+        res = rma_mv(data=data, cluster="district", mods=mods)
+    rob = robust(res, "district")
+    assert isinstance(rob, type(res)) and (not isinstance(res, MVResult)
+                                            or isinstance(rob, MVResult))
+    tol = 1e-6 if f["method"] in ("FE", "DL") else 1e-4
+    close(rob.beta, f["beta"], tol, "beta")
+    close(rob.se, f["se"], tol, "se")
+    close(rob.df, f["df"], tol, "df")
+    close(rob.pval, f["pval"], tol, "pval")
+    close(rob.ci_lb, f["ci_lb"], tol, "ci_lb")
+    close(rob.ci_ub, f["ci_ub"], tol, "ci_ub")
+    d = rob.to_dict()
+    assert d["robust"] == "CR2" and d["n_robust_clusters"] == 11
+    assert "Satterthwaite" in str(rob)
+    if not mods:  # predict() uses the intercept's t(df)
+        pred = rob.predict()
+        assert pred["ci_lb"] == pytest.approx(f["ci_lb"][0] if isinstance(f["ci_lb"], list)
+                                              else f["ci_lb"], abs=tol)

@@ -249,3 +249,8 @@ def test_several_effects_per_study_pooled_as_independent_are_announced(tmp_path)
     assert "2 studies contribute several effects, pooled here as if independent" in run.stderr
     assert "--cluster study" in run.stderr
     assert "several effects" not in pool(path, "--cluster", "study").stderr
+
+
+def test_robust_needs_a_cluster(bcg_csv):
+    run = pool(bcg_csv, "--robust")
+    assert run.returncode == 1 and "--robust needs --cluster COL" in run.stderr

@@ -530,3 +530,28 @@ for (method in c("ML", "REML")) {
 write_fixture(list(versions = versions, bcg_ni = bcg_ni, fits = diag_fits, regtest = regtests,
                    fsn = fsns, se_tau2 = se_tau2, contrasts = contrasts, lrt = lrts),
               "diagnostics")
+
+# ------------------------------------------------------------------------------ robust() (CR2)
+# metafor's robust(res, cluster, clubSandwich = TRUE) is clubSandwich's coef_test with CR2 and
+# Satterthwaite df; on dat.konstantopoulos2011 (schools in districts): rma with and without a
+# moderator, FE and REML, and the three-level rma.mv, each robust by district
+robusts <- list()
+ctl <- list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000)
+add_robust <- function(kind, f, mods, method) {
+  ct <- coef_test(f, vcov = "CR2", cluster = kon$district, test = "Satterthwaite")
+  ci <- conf_int(f, vcov = "CR2", cluster = kon$district)
+  robusts[[length(robusts) + 1]] <<- list(kind = kind, mods = mods, method = method,
+    beta = num(f$beta), se = num(ct$SE), df = num(ct$df_Satt), pval = num(ct$p_Satt),
+    ci_lb = num(ci$CI_L), ci_ub = num(ci$CI_U))
+}
+for (method in c("REML", "FE", "DL")) {
+  add_robust("rma", rma(yi, vi, data = kon, method = method, control = tight), list(), method)
+  add_robust("rma", rma(yi, vi, mods = ~ year, data = kon, method = method, control = tight),
+             list("year"), method)
+}
+add_robust("rma_mv", rma.mv(yi, vi, random = ~ 1 | district/school, data = kon, control = ctl),
+           list(), "REML")
+add_robust("rma_mv", rma.mv(yi, vi, mods = ~ year, random = ~ 1 | district/school, data = kon,
+                            control = ctl), list("year"), "REML")
+write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
+                   fits = robusts), "robust")
