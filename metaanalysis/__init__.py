@@ -21,6 +21,7 @@ _EXPORTS = {
     "Note": "notes", "render": "render", "regtest": "bias", "fsn": "bias",
     "confint": "diagnostics", "blup": "diagnostics", "ranef": "diagnostics",
     "rstandard": "diagnostics", "rstudent": "diagnostics", "robust": "sandwich",
+    "selmodel": "selection", "rho_sensitivity": "rve",
 }
 
 

@@ -311,7 +311,38 @@ class Note:
         if bias:
             key = "section_bias" if "k0" in bias else "section_bias_robust"
             parts.append(self.say(t(key, "fr"), t(key, "en"), i))
+        if dependent and len(o.result.beta) == 1:
+            parts.append(self.rho_sensitivity(i))
         return Parts(parts)
+
+    def rho_sensitivity(self, outcome=0):
+        """For a CHE fit: the pooled effect refitted for assumed correlations ρ from 0 to 0.8
+        between a study's effects (:func:`metaanalysis.rve.rho_sensitivity`), as a sentence
+        and a small table; nothing for other models."""
+        from IPython.display import HTML
+
+        from .rve import RVEResult, rho_sensitivity
+
+        i = self.outcome(outcome)
+        r = self.outcomes[i].result
+        if not isinstance(r, RVEResult) or len(r.beta) != 1:
+            return HTML("")
+        table = rho_sensitivity(r)
+        back = natural_scale(r.measure)
+        lang, lvl = self.lang, self.params["level"]
+        lo, hi = num(back(table["estimate"].min()), lang), num(back(table["estimate"].max()), lang)
+        sentence = t("rho_sentence" if lo != hi else "rho_sentence_stable", lang).format(
+            rho=num(r.rho, lang, 1), rho_min=num(table["rho"].min(), lang, 1),
+            rho_max=num(table["rho"].max(), lang, 1), est_min=lo, est_max=hi)
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in (
+                num(row.rho, lang, 1),
+                estimate_ci(back(row.estimate), back(row.ci_lb), back(row.ci_ub), lang, 2, lvl),
+                num(row.sigma2_between, lang, 3), num(row.sigma2_within, lang, 3))) + "</tr>"
+            for row in table.itertuples())
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in t("rho_head", lang))
+        return HTML(f"<p>{html.escape(sentence)}</p><table class='results rho'><thead><tr>"
+                    f"{head}</tr></thead><tbody>{rows}</tbody></table>")
 
     def sections(self):
         """Every main outcome's standard section (:meth:`section`), in the order of

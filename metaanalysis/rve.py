@@ -260,3 +260,31 @@ def _cr2(stacks, beta, C, cache, p):
         sum_sq = float(np.sum(gi**2) - 2 * np.sum(gi * hh) + np.sum((h.T @ h) ** 2))
         df[i] = trace**2 / sum_sq
     return vcov, df
+
+
+#: The correlations between effects of a study that :func:`rho_sensitivity` tries.
+RHOS = (0.0, 0.2, 0.4, 0.6, 0.8)
+
+
+def rho_sensitivity(res: RVEResult, rhos=RHOS) -> pd.DataFrame:
+    """The CHE model refitted for each assumed correlation ``rho`` between the sampling errors
+    of a study's effects (Pustejovsky & Tipton, 2022, recommend checking it): one row per rho
+    with the estimate, its CR2 se, df, CI and p, and both variance components. An
+    intercept-only model (a note's pooled effect)."""
+    if len(res.beta) != 1:
+        raise ValueError("rho_sensitivity() refits the pooled effect: fit the model without "
+                         "moderators")
+    rows = []
+    for rho in rhos:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = che(res.yi, res.vi, cluster=res.cluster, rho=rho, level=res.level,
+                      measure=res.measure)
+        for w in caught:  # a refit's warning stays visible, never silenced
+            warnings.warn(f"rho = {rho:g}: {w.message}", w.category, stacklevel=2)
+        rows.append({"rho": rho, "estimate": fit.estimate, "se": float(fit.se[0]),
+                     "df": float(fit.df[0]), "ci_lb": float(fit.ci_lb[0]),
+                     "ci_ub": float(fit.ci_ub[0]), "pval": float(fit.pval[0]),
+                     "sigma2_between": fit.sigma2_between,
+                     "sigma2_within": fit.sigma2_within})
+    return pd.DataFrame(rows)

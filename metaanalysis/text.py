@@ -45,6 +45,24 @@ WORDS = {
               "Intervalle de prédiction : {pi} ; variance entre effets τ² = {tau2}.",
         "en": "{k} effects from {n_studies} studies; pooled {measure}: {est} ({p}). "
               "Prediction interval: {pi}; variance between effects τ² = {tau2}."},
+    "rho_sentence": {
+        "fr": "Le modèle suppose une corrélation ρ = {rho} entre les erreurs des effets d'une même "
+              "étude, qui n'est pas rapportée. Avec ρ de {rho_min} à {rho_max}, l'effet combiné va "
+              "de {est_min} à {est_max} :",
+        "en": "The model assumes a correlation ρ = {rho} between the errors of a study's "
+              "effects, which is not reported. With ρ from {rho_min} to {rho_max}, the pooled "
+              "effect ranges from {est_min} to {est_max}:"},
+    "rho_sentence_stable": {
+        "fr": "Le modèle suppose une corrélation ρ = {rho} entre les erreurs des effets d'une même "
+              "étude, qui n'est pas rapportée. Avec ρ de {rho_min} à {rho_max}, l'effet combiné "
+              "reste de {est_min} :",
+        "en": "The model assumes a correlation ρ = {rho} between the errors of a study's "
+              "effects, which is not reported. With ρ from {rho_min} to {rho_max}, the pooled "
+              "effect stays at {est_min}:"},
+    "rho_head": {"fr": ["ρ supposé", "Effet combiné [IC]", "Variance entre études",
+                        "Variance entre effets"],
+                 "en": ["assumed ρ", "Pooled effect [CI]", "Variance between studies",
+                        "Variance between effects"]},
     "section_bias_robust": {
         "fr": "Test de type Egger pour effets dépendants (modèle CHE, variance robuste) : "
               "{egger_p}. Une valeur faible signale que les petites études montrent des effets "

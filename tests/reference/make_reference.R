@@ -555,3 +555,30 @@ add_robust("rma_mv", rma.mv(yi, vi, mods = ~ year, random = ~ 1 | district/schoo
                             control = ctl), list("year"), "REML")
 write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
                    fits = robusts), "robust")
+
+# ------------------------------------------------------------------------------ rho, selmodel
+# the CHE model over the assumed correlation rho (dalgaard2025), as in the CHE notes
+rhos <- list()
+for (r in c(0, 0.2, 0.4, 0.6, 0.8)) {
+  V <- impute_covariance_matrix(dal$vgt, cluster = dal$studyid, r = r)
+  f <- rma.mv(gt, V, random = ~ 1 | studyid/esid, data = dal, control = ctl)
+  ct <- coef_test(f, vcov = "CR2", test = "Satterthwaite")
+  rhos[[length(rhos) + 1]] <- list(rho = r, beta = num(f$beta), se = num(ct$SE),
+                                   df = num(ct$df_Satt), sigma2 = num(f$sigma2))
+}
+# step-function selection models (Vevea & Hedges, 1995) by ML: hackshaw1998 (passive smoking,
+# log OR) and raudenbush1985 (teacher expectancy, SMD), one and two cut-points
+sels <- list()
+hack <- metadat::dat.hackshaw1998
+for (spec in list(list(data = "hackshaw", steps = 0.025), list(data = "hackshaw",
+                  steps = c(0.025, 0.5)), list(data = "raudenbush", steps = 0.025))) {
+  d <- if (spec$data == "hackshaw") list(yi = hack$yi, vi = hack$vi) else datasets$raudenbush
+  f <- rma(d$yi, d$vi, method = "ML", control = tight)
+  s <- selmodel(f, type = "stepfun", steps = spec$steps)
+  sels[[length(sels) + 1]] <- c(spec, list(yi = num(d$yi), vi = num(d$vi), beta = num(s$beta),
+    se = num(s$se), tau2 = num(s$tau2), se_tau2 = num(s$se.tau2), delta = num(s$delta),
+    se_delta = num(s$se.delta), LRT = num(s$LRT), LRTp = num(s$LRTp),
+    logLik = num(logLik(s))))
+}
+write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
+                   rho = rhos, selmodel = sels), "publication_bias")
