@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .grammar import RATIO_MEASURES, natural_scale, rob_level
-from .plots import PALETTE, style
+from .plots import PALETTE, styled
 from .text import WORDS, axis_label, num, t
 
 ROB_LEVELS = ("low", "some concerns", "high", "no information")
@@ -30,18 +30,22 @@ ROB_SYMBOLS = {"low": "+", "some concerns": "?", "high": "−", "no information"
 
 
 # --------------------------------------------------------------------------- funnel
-def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = ""):
+@styled
+def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = "", ax=None):
     """Contour-enhanced funnel plot: effects against their standard errors, with shaded
     regions of two-sided p-values (0.10, 0.05, 0.01) around the null; trim-and-fill effects
-    as open circles when ``trimfill`` (a :class:`~metaanalysis.bias.TrimFillResult`) is given."""
+    as open circles when ``trimfill`` (a :class:`~metaanalysis.bias.TrimFillResult`) is given.
+    With ``ax``, drawn into that matplotlib Axes."""
     import matplotlib.pyplot as plt
 
-    style()
     ratio = res.measure in RATIO_MEASURES
     tf = natural_scale(res.measure)
     sei = np.sqrt(res.vi)
     top = float(sei.max()) * 1.05 if len(sei) else 1.0
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    else:
+        fig = ax.figure
     se_grid = np.linspace(0, top, 100)
     for z, shade in ((2.576, "#F2F2F2"), (1.960, "#D9D9D9"), (1.645, "#BFBFBF")):
         ax.fill_betweenx(se_grid, tf(-z * se_grid), tf(z * se_grid), color=shade, lw=0)
@@ -105,11 +109,11 @@ def rob_table(effects: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@styled
 def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict | None = None):
     """Traffic-light plot: a coloured, symbol-marked cell per study and domain."""
     import matplotlib.pyplot as plt
 
-    style()
     table = rob_table(effects)
     if table.empty:
         return None
@@ -149,11 +153,11 @@ def rob_summary_table(effects: pd.DataFrame, weights: pd.Series | None = None) -
     return pd.DataFrame(rows).T
 
 
+@styled
 def rob_summary(effects: pd.DataFrame, *, weights=None, lang: str = "en"):
     """Stacked bars: the share of studies (or weight) at low, some concerns and high risk."""
     import matplotlib.pyplot as plt
 
-    style()
     summary = rob_summary_table(effects, weights)
     if summary.empty:
         return None
@@ -255,6 +259,7 @@ def prisma2020(studies: pd.DataFrame) -> dict:
     return out
 
 
+@styled
 def prisma(studies: pd.DataFrame, *, lang: str = "en"):
     """The PRISMA 2020 flow diagram (identification, screening, retrieval, eligibility,
     inclusion), every number from :func:`prisma2020`; a count the bibliography cannot tell
@@ -262,7 +267,6 @@ def prisma(studies: pd.DataFrame, *, lang: str = "en"):
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    style()
     c = prisma2020(studies)
     unknown = t("prisma.unknown", lang)
 
@@ -374,13 +378,13 @@ def gap_map_table(site_data: dict, themes: dict, lang: str = "en") -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+@styled
 def gap_map(table: pd.DataFrame, *, lang: str = "en"):
     """Interventions by outcome domains: a bubble per outcome studied (size = studies,
     colour = direction), a dashed ring where an outcome of interest has no study yet, and
     an empty cell where nothing was looked at: the gaps are visible at a glance."""
     import matplotlib.pyplot as plt
 
-    style()
     interventions = list(dict.fromkeys(table["intervention"]))
     domains = [t(f"domain.{k}", lang) for k in WORDS["domain"]]
     domains += [d for d in dict.fromkeys(table["domain"]) if d not in domains]

@@ -21,15 +21,33 @@ PALETTE = {"blue": "#0072B2", "orange": "#E69F00", "vermillion": "#D55E00",
 FONT = "DejaVu Sans"
 
 
-def style():
-    """Apply the house style to matplotlib (fonts, sizes, SVG text as text, no metadata date)."""
+#: The house style: fonts, sizes, SVG text as text, fixed SVG ids. Applied only inside the
+#: figure functions and when a figure is saved (:func:`house_style`), never to the session.
+HOUSE_STYLE = {
+    "font.family": FONT, "font.size": 9, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.spines.left": False, "svg.fonttype": "none",
+    "svg.hashsalt": "metaanalysis", "figure.dpi": 100, "savefig.bbox": "tight",
+}
+
+
+def house_style():
+    """``with house_style(): ...``: matplotlib's settings for the project's figures, restored
+    on exit (matplotlib's ``rc_context``), so a researcher's own plots keep theirs."""
     import matplotlib
 
-    matplotlib.rcParams.update({
-        "font.family": FONT, "font.size": 9, "axes.spines.top": False,
-        "axes.spines.right": False, "axes.spines.left": False, "svg.fonttype": "none",
-        "svg.hashsalt": "metaanalysis", "figure.dpi": 100, "savefig.bbox": "tight",
-    })
+    return matplotlib.rc_context(HOUSE_STYLE)
+
+
+def styled(draw):
+    """Decorator: run a figure function inside :func:`house_style`."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with house_style():
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _study_rows(res, max_rows: int, group: str | None, idx=None):
@@ -81,9 +99,10 @@ def _label(author, year, fallback) -> str:
     return first + y
 
 
+@styled
 def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
            max_rows: int = 40, group: str | None = "key", subgroup: str | None = None,
-           digits: int = 2):
+           digits: int = 2, ax=None):
     """A forest plot of a fitted :class:`~metaanalysis.models.RMAResult`; returns the figure.
 
     ``favours`` says which side is good for the intervention: ``"higher"`` (e.g. functional
@@ -91,11 +110,12 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     each ``group`` (a study, by default) are drawn as one row, their inverse-variance mean.
     With ``subgroup`` (a column of the model's data), the studies are shown by subgroup, each
     with its own diamond (the same model fitted to the subgroup). The figure's ``alt``
-    attribute holds a sentence describing it.
+    attribute holds a sentence describing it. With ``ax`` (a matplotlib Axes, as statsmodels'
+    ``plot_forest``), the plot is drawn into it: the study labels, estimates and weights go
+    left and right of the axes (leave about 0.6 and 1.1 axes widths of room).
     """
     import matplotlib.pyplot as plt
 
-    style()
     ratio = res.measure in RATIO_MEASURES
     tf = natural_scale(res.measure)
     from scipy.stats import norm
@@ -123,12 +143,26 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     n = len(rows)
     pooled = res.predict() if len(res.beta) == 1 else None
     height = 1.5 + 0.22 * (n + 3)
-    fig, ax = plt.subplots(figsize=(9.0, height))
-    fig.subplots_adjust(left=0.25, right=0.66, top=1 - 0.3 / height, bottom=0.95 / height)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9.0, height))
+        fig.subplots_adjust(left=0.25, right=0.66, top=1 - 0.3 / height, bottom=0.95 / height)
+        fig.fixed_layout = True
+        # the house layout: text columns at fractions of the figure's width
+        left = ("figure fraction", "data")
+
+        def col(f):
+            return f
+    else:
+        fig = ax.figure
+        # in the caller's axes: the same columns relative to the axes (in the house layout
+        # the axes span 0.25 to 0.66 of the figure: 0.02 of it is (0.02 - 0.25) / 0.41)
+        left = ("axes fraction", "data")
+
+        def col(f):
+            return (f - 0.25) / 0.41
     null = 1.0 if ratio else 0.0
     ax.axvline(null, color=PALETTE["black"], lw=0.8, ls="-")
     level = f"{res.level:g}"
-    left = ("figure fraction", "data")
     wmax = max([r[4] for r in rows if r[0] == "study"], default=1.0)
 
     def ci_text(e, a, b_):
@@ -138,18 +172,18 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         d = np.array([[pred["ci_lb"], y], [pred["pred"], y + 0.3], [pred["ci_ub"], y],
                       [pred["pred"], y - 0.3]])
         ax.fill(tf(d[:, 0]), d[:, 1], color=colour, zorder=4)
-        ax.annotate(label, (0.02, y), xycoords=left, va="center",
+        ax.annotate(label, (col(0.02), y), xycoords=left, va="center",
                     weight="bold" if bold else "normal")
-        ax.annotate(ci_text(pred["pred"], pred["ci_lb"], pred["ci_ub"]), (0.68, y),
+        ax.annotate(ci_text(pred["pred"], pred["ci_lb"], pred["ci_ub"]), (col(0.68), y),
                     xycoords=left, va="center", weight="bold" if bold else "normal")
         if weight_text:
-            ax.annotate(weight_text, (0.985, y), xycoords=left, va="center", ha="right",
+            ax.annotate(weight_text, (col(0.985), y), xycoords=left, va="center", ha="right",
                         weight="bold")
 
     labels_drawn = []
     for pos, row in zip(np.arange(n, 0, -1) + 2.0, rows):
         if row[0] == "header":
-            ax.annotate(_shorten(row[1], 40), (0.02, pos), xycoords=left, va="center",
+            ax.annotate(_shorten(row[1], 40), (col(0.02), pos), xycoords=left, va="center",
                         weight="bold", style="italic")
         elif row[0] == "diamond":
             diamond(pos, row[2], PALETTE["sky"], _shorten(row[1], 38), bold=False)
@@ -160,10 +194,10 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
             ax.hlines(pos, tf(a), tf(b_), color=PALETTE["grey"], lw=0.9)
             ax.scatter([tf(y)], [pos], marker="s", s=size**2 / 2, color=PALETTE["blue"],
                        zorder=3, linewidths=0)
-            ax.annotate(_shorten(lab, 38), (0.02, pos), xycoords=left, va="center")
-            ax.annotate(ci_text(y, a, b_), (0.68, pos), xycoords=left, va="center",
+            ax.annotate(_shorten(lab, 38), (col(0.02), pos), xycoords=left, va="center")
+            ax.annotate(ci_text(y, a, b_), (col(0.68), pos), xycoords=left, va="center",
                         family=FONT)
-            ax.annotate(percent(wt, lang, 1), (0.985, pos), xycoords=left, va="center",
+            ax.annotate(percent(wt, lang, 1), (col(0.985), pos), xycoords=left, va="center",
                         ha="right")
             labels_drawn.append(lab)
     has_pi = (pooled is not None and res.method not in COMMON_EFFECT_METHODS
@@ -175,19 +209,19 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         if has_pi:
             ax.hlines(0.25, tf(pooled["pi_lb"]), tf(pooled["pi_ub"]), color=PALETTE["orange"],
                       lw=2.2)
-            ax.annotate(t("prediction", lang), (0.02, 0.25), xycoords=left, va="center",
+            ax.annotate(t("prediction", lang), (col(0.02), 0.25), xycoords=left, va="center",
                         color=PALETTE["grey"])
             ax.annotate(f"[{num(tf(pooled['pi_lb']), lang, digits)}; "
-                        f"{num(tf(pooled['pi_ub']), lang, digits)}]", (0.68, 0.25),
+                        f"{num(tf(pooled['pi_ub']), lang, digits)}]", (col(0.68), 0.25),
                         xycoords=left, va="center", color=PALETTE["grey"])
     _x_axis(ax, ratio, lang, np.array(all_lo), np.array(all_hi), pooled)
     ax.set_ylim(-0.4, n + 3.6)
     ax.set_yticks([])
     ax.set_xlabel(axis_label(res.measure, lang))
-    ax.annotate(t("study", lang), (0.02, n + 3.1), xycoords=left, weight="bold", va="center")
-    ax.annotate(t("estimate_ci", lang, level=level), (0.68, n + 3.1), xycoords=left,
+    ax.annotate(t("study", lang), (col(0.02), n + 3.1), xycoords=left, weight="bold", va="center")
+    ax.annotate(t("estimate_ci", lang, level=level), (col(0.68), n + 3.1), xycoords=left,
                 weight="bold", va="center")
-    ax.annotate(t("weight", lang), (0.985, n + 3.1), xycoords=left, weight="bold",
+    ax.annotate(t("weight", lang), (col(0.985), n + 3.1), xycoords=left, weight="bold",
                 va="center", ha="right")
     # which side favours the intervention, under the axis
     good_right = favours == "higher"
@@ -204,7 +238,6 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     fig.grouped = grouped
     fig.rows = labels_drawn
     fig.subgroups = [r[1] for r in rows if r[0] == "diamond"]
-    fig.fixed_layout = True
     return fig
 
 
@@ -334,8 +367,9 @@ class SVGFigure:
 
         buf = io.BytesIO()
         bbox = None if getattr(self._figure, "fixed_layout", False) else "tight"
-        self._figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches=bbox,
-                             metadata={"Software": None})
+        with house_style():
+            self._figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches=bbox,
+                                 metadata={"Software": None})
         return buf.getvalue()
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -378,7 +412,9 @@ def svg_figure(fig, caption: str = "") -> SVGFigure:
     buf = io.StringIO()
     # figures laid out by hand skip the "tight" bounding box, which costs a second drawing
     bbox = None if getattr(fig, "fixed_layout", False) else "tight"
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None}, bbox_inches=bbox)
+    with house_style():
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
+                    bbox_inches=bbox)
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE for inline use

@@ -193,3 +193,36 @@ def test_subgroup_diamonds_use_the_same_kind_of_model():
         part = sub(data=d[d.design == "RCT"], cluster="key")
         texts = [t.get_text() for t in fig.axes[0].texts]
         assert any(t.startswith(f"{part.estimate:.2f} [") for t in texts)
+
+
+def test_figures_never_change_the_sessions_matplotlib_settings():
+    """The house style applies inside the figure functions only (rc_context): a researcher's
+    own plots keep their fonts, sizes and SVG settings."""
+    import matplotlib
+
+    from metaanalysis.figures import funnel, prisma
+    from metaanalysis.plots import svg_figure
+
+    before = dict(matplotlib.rcParams)
+    res = rma(synthetic(8, 3)["yi"], synthetic(8, 3)["vi"])
+    svg_figure(forest(res))
+    svg_figure(funnel(res)).png()
+    svg_figure(prisma(Note("autonomy", lang="en").studies))
+    after = dict(matplotlib.rcParams)
+    assert {k: v for k, v in after.items() if before.get(k) != v} == {}
+
+
+def test_forest_and_funnel_draw_into_a_given_axes():
+    """ax= as statsmodels' plot_forest: drawn into the caller's axes, its figure returned."""
+    import matplotlib.pyplot as plt
+
+    from metaanalysis.figures import funnel
+
+    res = rma(synthetic(6, 4)["yi"], synthetic(6, 4)["vi"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+    try:
+        assert forest(res, ax=a1) is fig and funnel(res, ax=a2) is fig
+        assert len(a1.collections) + len(a1.lines) > 0 and len(a2.collections) > 0
+        assert len(fig.axes) == 2
+    finally:
+        plt.close(fig)
