@@ -141,19 +141,12 @@ class Note:
         return self.params["model"] or self.config.get("model", {}).get("type", "rma")
 
     def _fit(self, rows):
-        from .models import rma
+        from .choose import fit_model
 
         p, spec = self.params, self.config.get("model", {})
-        cluster = spec.get("cluster", "key")
-        if self.model == "che" and rows[cluster].nunique() >= 2:
-            from .rve import che
-            return che(data=rows, cluster=cluster, rho=spec.get("rho", 0.6), level=p["level"],
-                       measure=str(rows["measure"].iloc[0]))
-        if self.model == "multilevel" and rows[cluster].nunique() >= 2:
-            from .multilevel import rma_mv
-            return rma_mv(data=rows, cluster=cluster, test=p["test"], level=p["level"],
-                          measure=str(rows["measure"].iloc[0]))
-        return rma(data=rows, method=p["method"], test=p["test"], level=p["level"])
+        return fit_model(rows, self.model, method=p["method"], test=p["test"],
+                         level=p["level"], measure=str(rows["measure"].iloc[0]),
+                         cluster=spec.get("cluster", "key"), rho=spec.get("rho", 0.6))
 
     # ------------------------------------------------------------------ words and numbers
     def outcome(self, name) -> int:

@@ -73,8 +73,6 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
          ni: str | None = None) -> dict:
     """Fit the model and the requested analyses; return the JSON-ready summary."""
     from .bias import begg, egger, trimfill
-    from .binary import rma_mh, rma_peto
-    from .models import rma
     from .sensitivity import leave_one_out as l1o
 
     method = method.upper()
@@ -98,28 +96,18 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
     for col in (mods or []) + ([cluster] if cluster else []):
         if col not in table:
             raise ValueError(f"no column {col!r}; columns are {', '.join(map(str, table.columns))}")
-    if method in TWO_BY_TWO_METHODS:
-        if mods or cluster:
-            raise ValueError(f"{method} is a common-effect model for 2x2 tables: it takes no "
-                             "--mods or --cluster")
-        fit = (rma_mh(data=table, measure=measure if measure != "GEN" else "OR", level=level,
-                      slab=slab) if method == "MH" else rma_peto(data=table, level=level,
-                                                                 slab=slab))
-        out = fit.to_dict()
-    elif cluster:
-        if robust:
-            from .rve import che
-            fit = che(data=table, cluster=cluster, mods=mods or None, level=level,
-                      measure=measure, slab=slab)
-        else:
-            from .multilevel import rma_mv
-            fit = rma_mv(data=table, cluster=cluster, mods=mods or None, test=test,
-                         level=level, measure=measure, slab=slab)
-        out = fit.to_dict()
-    else:
-        fit = rma(data=table, mods=mods or None, method=method, test=test, level=level,
-                  measure=measure, slab=slab)
-        out = fit.to_dict()
+    if method in TWO_BY_TWO_METHODS and (mods or cluster):
+        raise ValueError(f"{method} is a common-effect model for 2x2 tables: it takes no "
+                         "--mods or --cluster")
+    from .choose import fit_model
+    model = (method.lower() if method in TWO_BY_TWO_METHODS else
+             ("che" if robust else "multilevel") if cluster else "rma")
+    if cluster and table[cluster].nunique() < 2:
+        raise ValueError(f"--cluster {cluster}: the effects come from one cluster only; "
+                         "a clustered model needs at least 2")
+    fit = fit_model(table, model, method=method, test=test, level=level, measure=measure,
+                    cluster=cluster or "key", mods=mods or None, slab=slab)
+    out = fit.to_dict()
     if bias:
         if cluster or mods or method in TWO_BY_TWO_METHODS:
             raise ValueError("--bias applies to a univariate model without moderators")
