@@ -255,7 +255,15 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             "bibliography": config["bibliography"],
             # the hash of the bytes the note's kernel read, never a second read of the file
             "sha256": _read_digest(staging / f"{job.name}.json"),
-            "versions": _versions(), "command": command_for(job.theme, job.changed)}}
+            "versions": _versions(), "command": command_for(job.theme, job.changed),
+            # links relative to the page: its own open data and the index
+            "csv": os.path.relpath(job.data_dir / f"{job.name}.csv", job.html.parent),
+            "json": os.path.relpath(job.data_dir / f"{job.name}.json", job.html.parent),
+            "index": os.path.relpath(job.html.parent.parent / "index.html"
+                                     if job.changed else job.html.parent / "index.html",
+                                     job.html.parent),
+            "bibtex": cite_bibtex(job, config["title"][lang], lang, _date(root, [bib, nb_path])),
+            "cite": cite_text(config["title"][lang], lang, _date(root, [bib, nb_path]))}}
         body = convert(nb, resources, root)
         profile["convert"] = time.perf_counter() - t0
         _atomic(job.html, body)
@@ -276,6 +284,46 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         if kept:
             message += f"; the executed notebook, up to that cell, is kept in {kept}"
         return Outcome(job.theme, "failed", time.perf_counter() - start, message)
+
+
+def _bibtex_text(text: str) -> str:
+    """Text as a BibTeX field value: braces and TeX's special characters escaped."""
+    out = []
+    for ch in str(text):
+        if ch in "{}%&$#_":
+            out.append("\\" + ch)
+        elif ch == "\\":
+            out.append("\\textbackslash{}")
+        elif ch in "~^":
+            out.append({"~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}[ch])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def cite_text(title: str, lang: str, date: str) -> str:
+    """How to cite the note, in the language's typography."""
+    from .text import PAGE_WORDS
+
+    words = PAGE_WORDS[lang]
+    quoted = f"«\u00a0{title}\u00a0»" if lang == "fr" else f"“{title}”"
+    return f"{BRAND}, {quoted}, {words['note_type']}, {words['version']} {date}."
+
+
+def cite_bibtex(job: Job, title: str, lang: str, date: str) -> str:
+    """The note as a BibTeX entry (a report of the think tank, with its version date)."""
+    from .text import PAGE_WORDS
+
+    words = PAGE_WORDS[lang]
+    year = date[:4] if date[:4].isdigit() else ""
+    key = f"{job.name}-{date}".replace(" ", "")
+    return (f"@techreport{{{_bibtex_text(key)},\n"
+            f"  title = {{{_bibtex_text(title)}}},\n"
+            f"  institution = {{{_bibtex_text(BRAND)}}},\n"
+            f"  type = {{{_bibtex_text(words['note_type'])}}},\n"
+            f"  year = {{{year}}},\n"
+            f"  note = {{{_bibtex_text(words['version'] + ' ' + date)}}},\n"
+            f"  language = {{{lang}}}\n}}")
 
 
 def _keep_failed(job: Job, executed_path) -> Path | None:

@@ -56,7 +56,7 @@ PAGE_ATTRIBUTES = {"html": {"lang"}, "meta": {"charset", "name", "content", "htt
 #: The only http-equiv a page may carry: its Content-Security-Policy (never a refresh).
 HTTP_EQUIV = frozenset({"content-security-policy"})
 
-_SAFE_LINK = re.compile(r"^(https?://|mailto:|#|[A-Za-z0-9_][A-Za-z0-9_./-]*(\.html|/)?(#.*)?$)",
+_SAFE_LINK = re.compile(r"^(https?://|mailto:|#|(\.\./)*[A-Za-z0-9_][A-Za-z0-9_./-]*(\.html|/)?(#.*)?$)",
                         re.I)
 _PNG = re.compile(r"^data:image/png;base64,[A-Za-z0-9+/=\s]*$")
 _URL_ATTRIBUTES = {"href", "src", "xlink:href", "action", "formaction", "poster", "background"}

@@ -251,10 +251,18 @@ SOF_WORDS = {
 PAGE_WORDS = {
     "fr": {"date": "Données mises à jour le", "parameters": "Paramètres", "data": "Données",
            "software": "Logiciels", "reproduce": "Pour reproduire cette note :",
-           "variant": "Variante : paramètres modifiés par rapport à la note publiée"},
+           "variant": "Variante : paramètres modifiés par rapport à la note publiée",
+           "reproduce_title": "Reproduire cette note", "open_data": "Données de la note",
+           "open_data_text": "Les effets analysés et les résultats, en accès libre :",
+           "cite_title": "Citer cette note", "index": "Toutes les notes",
+           "note_type": "Note d'analyse", "version": "version du"},
     "en": {"date": "Data last changed", "parameters": "Parameters", "data": "Data",
            "software": "Software", "reproduce": "To reproduce this note:",
-           "variant": "Variant: parameters changed from the published note"},
+           "variant": "Variant: parameters changed from the published note",
+           "reproduce_title": "Reproduce this note", "open_data": "This note's data",
+           "open_data_text": "The effects analysed and the results, openly available:",
+           "cite_title": "Cite this note", "index": "All notes",
+           "note_type": "Analysis note", "version": "version of"},
 }
 
 

@@ -151,6 +151,37 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     assert "Variant: parameters changed from the published note" in page
     assert "method = DL" in page
     assert "metaanalysis render autonomy -p method DL -p lang en" in page
+    # the variant links its own data and the index, from where it lives
+    assert '<a href="data/autonomy--lang-en--method-DL.csv">' in page
+    assert '<a href="../index.html">All notes</a>' in page
+    for link in ("data/autonomy--lang-en--method-DL.csv", "data/autonomy--lang-en--method-DL.json",
+                 "../index.html"):
+        assert (path.parent / link).exists(), link
+
+
+def test_note_links_its_data_cites_itself_and_keeps_provenance_at_the_end(tmp_path):
+    """Reader first: the title right after the brand and links; its open data, how to cite
+    it (text and BibTeX) and the provenance ("Reproduce this note") at the end."""
+    import re
+
+    root = make_project(tmp_path)
+    site = tmp_path / "site"
+    render(["autonomy"], root=root, site=site, progress=quiet)
+    page = (site / "autonomy.html").read_text()
+    assert page.index("<h1>") < page.index("SHA-256") and page.index("<h1>") < page.index(
+        "Paramètres")
+    assert page.index('id="data"') < page.index('id="cite"') < page.index('id="reproduce"')
+    assert '<a href="data/autonomy.csv">' in page and '<a href="index.html">' in page
+    assert (site / "data" / "autonomy.csv").exists() and (site / "index.html").exists()
+    assert "@techreport{autonomy-" in page and "institution = {Comparer les impacts" in page
+    assert re.search(r"«\u00a0Prévenir la perte d(?:'|&#39;)autonomie des personnes âgées\u00a0», "
+                     r"Note d(?:'|&#39;)analyse, version du \d{4}-\d\d-\d\d\.", page)
+
+
+def test_bibtex_of_the_citation_escapes_braces_and_tex_specials():
+    from metaanalysis.render import _bibtex_text
+
+    assert _bibtex_text("a}b{c %50 & $x_1#") == "a\\}b\\{c \\%50 \\& \\$x\\_1\\#"
 
 
 def test_new_theme_scaffolds_and_renders(tmp_path):
