@@ -21,7 +21,7 @@ import pandas as pd
 
 from .grammar import RATIO_MEASURES, natural_scale, rob_level
 from .plots import PALETTE, styled
-from .text import WORDS, axis_label, num, t
+from .text import WORDS, axis_label, counted, num, t
 
 ROB_LEVELS = ("low", "some concerns", "high", "no information")
 ROB_COLOURS = {"low": PALETTE["green"], "some concerns": "#F0E442", "high": PALETTE["vermillion"],
@@ -80,7 +80,8 @@ def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = "", ax=None):
     ax.legend(handles=h + handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
               frameon=False)
     ax.spines["left"].set_visible(True)
-    fig.alt = t("funnel_alt", lang, k=res.k, outcome=outcome or res.measure, filled=n_filled)
+    fig.alt = t("funnel_alt", lang, k=res.k, outcome=outcome or res.measure,
+                filled=counted(n_filled, "imputed_study", lang))
     return fig
 
 
@@ -427,5 +428,6 @@ def gap_map(table: pd.DataFrame, *, lang: str = "en"):
     ax.legend(handles=handles, ncol=4, fontsize=7, frameon=False, loc="upper center",
               bbox_to_anchor=(0.5, -0.02))
     gaps = int((table["n_studies"] == 0).sum())
-    fig.alt = t("gap_alt", lang, cells=len(interventions) * len(domains), gaps=gaps)
+    fig.alt = t("gap_alt", lang, cells=len(interventions) * len(domains),
+                gaps=counted(gaps, "gap_outcome", lang))
     return fig

@@ -21,7 +21,7 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import estimate_ci, num, percent, pvalue, t
+from .text import counted, estimate_ci, num, percent, pvalue, t
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -235,7 +235,8 @@ class Note:
         out = {"egger_p": pvalue(e.pval, self.lang)}
         if tf is not None:
             back = natural_scale(r.measure)
-            out.update({"k0": tf.k0, "trimfill_est": num(back(tf.estimate), self.lang)})
+            out.update({"k0": tf.k0, "trimfill_est": num(back(tf.estimate), self.lang),
+                        "k0_studies": counted(tf.k0, "missing_study", self.lang)})
         return out
 
     def screening_counts(self) -> dict:
@@ -254,7 +255,7 @@ class Note:
         text = fr if self.lang == "fr" else en
         fields = {**self.screening_counts(), **self.fields(outcome)} if self.outcomes else \
             self.screening_counts()
-        if "{egger_p" in text or "{k0" in text or "{trimfill_est" in text:
+        if "{egger_p" in text or "{k0" in text or "{trimfill_est" in text:  # also {k0_studies}
             fields.update(self.bias_fields(outcome))
         # values come from bibliographies and themes.json: literal text, never markup
         try:

@@ -365,6 +365,9 @@ def convert(nb, resources: dict, root: Path) -> str:
                                                 str(figure.get("caption", "")))
                 data.pop("image/png", None)
     body, _ = exporter.from_notebook_node(nb, resources=resources)
+    if resources.get("note", {}).get("lang") == "fr":
+        from .typography import french_spacing
+        body = french_spacing(body)
     problems = page_violations(body)
     if problems:
         raise UnsafePage("the page would contain " + "; ".join(sorted(set(problems))[:5]))

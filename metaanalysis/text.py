@@ -36,10 +36,10 @@ WORDS = {
               "Prediction interval: {pi}; heterogeneity I² = {i2}."},
     "section_bias": {
         "fr": "Test d'Egger pour l'asymétrie de l'entonnoir : {egger_p}. La méthode "
-              "« trim-and-fill » impute {k0} étude(s) manquante(s), ce qui donnerait un effet "
+              "« trim-and-fill » impute {k0_studies}, ce qui donnerait un effet "
               "de {trimfill_est}.",
-        "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes {k0} "
-              "missing stud(ies), which would give an effect of {trimfill_est}."},
+        "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes "
+              "{k0_studies}, which would give an effect of {trimfill_est}."},
     "section_result_dependent": {
         "fr": "{k} effets issus de {n_studies} études ; {measure} combiné : {est} ({p}). "
               "Intervalle de prédiction : {pi} ; variance entre effets τ² = {tau2}.",
@@ -85,9 +85,9 @@ WORDS = {
     "filled": {"fr": "Études imputées (trim-and-fill)", "en": "Imputed studies (trim-and-fill)"},
     "standard_error": {"fr": "Erreur standard", "en": "Standard error"},
     "funnel_alt": {"fr": "Graphique en entonnoir de {k} effets ({outcome}), avec les zones de "
-                         "significativité ; {filled} étude(s) imputée(s) par trim-and-fill.",
+                         "significativité ; {filled} par trim-and-fill.",
                    "en": "Funnel plot of {k} effects ({outcome}) with significance contours; "
-                         "{filled} study(ies) imputed by trim-and-fill."},
+                         "{filled} by trim-and-fill."},
     "rob": {"low": {"fr": "Risque faible", "en": "Low risk"},
             "some concerns": {"fr": "Quelques réserves", "en": "Some concerns"},
             "high": {"fr": "Risque élevé", "en": "High risk"},
@@ -141,10 +141,10 @@ WORDS = {
     "gap_benefit": {"fr": "effet favorable", "en": "favourable effect"},
     "gap_unclear": {"fr": "effet incertain", "en": "unclear effect"},
     "gap_harm": {"fr": "effet défavorable", "en": "unfavourable effect"},
-    "gap_alt": {"fr": "Carte des preuves : {cells} cases intervention × domaine ; {gaps} critère(s) "
-                      "d'intérêt sans aucune étude.",
-                "en": "Evidence gap map: {cells} intervention × domain cells; {gaps} outcome(s) "
-                      "of interest without any study."},
+    "gap_alt": {"fr": "Carte des preuves : {cells} cases intervention × domaine ; {gaps} "
+                      "sans aucune étude.",
+                "en": "Evidence gap map: {cells} intervention × domain cells; {gaps} "
+                      "without any study."},
     "axis": {
         "OR": {"fr": "Rapport de cotes (échelle log)", "en": "Odds ratio (log scale)"},
         "RR": {"fr": "Risque relatif (échelle log)", "en": "Risk ratio (log scale)"},
@@ -264,6 +264,28 @@ PAGE_WORDS = {
            "cite_title": "Cite this note", "index": "All notes",
            "note_type": "Analysis note", "version": "version of"},
 }
+
+
+#: Words whose form follows a count: (singular, plural) per language.
+COUNTED = {
+    "missing_study": {"fr": ("étude manquante", "études manquantes"),
+                      "en": ("missing study", "missing studies")},
+    "imputed_study": {"fr": ("étude imputée", "études imputées"),
+                      "en": ("study imputed", "studies imputed")},
+    "gap_outcome": {"fr": ("critère d'intérêt", "critères d'intérêt"),
+                    "en": ("outcome of interest", "outcomes of interest")},
+    "study": {"fr": ("étude", "études"), "en": ("study", "studies")},
+    "effect": {"fr": ("effet", "effets"), "en": ("effect", "effects")},
+}
+
+
+def counted(n: int, key: str, lang: str) -> str:
+    """``n`` and the word in the form the count asks: French takes the singular for 0 and 1
+    ("1 étude manquante", "0 étude"), English for 1 only ("0 missing studies")."""
+    singular, plural = COUNTED[key][lang]
+    one = n < 2 if lang == "fr" else n == 1
+    return f"{n}\u00a0{singular if one else plural}" if lang == "fr" else \
+        f"{n} {singular if one else plural}"
 
 
 def t(key: str, lang: str, **fmt) -> str:

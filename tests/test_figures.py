@@ -60,7 +60,7 @@ def test_funnel_marks_filled_studies():
     r = rma(data=d)
     tf = trimfill(r)
     fig = funnel(r, trimfill=tf, lang="en")
-    assert f"{tf.k0} study" in fig.alt
+    assert f"{tf.k0} {'study' if tf.k0 == 1 else 'studies'} imputed" in fig.alt
     from matplotlib.collections import PathCollection
     offsets = [c.get_offsets() for c in fig.axes[0].collections if isinstance(c, PathCollection)]
     assert sum(len(o) for o in offsets) == r.k + tf.k0
@@ -151,7 +151,7 @@ def test_gap_map_shows_gaps_and_directions():
     assert t["domain"].tolist() == ["Mortality", "Mortality", "Employment and income"]
     assert t["intervention"].tolist() == ["A", "A", "B"]
     fig = gap_map(t, lang="en")
-    assert fig.alt.endswith("1 outcome(s) of interest without any study.")
+    assert fig.alt.endswith("1 outcome of interest without any study.")
     assert "16 intervention × domain cells" in fig.alt  # 2 interventions x 8 domains
 
 
