@@ -306,7 +306,7 @@ def cite_text(title: str, lang: str, date: str) -> str:
     from .text import PAGE_WORDS
 
     words = PAGE_WORDS[lang]
-    quoted = f"«\u00a0{title}\u00a0»" if lang == "fr" else f"“{title}”"
+    quoted = f"«\u202f{title}\u202f»" if lang == "fr" else f"“{title}”"
     return f"{BRAND}, {quoted}, {words['note_type']}, {words['version']} {date}."
 
 

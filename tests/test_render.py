@@ -174,7 +174,7 @@ def test_note_links_its_data_cites_itself_and_keeps_provenance_at_the_end(tmp_pa
     assert '<a href="data/autonomy.csv">' in page and '<a href="index.html">' in page
     assert (site / "data" / "autonomy.csv").exists() and (site / "index.html").exists()
     assert "@techreport{autonomy-" in page and "institution = {Comparer les impacts" in page
-    assert re.search(r"«\u00a0Prévenir la perte d(?:'|&#39;)autonomie des personnes âgées\u00a0», "
+    assert re.search(r"«\u202fPrévenir la perte d(?:'|&#39;)autonomie des personnes âgées\u202f», "
                      r"Note d(?:'|&#39;)analyse, version du \d{4}-\d\d-\d\d\.", page)
 
 
