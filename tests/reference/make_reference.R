@@ -269,9 +269,23 @@ for (test in c("z", "t")) {
     pval = num(f$pval), ci_lb = num(f$ci.lb), ci_ub = num(f$ci.ub), sigma2 = num(f$sigma2),
     Q = num(f$QE), Q_pvalue = num(f$QEp), QM = num(f$QM), QM_pvalue = num(f$QMp))
 }
+# the same three-level model by maximum likelihood (method = "ML")
+ml_fits <- list()
+for (mods in list(list(), list("year"))) {
+  f <- if (length(mods)) {
+    rma.mv(yi, vi, mods = ~ year, random = ~ 1 | district/school, data = kon, method = "ML",
+           control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  } else rma.mv(yi, vi, random = ~ 1 | district/school, data = kon, method = "ML",
+                control = list(rel.tol = 1e-10, iter.max = 10000, eval.max = 10000))
+  r <- update(f, method = "REML")
+  ml_fits[[length(ml_fits) + 1]] <- list(mods = mods, beta = num(f$beta), se = num(f$se),
+    sigma2 = num(f$sigma2), logLik = num(logLik(f)), fitstats = num(fitstats(f)),
+    reml_fitstats = num(fitstats(r)))
+}
 write_fixture(list(versions = versions,
                    data = list(yi = kon$yi, vi = kon$vi, district = kon$district,
-                               school = kon$school, year = kon$year), fits = ml), "multilevel")
+                               school = kon$school, year = kon$year), fits = ml,
+                   ml_fits = ml_fits), "multilevel")
 
 # ------------------------------------------------------------------------------ CHE + CR2 (clubSandwich)
 suppressPackageStartupMessages(library(clubSandwich))
