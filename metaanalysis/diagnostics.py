@@ -26,6 +26,10 @@ def _univariate(res, what: str) -> RMAResult:
     if not isinstance(res, RMAResult) or hasattr(res, "refit_tables"):
         raise TypeError(f"{what} needs a model fitted by rma() (not {type(res).__name__}; "
                         "Mantel-Haenszel and Peto fits have no random effects)")
+    if hasattr(res, "sigma2_between"):
+        raise TypeError(f"{what} of a three-level model (rma_mv) is not available yet: its "
+                        "random effects are per cluster and per effect, and the univariate "
+                        "formulas would give wrong numbers")
     return res
 
 

@@ -921,6 +921,8 @@ class LikelihoodRatioTest:
 
 
 def _parameters(res) -> int:
+    if hasattr(res, "sigma2_between"):  # a three-level model: two variance components
+        return res.X.shape[1] + 2
     return res.X.shape[1] + (0 if res.method == "FE" else 1)
 
 

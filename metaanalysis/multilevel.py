@@ -81,6 +81,27 @@ def _reml(params, y, v, X, blocks, grad=True):
     return nll, g
 
 
+def _ml(params, y, v, X, blocks, grad=True):
+    """Minus the full log-likelihood (beta profiled out) and its gradient in (s2b, s2w)."""
+    s2b, s2w = params
+    k, p = X.shape
+    d, s, c, minv, logdet = _pieces(s2b, s2w, v, blocks)
+    A = minv(X)
+    C = np.linalg.inv(X.T @ A)
+    beta = C @ (A.T @ y)
+    r = y - X @ beta
+    Pr = minv(r)
+    nll = 0.5 * (k * math.log(2 * math.pi) + logdet + float(r @ Pr))
+    if not grad:
+        return nll, beta, C
+    # envelope: d nll / d theta = (tr(M^-1 V_theta) - r'M^-1 V_theta M^-1 r) / 2
+    tr_minv_v1 = float(np.sum(s / (1 + s2b * s)))
+    tr_minv = float(np.sum(d) - np.sum(c * blocks.sums(d**2)))
+    q1 = float(np.sum(blocks.sums(Pr) ** 2))
+    q2 = float(Pr @ Pr)
+    return nll, np.array([0.5 * (tr_minv_v1 - q1), 0.5 * (tr_minv - q2)])
+
+
 def minimise_components(objective, args, starts):
     """Minimise a criterion over two variance components (>= 0) from several starts.
 
@@ -120,6 +141,36 @@ class MVResult(RMAResult):
                   "n_clusters": self.n_clusters})
         return d
 
+    @property
+    def se_tau2(self) -> float:
+        """Not defined: a three-level model has two variance components (none is tau²)."""
+        return math.nan
+
+    def fit_stats(self, REML: bool | None = None) -> dict:
+        """logLik, deviance, AIC, BIC and AICc of the three-level model, as metafor's
+        ``fitstats`` for ``rma.mv``: the restricted likelihood for a REML fit, the full one for
+        ML; parameters: the coefficients and the two variance components."""
+        reml = self.method == "REML" if REML is None else bool(REML)
+        blocks = _Blocks(self.cluster)
+        o = blocks.order
+        y, v, X = self.yi[o], self.vi[o], self.X[o]
+        k, p = X.shape
+        nll = (_reml if reml else _ml)((self.sigma2_between, self.sigma2_within), y, v, X,
+                                       blocks, grad=False)[0]
+        ll = -float(nll)
+        if reml:  # metafor's restricted likelihood keeps the constant 1/2 log|X'X|
+            ll += 0.5 * float(np.linalg.slogdet(X.T @ X)[1])
+        n = k - p if reml else k
+        parms = p + 2
+        if reml:
+            deviance = -2 * ll
+        else:  # against the saturated model, as metafor (each effect its own mean)
+            deviance = -2 * (ll - float(np.sum(-0.5 * np.log(2 * math.pi * v))))
+        m = max(n, parms + 2)
+        return {"logLik": ll, "deviance": deviance, "AIC": -2 * ll + 2 * parms,
+                "BIC": -2 * ll + parms * math.log(n),
+                "AICc": -2 * ll + 2 * parms * m / (m - parms - 1)}
+
     def predict(self, newmods=None) -> dict:
         out = super().predict(newmods)
         half = self.crit * math.sqrt(out["se"] ** 2 + self.sigma2_between + self.sigma2_within)
@@ -128,18 +179,25 @@ class MVResult(RMAResult):
 
     def __str__(self):
         head = (f"Multilevel Model (k = {self.k} effects in {self.n_clusters} clusters; "
-                f"REML)\n\nsigma^2 between clusters: {self.sigma2_between:.4f}\n"
+                f"{self.method})\n\nsigma^2 between clusters: {self.sigma2_between:.4f}\n"
                 f"sigma^2 within clusters:  {self.sigma2_within:.4f}\n\n")
         return head + super().__str__().split("\n", 2)[2]
 
 
 def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=None,
-           test: str = "z", level: float = 95, measure: str = "GEN", slab=None) -> MVResult:
-    """Three-level random-effects model (effects nested in clusters), fitted by REML.
+           test: str = "z", level: float = 95, measure: str = "GEN", slab=None,
+           method: str = "REML") -> MVResult:
+    """Three-level random-effects model (effects nested in clusters), fitted by REML (or ML
+    with ``method="ML"``, e.g. to compare models with different moderators by a
+    likelihood-ratio test).
 
-    As metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/effect, test=)``: ``test="t"``
-    (or ``"knha"``) uses t and F distributions with k - p degrees of freedom.
+    As metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/effect, test=, method=)``:
+    ``test="t"`` (or ``"knha"``) uses t and F distributions with k - p degrees of freedom.
     """
+    method = method.upper()
+    if method not in ("REML", "ML"):
+        raise ValueError(f"method = {method!r}: a three-level model is fitted by REML or ML")
+    objective = _reml if method == "REML" else _ml
     test = {"knha": "t"}.get(test.lower(), test.lower())
     y, v, X, names, slab, frame = _prepare(yi, vi, None, data, mods, slab)
     if isinstance(cluster, str):
@@ -158,14 +216,14 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
     w = 1 / vs
     tau0 = max(0.0, (_rss(ys, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(ys, w, Xs)[1])) if k > p else 0
     starts = ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4))
-    best, converged = minimise_components(_reml, (ys, vs, Xs, blocks), starts)
+    best, converged = minimise_components(objective, (ys, vs, Xs, blocks), starts)
     if not converged:
         warnings.warn(f"the three-level REML fit did not converge ({best.message}); results "
                       "are NaN", ConvergenceWarning, stacklevel=2)
         s2b = s2w = math.nan
     else:
         s2b, s2w = (float(x) for x in best.x)
-    _, beta, C = _reml((s2b, s2w), ys, vs, Xs, blocks, grad=False)
+    _, beta, C = objective((s2b, s2w), ys, vs, Xs, blocks, grad=False)
     # weight of each effect in the pooled estimate: (1'M_j^-1)_i = d_i (1 - c_j s_j)
     d, s_, c, _, _ = _pieces(s2b, s2w, vs, blocks)
     w_sorted = d * (1 - blocks.expand(c * s_))
@@ -178,7 +236,7 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
     vt = dfs / _tr_P(wf, Xs, _wls(ys, wf, Xs)[1]) if dfs > 0 else math.nan
     total = s2b + s2w
     I2 = 100 * total / (total + vt) if dfs > 0 else 0.0
-    res = MVResult(k=k, method="REML", test="knha" if test == "t" else "z", level=level,
+    res = MVResult(k=k, method=method, test="knha" if test == "t" else "z", level=level,
                    measure=measure, names=names, beta=beta, vb=C, tau2=total, Q=Q, Q_pvalue=Qp,
                    I2=I2, H2=math.nan, tau2_ci=(math.nan, math.nan), dfs=dfs, yi=y, vi=v, X=X,
                    slab=slab, data=frame, sigma2_between=s2b, sigma2_within=s2w,

@@ -218,3 +218,40 @@ def test_robust_cr2_is_clubsandwichs(f):
         pred = rob.predict()
         assert pred["ci_lb"] == pytest.approx(f["ci_lb"][0] if isinstance(f["ci_lb"], list)
                                               else f["ci_lb"], abs=tol)
+
+
+MLV = json.loads((HERE / "multilevel.json").read_text())
+
+
+@pytest.mark.parametrize("f", MLV.get("ml_fits", []), ids=lambda f: "-".join(f["mods"]) or "none")
+def test_three_level_model_by_ml_and_its_fit_statistics_are_metafors(f):
+    """rma_mv(method="ML") and the fit statistics of three-level fits (the univariate formula
+    with tau² = the sum of the components was silently used before)."""
+    from metaanalysis import rma_mv
+
+    data = pd.DataFrame(MLV["data"])
+    mods = list(f["mods"]) or None
+    ml = rma_mv(data=data, cluster="district", mods=mods, method="ML")
+    close(ml.beta, f["beta"], 1e-4, "beta")
+    close(ml.se, f["se"], 1e-4, "se")
+    close([ml.sigma2_between, ml.sigma2_within], f["sigma2"], 1e-4, "sigma2")
+    stats_ = ("logLik", "deviance", "AIC", "BIC", "AICc")
+    close([ml.fit_stats()[k] for k in stats_], f["fitstats"], 1e-4, "ML fitstats")
+    reml = rma_mv(data=data, cluster="district", mods=mods)
+    close([reml.fit_stats()[k] for k in stats_], f["reml_fitstats"], 1e-4, "REML fitstats")
+    assert "ML)" in str(ml) and math.isnan(ml.se_tau2)
+    with pytest.raises(TypeError, match="three-level model"):
+        blup(reml)
+
+
+def test_lrt_of_a_moderator_in_a_three_level_model():
+    from metaanalysis import anova, rma_mv
+
+    data = pd.DataFrame(MLV["data"])
+    full = rma_mv(data=data, cluster="district", mods=["year"], method="ML")
+    reduced = rma_mv(data=data, cluster="district", method="ML")
+    a = anova(full, reduced)
+    f = [x for x in MLV["ml_fits"] if x["mods"]][0]
+    r = [x for x in MLV["ml_fits"] if not x["mods"]][0]
+    assert a.df == 1
+    close(a.LRT, 2 * (f["logLik"] - r["logLik"]), 1e-4, "LRT")
