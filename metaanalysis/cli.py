@@ -100,7 +100,7 @@ def cmd_pool(args) -> int:
                   study=args.study, influence=args.influence, cumulative=args.cumulative,
                   permutations=args.permutations, seed=args.seed, subgroup=args.subgroup,
                   btt=args.btt, regtest=args.regtest, fsn=args.fsn, confint=args.confint,
-                  ni=args.ni)
+                  ni=args.ni, selmodel=args.selmodel)
     except BibliographyError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
@@ -137,6 +137,13 @@ def cmd_pool(args) -> int:
         if math.isfinite(r["est"]):
             print(f"Limit estimate (as {r['predictor']} -> 0): {r['est']:.4f} "
                   f"[{r['ci_lb']:.4f}, {r['ci_ub']:.4f}]")
+    if "selmodel" in out:
+        m = out["selmodel"]
+        print(f"\nStep-function selection model (ML; one-sided p cut at "
+              f"{', '.join(f'{x:g}' for x in m['steps'][:-1])}): estimate {m['estimate']:.4f} "
+              f"[{m['ci_lb']:.4f}, {m['ci_ub']:.4f}], tau2 {m['tau2']:.4f}; selection weights "
+              f"{', '.join(f'{d:.4f}' for d in m['delta'])}; LRT(df = {m['LRTdf']}) = "
+              f"{m['LRT']:.4f}, p-val {_pval(m['LRTp'])}")
     if "fsn" in out:
         print("\nFail-safe N (a rough gauge: report it beside PET-PEESE or a selection model):")
         for t, f in out["fsn"].items():
@@ -678,6 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="funnel asymmetry test with this predictor and its limit estimate "
                         "(sei: PET, vi: PEESE; ni, ninv, sqrtninv need sample sizes)")
     p.add_argument("--ni", metavar="COL", help="the sample-size column for --regtest ni/ninv")
+    p.add_argument("--selmodel", nargs="+", type=float, metavar="P",
+                   help="step-function selection model by ML with these one-sided p-value "
+                        "cut-points (e.g. --selmodel 0.025: the three-parameter model)")
     p.add_argument("--fsn", action="store_true",
                    help="fail-safe N (Rosenthal, Orwin, Rosenberg)")
     p.add_argument("--confint", action="store_true",

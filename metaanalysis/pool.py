@@ -70,7 +70,7 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
          study: str | None = None, influence: bool = False, cumulative: str | None = None,
          permutations: int = 0, seed: int = 1, subgroup: str | None = None,
          btt=None, regtest: str | None = None, fsn: bool = False, confint: bool = False,
-         ni: str | None = None) -> dict:
+         ni: str | None = None, selmodel=None) -> dict:
     """Fit the model and the requested analyses; return the JSON-ready summary."""
     from .bias import begg, egger, trimfill
     from .sensitivity import leave_one_out as l1o
@@ -161,9 +161,16 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
                       f"(three-level model) or --cluster {slab} --robust (CHE model)",
                       UserWarning, stacklevel=2)
     plain = not cluster and method not in TWO_BY_TWO_METHODS
-    if (btt is not None or regtest or confint) and not plain:
-        raise ValueError("--btt, --regtest and --confint apply to a univariate model (no "
-                         "--cluster, not MH or PETO)")
+    if (btt is not None or regtest or confint or selmodel) and not plain:
+        raise ValueError("--btt, --regtest, --confint and --selmodel apply to a univariate "
+                         "model (no --cluster, not MH or PETO)")
+    if selmodel:
+        from .choose import fit_model
+        from .selection import selmodel as select
+        ml = fit if method == "ML" else fit_model(table, "rma", method="ML", level=level,
+                                                  measure=measure, mods=mods or None,
+                                                  slab=slab)
+        out["selmodel"] = select(ml, steps=selmodel).to_dict()
     if btt is not None:
         from .models import anova
         w = anova(fit, btt=[int(b) if str(b).isdigit() else b for b in btt])

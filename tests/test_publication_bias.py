@@ -79,3 +79,22 @@ def test_che_notes_show_the_sensitivity_over_rho():
     assert any(getattr(p, "data", "") == html for p in note.section(i).parts)
     # a univariate fit has no such table
     assert Note("autonomy", lang="en").rho_sensitivity("mortality").data == ""
+
+
+def test_pool_selmodel_flag(tmp_path):
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    s = REF["selmodel"][0]
+    path = tmp_path / "h.csv"
+    pd.DataFrame({"study": range(len(s["yi"])), "yi": s["yi"], "vi": s["vi"]}).to_csv(
+        path, index=False)
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "pool", str(path),
+                          "--selmodel", "0.025", "--json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)["selmodel"]
+    near(out["estimate"], s["beta"], 1e-4)
+    near(out["delta"], s["delta"], 1e-4)
+    near(out["LRT"], s["LRT"], 1e-4)
