@@ -30,7 +30,9 @@ hooks:
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  $(VENV)/bin/nbstripout --install && \
 	  git config filter.nbstripout.clean "'$(abspath $(VENV))/bin/python' -m nbstripout --keep-id" && \
-	  echo "git filter installed: notebook outputs are stripped when you commit"; fi
+	  echo "git filter installed: notebook outputs are stripped when you commit" && \
+	  echo "refreshing git's index through the filter (once, a few seconds)..." && \
+	  (git update-index -q --refresh >/dev/null 2>&1 || true); fi
 
 test: setup
 	$(PY) -m pytest -q

@@ -138,8 +138,11 @@ def _date(root: Path, files: list[Path]) -> str:
     """The date the inputs last changed: their last commit, or their newest mtime if edited."""
     rel = [str(f.relative_to(root)) for f in files if f.exists()]
     try:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", *rel], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        # --no-optional-locks: a status never takes the index lock, so a slow one (the
+        # notebooks' nbstripout filter) that hits the timeout cannot leave .git/index.lock
+        # behind and break the researcher's next commit
+        dirty = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain", "--",
+                                *rel], cwd=root, capture_output=True, text=True, timeout=10)
         if dirty.returncode == 0 and not dirty.stdout.strip():
             log = subprocess.run(["git", "log", "-1", "--format=%cs", "--", *rel], cwd=root,
                                  capture_output=True, text=True, timeout=10)
@@ -246,9 +249,10 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         lang = params.get("lang", "fr")
         defaults = notebook_parameters(nb_path)
         bib = root / config["bibliography"]
+        date = _date(root, [bib, nb_path])
         resources = {"note": {
             "title": config["title"][lang], "lang": lang, "brand": BRAND,
-            "words": WORDS[lang], "date": _date(root, [bib, nb_path]),
+            "words": WORDS[lang], "date": date,
             "parameters": [(k, _show(params[k])) for k in defaults],
             "changed": [(k, _show(v)) for k, v in job.changed.items()],
             "variant": bool(job.changed), "variant_label": WORDS[lang]["variant"],
@@ -262,8 +266,8 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             "index": os.path.relpath(job.html.parent.parent / "index.html"
                                      if job.changed else job.html.parent / "index.html",
                                      job.html.parent),
-            "bibtex": cite_bibtex(job, config["title"][lang], lang, _date(root, [bib, nb_path])),
-            "cite": cite_text(config["title"][lang], lang, _date(root, [bib, nb_path]))}}
+            "bibtex": cite_bibtex(job, config["title"][lang], lang, date),
+            "cite": cite_text(config["title"][lang], lang, date)}}
         body = convert(nb, resources, root)
         profile["convert"] = time.perf_counter() - t0
         _atomic(job.html, body)
