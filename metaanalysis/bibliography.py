@@ -616,7 +616,7 @@ def _check_data(measure: str, d: dict[str, float]) -> list[str]:
                        "and 1")
         elif measure == "ZCOR" and abs(d["ri"]) == 1:
             out.append("ri = ±1 has no Fisher z: check the correlation")
-        minimum = 4  # metafor leaves vi missing when ni <= 3
+        minimum = 5 if measure == "UCOR" else 4  # metafor: vi missing when ni <= 3 (4)
         if d["ni"] < minimum:
             out.append(f"ni = {d['ni']:g}: {measure} needs at least {minimum} participants")
     if form == ("xi", "ni"):

@@ -10,7 +10,7 @@ Reported estimates are converted the way metafor's ``conv.wald`` does: ratio mea
 logged, the SE comes from the CI width ``(ub - lb) / (2 z)`` on the analysis scale, or from a
 two-sided p-value as ``|yi| / z(1 - p/2)``.
 
-The other measures follow the same source: SMDH (Bonett, 2009), SMCC and SMCR (Becker, 1988;
+The other measures follow the same source: UCOR (Olkin & Pratt, 1958), SMDH (Bonett, 2009), SMCC and SMCR (Becker, 1988;
 Morris, 2008), PCOR, ZPCOR and SPCOR from a regression's t statistic (Aloe & Thompson, 2013),
 PETO (Yusuf et al., 1985), PHI, the incidence rates IRR, IRD, IR, IRLN, and the transformed
 proportions PLN, PAS, PFT (Freeman & Tukey, 1950); ``add`` is 0 by default for PHI, PAS and
@@ -148,8 +148,31 @@ def _correlation(measure, ri, ni):
         if measure == "ZCOR":
             yi, vi = np.arctanh(ri), 1 / (ni - 3)
         else:
-            yi, vi = ri, (1 - ri**2) ** 2 / (ni - 1)
-    return yi, np.where(ni > 3, vi, np.nan)
+            yi = ri
+            if measure == "UCOR":  # Olkin & Pratt (1958): r 2F1(1/2, 1/2; (n-2)/2; 1-r^2)
+                g = (ni - 2) / 2
+                yi = np.where(g > 1, ri * _hyp2f1_half(g, 1 - ri**2), np.nan)
+            vi = (1 - yi**2) ** 2 / (ni - 1)
+    return yi, np.where(ni > (4 if measure == "UCOR" else 3), vi, np.nan)
+
+
+def _hyp2f1_half(c, x):
+    """2F1(1/2, 1/2; c; x) for c > 1 and 0 <= x <= 1: scipy's, or where scipy gives no finite
+    value (large c with x near 1) the hypergeometric series summed to double precision."""
+    from scipy.special import hyp2f1
+
+    c, x = np.broadcast_arrays(np.asarray(c, float), np.asarray(x, float))
+    out = np.asarray(hyp2f1(0.5, 0.5, c, x), float).copy()
+    for i in np.flatnonzero(~np.isfinite(out) & (c > 1) & (x >= 0) & (x <= 1)):
+        term, total, n = 1.0, 1.0, 0
+        while n < 1_000_000:
+            term *= (0.5 + n) ** 2 / ((c[i] + n) * (n + 1)) * x[i]
+            total += term
+            n += 1
+            if term < 1e-17 * total:
+                break
+        out[i] = total
+    return out
 
 
 def _proportion(measure, xi, ni, add=ADD, to="only0"):

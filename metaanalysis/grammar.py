@@ -11,7 +11,7 @@ import difflib
 from functools import lru_cache
 
 MEASURES = ("SMD", "MD", "ROM", "OR", "RR", "RD", "COR", "ZCOR", "PR", "PLO", "GEN",
-            "SMDH", "SMCC", "SMCR", "PCOR", "ZPCOR", "SPCOR", "PETO", "PHI", "IRR", "IRD",
+            "UCOR", "SMDH", "SMCC", "SMCR", "PCOR", "ZPCOR", "SPCOR", "PETO", "PHI", "IRR", "IRD",
             "IR", "IRLN", "PLN", "PAS", "PFT")
 
 #: Measures analysed on the log scale; a reported estimate and its CI are ratios.
@@ -45,6 +45,7 @@ DATA_FORMS: dict[str, tuple[tuple[str, ...], ...]] = {
     "PR": (("xi", "ni"),),
     "PLO": (("xi", "ni"),),
     "GEN": (),
+    "UCOR": (("ri", "ni"),),
     "SMDH": (("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),),
     # pre-post: the means and SDs at the two time points, the sample size and the
     # correlation between the time points (change-score or raw-score standardisation)

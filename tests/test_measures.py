@@ -50,6 +50,7 @@ def test_new_measures_are_read_from_annotations_with_every_effect(tmp_path):
     ("measure = SMCC; m1i = 1; m2i = 2; sd1i = 1; sd2i = 1; ni = 20; ri = 1.2",
      "ri = 1.2 is outside"),
     ("measure = PCOR; ti = 2; ni = 90", "data missing for PCOR: give ti+ni+mi"),
+    ("measure = UCOR; ri = 0.3; ni = 4", "UCOR needs at least 5 participants"),
 ])
 def test_impossible_data_are_named_with_their_line(tmp_path, data, message):
     path = tmp_path / "t.bib"

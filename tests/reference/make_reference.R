@@ -69,6 +69,9 @@ for (m in c("RR", "OR", "RD")) {
 mol <- read("molloy2014_conscientiousness_medication_adherence.csv")
 for (m in c("COR", "ZCOR")) add_esc(paste0("molloy_", m), m, mol[c("ri", "ni")],
                                     list(ri = mol$ri, ni = mol$ni))
+# the unbiased correlation (Olkin & Pratt, 1958; metafor needs the gsl package for it)
+add_esc("molloy_UCOR", "UCOR", mol[c("ri", "ni")], list(ri = mol$ri, ni = mol$ni))
+add_esc("synthetic_UCOR", "UCOR", syn[c("ri", "ni")], list(ri = ri, ni = ni))
 
 # Measures added for economics, education and health reviews (issue 13): partial and
 # semi-partial correlations from regression t-statistics (metadat's dat.aloe2013), pre-post
