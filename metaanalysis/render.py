@@ -266,7 +266,7 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             "index": os.path.relpath(job.html.parent.parent / "index.html"
                                      if job.changed else job.html.parent / "index.html",
                                      job.html.parent),
-            "bibtex": cite_bibtex(job, config["title"][lang], lang, date),
+            "bibtex": cite_bibtex(job.name, config["title"][lang], lang, date),
             "cite": cite_text(config["title"][lang], lang, date)}}
         body = convert(nb, resources, root)
         profile["convert"] = time.perf_counter() - t0
@@ -314,13 +314,13 @@ def cite_text(title: str, lang: str, date: str) -> str:
     return f"{BRAND}, {quoted}, {words['note_type']}, {words['version']} {date}."
 
 
-def cite_bibtex(job: Job, title: str, lang: str, date: str) -> str:
+def cite_bibtex(name: str, title: str, lang: str, date: str) -> str:
     """The note as a BibTeX entry (a report of the think tank, with its version date)."""
     from .text import PAGE_WORDS
 
     words = PAGE_WORDS[lang]
     year = date[:4] if date[:4].isdigit() else ""
-    key = f"{job.name}-{date}".replace(" ", "")
+    key = f"{name}-{date}".replace(" ", "")
     return (f"@techreport{{{_bibtex_text(key)},\n"
             f"  title = {{{_bibtex_text(title)}}},\n"
             f"  institution = {{{_bibtex_text(BRAND)}}},\n"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metaanalysis.cli import from_make
-from metaanalysis.render import (Job, RenderError, cite_bibtex, cite_text, coerce_parameters,
+from metaanalysis.render import (RenderError, cite_bibtex, cite_text, coerce_parameters,
                                  command_for, convert,
                                  new_theme, notebook_parameters, plan, render, variant_name)
 from metaanalysis.sanitize import escape_markdown, page_violations, safe_url, sanitize
@@ -107,8 +107,7 @@ def note_page(root: Path, text: str, lang: str = "en") -> str:
         "bibliography": text, "sha256": text, "versions": [(text, text)],
         "command": command_for("t", dict(changed)),
         "csv": "data/t.csv", "json": "data/t.json", "index": "index.html",
-        "bibtex": cite_bibtex(Job("t", {}, {}, Path("t.html"), Path("data"), "t", Path("s")),
-                              text, lang, text),
+        "bibtex": cite_bibtex("t", text, lang, text),
         "cite": cite_text(text, lang, text)}}
     return convert(nb, resources, REPO)
 
