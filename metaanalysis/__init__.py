@@ -15,7 +15,7 @@ _EXPORTS = {
     "read_studies": "bibliography", "check": "bibliography", "BibliographyError": "bibliography",
     "escalc": "effects", "rma": "models", "subgroups": "models", "anova": "models",
     "rma_mh": "binary",
-    "rma_peto": "binary", "rma_mv": "multilevel", "che": "rve", "egger": "bias",
+    "rma_peto": "binary", "rma_mv": "multilevel", "vcalc": "multilevel", "che": "rve", "egger": "bias",
     "begg": "bias", "trimfill": "bias", "leave_one_out": "sensitivity",
     "influence": "sensitivity", "cumulative": "sensitivity", "permutest": "sensitivity",
     "Note": "notes", "render": "render", "regtest": "bias", "fsn": "bias",

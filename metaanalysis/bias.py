@@ -73,7 +73,7 @@ def egger(res: RMAResult) -> EggerResult:
 def egger_robust(res) -> EggerResult:
     """Egger-type test for dependent effects: the CHE model with the standard error as a
     moderator, its slope tested with CR2 and Satterthwaite df (Rodgers & Pustejovsky, 2021,
-    "EK/Egger sandwich"). ``res`` is a :class:`~metaanalysis.rve.RVEResult`."""
+    "EK/Egger sandwich"). ``res`` is a CHE fit (:func:`~metaanalysis.rve.che`)."""
     from .rve import che
 
     cluster = np.asarray(res.cluster)

@@ -86,6 +86,14 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def _where(text: str) -> tuple[str, str]:
+    """``COL=VALUE`` of ``pool --where``."""
+    col, sep, value = text.partition("=")
+    if not sep or not col.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write COL=VALUE, e.g. design=RCT")
+    return col.strip(), value.strip()
+
+
 def cmd_pool(args) -> int:
     import json
     import math
@@ -94,7 +102,8 @@ def cmd_pool(args) -> int:
     from .pool import run
 
     try:
-        out = run(args.input, outcome=args.outcome, measure=args.measure, method=args.method,
+        out = run(args.input, outcome=args.outcome, where=dict(args.where or ()),
+                  measure=args.measure, method=args.method,
                   test=args.test, mods=args.mods, cluster=args.cluster, robust=args.robust,
                   bias=args.bias, leave_one_out=args.leave_one_out, level=args.level,
                   study=args.study, influence=args.influence, cumulative=args.cumulative,
@@ -126,7 +135,9 @@ def cmd_pool(args) -> int:
         print(f"\nTest of moderators ({', '.join(map(str, a['btt']))}): {df} = {a['QM']:.4f}, "
               f"p-val {_pval(a['QMp'])}")
     if "confint" in out:
-        print("\nHeterogeneity with its confidence interval (Q-profile):")
+        three_level = any(r.get("parameter") == "sigma2_between" for r in out["confint"])
+        print("\nVariance components with their confidence intervals (profile likelihood):"
+              if three_level else "\nHeterogeneity with its confidence interval (Q-profile):")
         print(pd.DataFrame(out["confint"]).to_string(index=False,
                                                      float_format=lambda x: f"{x:.4f}"))
     if "regtest" in out:
@@ -663,6 +674,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--robust", action="store_true", help="with --cluster: CHE working model "
                    "with CR2 robust variance and Satterthwaite df")
     p.add_argument("--outcome", help="pool only the effects of this outcome")
+    p.add_argument("--where", type=_where, action="append", metavar="COL=VALUE",
+                   help="keep only the effects whose COL is VALUE, compared as written (a "
+                        "note's outcome filter in themes.json); repeat for several columns")
     p.add_argument("--study", metavar="COL", help="study label column (default: key or study)")
     p.add_argument("--bias", action="store_true", help="Egger, Begg and trim-and-fill")
     p.add_argument("--leave-one-out", action="store_true", help="refit without each effect")
@@ -691,7 +705,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fsn", action="store_true",
                    help="fail-safe N (Rosenthal, Orwin, Rosenberg)")
     p.add_argument("--confint", action="store_true",
-                   help="confidence intervals of tau2, tau, I2 and H2 (Q-profile)")
+                   help="confidence intervals of tau2, tau, I2 and H2 (Q-profile); with "
+                        "--cluster, of both variance components (profile likelihood)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_pool)
 

@@ -15,12 +15,13 @@ figure shows can be checked directly.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .grammar import RATIO_MEASURES, natural_scale, rob_level
-from .plots import PALETTE, styled
+from .plots import PALETTE, Plot, new_figure, styled
 from .text import WORDS, axis_label, counted, num, t
 
 ROB_LEVELS = ("low", "some concerns", "high", "no information")
@@ -29,23 +30,25 @@ ROB_COLOURS = {"low": PALETTE["green"], "some concerns": "#F0E442", "high": PALE
 ROB_SYMBOLS = {"low": "+", "some concerns": "?", "high": "−", "no information": ""}
 
 
+@dataclass(repr=False)
+class PrismaPlot(Plot):
+    """The PRISMA flow diagram and its ``counts`` (:func:`prisma2020`)."""
+
+    counts: dict = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------- funnel
 @styled
 def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = "", ax=None):
     """Contour-enhanced funnel plot: effects against their standard errors, with shaded
     regions of two-sided p-values (0.10, 0.05, 0.01) around the null; trim-and-fill effects
     as open circles when ``trimfill`` (a :class:`~metaanalysis.bias.TrimFillResult`) is given.
-    With ``ax``, drawn into that matplotlib Axes."""
-    import matplotlib.pyplot as plt
-
+    With ``ax``, drawn into that matplotlib Axes. Returns a :class:`~metaanalysis.plots.Plot`."""
     ratio = res.measure in RATIO_MEASURES
     tf = natural_scale(res.measure)
     sei = np.sqrt(res.vi)
     top = float(sei.max()) * 1.05 if len(sei) else 1.0
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.6))
-    else:
-        fig = ax.figure
+    fig, ax = new_figure((6.4, 4.6), ax)
     se_grid = np.linspace(0, top, 100)
     for z, shade in ((2.576, "#F2F2F2"), (1.960, "#D9D9D9"), (1.645, "#BFBFBF")):
         ax.fill_betweenx(se_grid, tf(-z * se_grid), tf(z * se_grid), color=shade, lw=0)
@@ -80,9 +83,8 @@ def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = "", ax=None):
     ax.legend(handles=h + handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
               frameon=False)
     ax.spines["left"].set_visible(True)
-    fig.alt = t("funnel_alt", lang, k=res.k, outcome=outcome or res.measure,
-                filled=counted(n_filled, "imputed_study", lang))
-    return fig
+    return Plot(fig, t("funnel_alt", lang, k=res.k, outcome=outcome or res.measure,
+                       filled=counted(n_filled, "imputed_study", lang)))
 
 
 # --------------------------------------------------------------------------- risk of bias
@@ -111,15 +113,16 @@ def rob_table(effects: pd.DataFrame) -> pd.DataFrame:
 
 
 @styled
-def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict | None = None):
-    """Traffic-light plot: a coloured, symbol-marked cell per study and domain."""
-    import matplotlib.pyplot as plt
-
+def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict | None = None,
+                      ax=None):
+    """Traffic-light plot: a coloured, symbol-marked cell per study and domain (a
+    :class:`~metaanalysis.plots.Plot`; None without risk-of-bias data). With ``ax``, drawn
+    into that matplotlib Axes."""
     table = rob_table(effects)
     if table.empty:
         return None
     n, m = table.shape
-    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * m + 1.8, 0.9 + 0.28 * n))
+    fig, ax = new_figure((1.6 + 0.9 * m + 1.8, 0.9 + 0.28 * n), ax)
     for i, (_, row) in enumerate(table.iterrows()):
         for j, value in enumerate(row):
             ax.scatter(j, i, s=150, color=ROB_COLOURS[value], edgecolors="#333333",
@@ -136,9 +139,8 @@ def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict |
         ax.spines[side].set_visible(False)
     ax.tick_params(length=0)
     counts = table["overall"].value_counts()
-    fig.alt = t("rob_alt", lang, n=n, low=int(counts.get("low", 0)),
-                high=int(counts.get("high", 0)))
-    return fig
+    return Plot(fig, t("rob_alt", lang, n=n, low=int(counts.get("low", 0)),
+                       high=int(counts.get("high", 0))))
 
 
 def rob_summary_table(effects: pd.DataFrame, weights: pd.Series | None = None) -> pd.DataFrame:
@@ -155,14 +157,13 @@ def rob_summary_table(effects: pd.DataFrame, weights: pd.Series | None = None) -
 
 
 @styled
-def rob_summary(effects: pd.DataFrame, *, weights=None, lang: str = "en"):
-    """Stacked bars: the share of studies (or weight) at low, some concerns and high risk."""
-    import matplotlib.pyplot as plt
-
+def rob_summary(effects: pd.DataFrame, *, weights=None, lang: str = "en", ax=None):
+    """Stacked bars: the share of studies (or weight) at low, some concerns and high risk (a
+    :class:`~metaanalysis.plots.Plot`); with ``ax``, drawn into that matplotlib Axes."""
     summary = rob_summary_table(effects, weights)
     if summary.empty:
         return None
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.35 * len(summary)))
+    fig, ax = new_figure((7, 0.8 + 0.35 * len(summary)), ax)
     left = np.zeros(len(summary))
     for lev in ROB_LEVELS:
         vals = summary[lev].to_numpy()
@@ -174,8 +175,7 @@ def rob_summary(effects: pd.DataFrame, *, weights=None, lang: str = "en"):
     ax.set_xlim(0, 100)
     ax.set_xlabel(t("rob_share_weight" if weights is not None else "rob_share", lang))
     ax.legend(ncol=4, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.35))
-    fig.alt = t("rob_summary_alt", lang, low=num(summary.loc["overall", "low"], lang, 0))
-    return fig
+    return Plot(fig, t("rob_summary_alt", lang, low=num(summary.loc["overall", "low"], lang, 0)))
 
 
 def _wrap(s: str, width: int = 14) -> str:
@@ -261,11 +261,11 @@ def prisma2020(studies: pd.DataFrame) -> dict:
 
 
 @styled
-def prisma(studies: pd.DataFrame, *, lang: str = "en"):
+def prisma(studies: pd.DataFrame, *, lang: str = "en", ax=None):
     """The PRISMA 2020 flow diagram (identification, screening, retrieval, eligibility,
     inclusion), every number from :func:`prisma2020`; a count the bibliography cannot tell
-    reads "unknown", never 0."""
-    import matplotlib.pyplot as plt
+    reads "unknown", never 0. A :class:`PrismaPlot` (with the ``counts``); with ``ax``,
+    drawn into that matplotlib Axes."""
     from matplotlib.patches import FancyBboxPatch
 
     c = prisma2020(studies)
@@ -306,9 +306,10 @@ def prisma(studies: pd.DataFrame, *, lang: str = "en"):
     heights = [max(1.7, 0.42 * (1 + max(x.count("\n") for x in (a, b or "")))) for a, b, _ in grid]
     gap = 0.9
     total = sum(heights) + gap * (len(grid) - 1) + 0.4
-    fig, ax = plt.subplots(figsize=(7.6, 0.5 * total))
-    fig.fixed_layout = True
-    fig.subplots_adjust(0, 0, 1, 1)
+    fixed = ax is None
+    fig, ax = new_figure((7.6, 0.5 * total), ax)
+    if fixed:
+        fig.subplots_adjust(0, 0, 1, 1)
     ax.set_xlim(0, 10)
     ax.set_ylim(0, total)
     ax.axis("off")
@@ -334,12 +335,11 @@ def prisma(studies: pd.DataFrame, *, lang: str = "en"):
             arrow(2.5, previous, 2.5, top)
         previous = y
         top = y - gap
-    fig.alt = t("prisma_alt", lang, identified=n(c["identified"]) if c["identified"] is not None
-                else c.get("records_in_bibliography", unknown),
-                duplicates=n(c["duplicates_removed"]), screened=n(c["screened"]),
-                included=c["included"])
-    fig.counts = c
-    return fig
+    alt = t("prisma_alt", lang, identified=n(c["identified"]) if c["identified"] is not None
+            else c.get("records_in_bibliography", unknown),
+            duplicates=n(c["duplicates_removed"]), screened=n(c["screened"]),
+            included=c["included"])
+    return PrismaPlot(fig, alt, fixed_layout=fixed, counts=c)
 
 
 # --------------------------------------------------------------------------- gap map
@@ -380,17 +380,16 @@ def gap_map_table(site_data: dict, themes: dict, lang: str = "en") -> pd.DataFra
 
 
 @styled
-def gap_map(table: pd.DataFrame, *, lang: str = "en"):
+def gap_map(table: pd.DataFrame, *, lang: str = "en", ax=None):
     """Interventions by outcome domains: a bubble per outcome studied (size = studies,
     colour = direction), a dashed ring where an outcome of interest has no study yet, and
-    an empty cell where nothing was looked at: the gaps are visible at a glance."""
-    import matplotlib.pyplot as plt
-
+    an empty cell where nothing was looked at: the gaps are visible at a glance. A
+    :class:`~metaanalysis.plots.Plot`; with ``ax``, drawn into that matplotlib Axes."""
     interventions = list(dict.fromkeys(table["intervention"]))
     domains = [t(f"domain.{k}", lang) for k in WORDS["domain"]]
     domains += [d for d in dict.fromkeys(table["domain"]) if d not in domains]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.05 * len(domains) + 2.6),
-                                    1.3 + 0.75 * len(interventions)))
+    fig, ax = new_figure((max(7.0, 1.05 * len(domains) + 2.6),
+                          1.3 + 0.75 * len(interventions)), ax)
     colour = {1: PALETTE["blue"], 0: "#999999", -1: PALETTE["vermillion"]}
     for x in range(len(domains) + 1):
         ax.axvline(x - 0.5, color="#E5E5E5", lw=0.6, zorder=0)
@@ -428,6 +427,5 @@ def gap_map(table: pd.DataFrame, *, lang: str = "en"):
     ax.legend(handles=handles, ncol=4, fontsize=7, frameon=False, loc="upper center",
               bbox_to_anchor=(0.5, -0.02))
     gaps = int((table["n_studies"] == 0).sum())
-    fig.alt = t("gap_alt", lang, cells=len(interventions) * len(domains),
-                gaps=counted(gaps, "gap_outcome", lang))
-    return fig
+    return Plot(fig, t("gap_alt", lang, cells=len(interventions) * len(domains),
+                       gaps=counted(gaps, "gap_outcome", lang)))

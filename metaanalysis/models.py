@@ -279,6 +279,12 @@ class RMAResult:
     slab: list = field(default=None, repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
 
+    @property
+    def model_name(self) -> str:
+        """The model's short name for a reader (a forest plot's pooled row): the estimation
+        method (REML, DL, FE, MH ...), or ``CHE`` for the robust CHE working model."""
+        return self.method
+
     # --- the main numbers, for an intercept-only model
     @property
     def se(self) -> np.ndarray:
@@ -514,8 +520,10 @@ def _p(p: float) -> str:
 
 
 # --------------------------------------------------------------------------- input handling
-def _prepare(yi, vi, sei, data, mods, slab):
-    """Arrays from names or values; drop rows with missing values with a warning naming them."""
+def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
+    """Arrays from names or values; drop rows with missing values with a warning naming them.
+    With ``keep_mask``, also the boolean mask of the rows kept (to subset a covariance matrix
+    or a cluster array the same way)."""
     def col(x):
         if isinstance(x, str):
             if data is None or x not in data.columns:
@@ -542,11 +550,11 @@ def _prepare(yi, vi, sei, data, mods, slab):
         slab = frame[slab].astype(str).tolist()
     slab = list(slab)
     bad = ~np.isfinite(y) | ~np.isfinite(v) | ~np.all(np.isfinite(X), axis=1)
+    keep = ~bad
     if bad.any():
         dropped = [slab[i] for i in np.flatnonzero(bad)]
         warnings.warn(f"{bad.sum()} row(s) with missing yi, vi or moderator values were "
                       f"dropped: {', '.join(dropped)}", MissingDataWarning, stacklevel=3)
-        keep = ~bad
         y, v, X = y[keep], v[keep], X[keep]
         slab = [s for s, b in zip(slab, bad) if not b]
         if frame is not None:
@@ -558,6 +566,8 @@ def _prepare(yi, vi, sei, data, mods, slab):
     used[0] = True
     X = X[:, used]
     names = [n for n, u in zip(names, used) if u]
+    if keep_mask:
+        return y, v, X, names, slab, frame, keep
     return y, v, X, names, slab, frame
 
 

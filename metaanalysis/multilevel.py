@@ -10,12 +10,13 @@ The REML criterion is maximised over both variance components with its analytic 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, sparse, stats
 
 from .models import ConvergenceWarning, RMAResult, _prepare, _rss, _tr_P, _wls
 
@@ -129,6 +130,10 @@ class MVResult(RMAResult):
     effect_weights: np.ndarray = field(default=None, repr=False)
     #: the cluster of each effect, in the data's order
     cluster: np.ndarray = field(default=None, repr=False)
+    #: the known sampling covariance matrix given as ``V`` (None: the diagonal ``vi``)
+    V: object = field(default=None, repr=False)
+    #: the correlation that built ``V`` in :func:`~metaanalysis.rve.che` (None otherwise)
+    rho: float | None = None
 
     @property
     def weights(self) -> np.ndarray:
@@ -139,6 +144,8 @@ class MVResult(RMAResult):
         d = super().to_dict()
         d.update({"sigma2_between": self.sigma2_between, "sigma2_within": self.sigma2_within,
                   "n_clusters": self.n_clusters})
+        if self.rho is not None:
+            d["rho"] = self.rho
         return d
 
     @property
@@ -151,25 +158,43 @@ class MVResult(RMAResult):
         ``fitstats`` for ``rma.mv``: the restricted likelihood for a REML fit, the full one for
         ML; parameters: the coefficients and the two variance components."""
         reml = self.method == "REML" if REML is None else bool(REML)
-        blocks = _Blocks(self.cluster)
-        o = blocks.order
-        y, v, X = self.yi[o], self.vi[o], self.X[o]
-        k, p = X.shape
-        nll = (_reml if reml else _ml)((self.sigma2_between, self.sigma2_within), y, v, X,
-                                       blocks, grad=False)[0]
-        ll = -float(nll)
+        k, p = self.X.shape
+        ll = -self._nll(reml, (self.sigma2_between, self.sigma2_within))
         if reml:  # metafor's restricted likelihood keeps the constant 1/2 log|X'X|
-            ll += 0.5 * float(np.linalg.slogdet(X.T @ X)[1])
+            ll += 0.5 * float(np.linalg.slogdet(self.X.T @ self.X)[1])
         n = k - p if reml else k
         parms = p + 2
         if reml:
             deviance = -2 * ll
         else:  # against the saturated model, as metafor (each effect its own mean)
-            deviance = -2 * (ll - float(np.sum(-0.5 * np.log(2 * math.pi * v))))
+            deviance = -2 * (ll - self._saturated_loglik())
         m = max(n, parms + 2)
         return {"logLik": ll, "deviance": deviance, "AIC": -2 * ll + 2 * parms,
                 "BIC": -2 * ll + parms * math.log(n),
                 "AICc": -2 * ll + 2 * parms * m / (m - parms - 1)}
+
+    def _objective(self, reml: bool):
+        """The criterion minimised by the fit (minus the restricted or full log-likelihood,
+        with its gradient in the two components) and its arguments."""
+        if self.V is None:
+            blocks = _Blocks(self.cluster)
+            o = blocks.order
+            return (_reml if reml else _ml), (self.yi[o], self.vi[o], self.X[o], blocks)
+        return ((_stacked_reml if reml else _stacked_ml),
+                (_Stacks(self.yi, self.X, self.V, self.cluster),))
+
+    def _nll(self, reml: bool, params) -> float:
+        """Minus the (restricted) log-likelihood at the variance components ``params``."""
+        objective, args = self._objective(reml)
+        return float(objective(params, *args, grad=False)[0])
+
+    def _saturated_loglik(self) -> float:
+        """Each effect its own mean: -1/2 (k log 2 pi + log|V|)."""
+        if self.V is None:
+            return float(np.sum(-0.5 * np.log(2 * math.pi * self.vi)))
+        stacks = _Stacks(self.yi, self.X, self.V, self.cluster)
+        logdet = sum(float(np.sum(np.linalg.slogdet(g["V"])[1])) for g in stacks.groups)
+        return -0.5 * (self.k * math.log(2 * math.pi) + logdet)
 
     def predict(self, newmods=None) -> dict:
         out = super().predict(newmods)
@@ -181,10 +206,17 @@ class MVResult(RMAResult):
         head = (f"Multilevel Model (k = {self.k} effects in {self.n_clusters} clusters; "
                 f"{self.method})\n\nsigma^2 between clusters: {self.sigma2_between:.4f}\n"
                 f"sigma^2 within clusters:  {self.sigma2_within:.4f}\n\n")
-        return head + super().__str__().split("\n", 2)[2]
+        body = super().__str__().split("\n", 2)[2]
+        # tau², I² and H² are univariate summaries: the two components above replace them
+        body = "\n".join(line for line in body.split("\n")
+                         if not line.startswith(("tau^2 (", "tau (", "I^2 (", "H^2 (")))
+        if self.rho is not None:
+            head += (f"Sampling errors of a cluster's effects correlated with rho = "
+                     f"{self.rho:g} (CHE working model)\n")
+        return re.sub(r"\n{3,}", "\n\n", head + body)
 
 
-def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=None,
+def rma_mv(yi=None, vi=None, *, cluster, V=None, data: pd.DataFrame | None = None, mods=None,
            test: str = "z", level: float = 95, measure: str = "GEN", slab=None,
            method: str = "REML") -> MVResult:
     """Three-level random-effects model (effects nested in clusters), fitted by REML (or ML
@@ -193,59 +225,279 @@ def rma_mv(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=
 
     As metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/effect, test=, method=)``:
     ``test="t"`` (or ``"knha"``) uses t and F distributions with k - p degrees of freedom.
+
+    ``V``, instead of ``vi``: the known sampling covariance matrix of the effects (a k x k
+    numpy array or scipy sparse matrix, as :func:`vcalc` builds), as metafor's
+    ``rma.mv(yi, V, ...)``; effects of different clusters must be uncorrelated. Rows dropped
+    for missing values are dropped from ``V`` too.
     """
     method = method.upper()
     if method not in ("REML", "ML"):
         raise ValueError(f"method = {method!r}: a three-level model is fitted by REML or ML")
-    objective = _reml if method == "REML" else _ml
     test = {"knha": "t"}.get(test.lower(), test.lower())
-    y, v, X, names, slab, frame = _prepare(yi, vi, None, data, mods, slab)
+    if test not in ("z", "t"):
+        raise ValueError(f"test = {test!r}: use 'z' or 't' (alias 'knha')")
+    if V is not None:
+        if vi is not None:
+            raise ValueError("give vi or V, not both (V's diagonal is the sampling variances)")
+        V = _as_covariance(V)
+        vi = V.diagonal().astype(float)
+    y, v, X, names, slab, frame, keep = _prepare(yi, vi, None, data, mods, slab,
+                                                  keep_mask=True)
     if isinstance(cluster, str):
         if frame is None or cluster not in frame:
             raise ValueError(f"cluster column {cluster!r} not found")
         cl = frame[cluster].astype(str).to_numpy()
     else:
-        cl = np.asarray(cluster).astype(str)
-        if len(cl) != len(y):
-            raise ValueError("cluster must have one value per effect")
-    blocks = _Blocks(cl)
-    o = blocks.order
-    ys, vs, Xs = y[o], v[o], X[o]
+        cl = np.asarray(cluster).astype(str).ravel()
+        if len(cl) != len(keep):
+            raise ValueError(f"cluster must have one value per effect ({len(keep)}), got "
+                             f"{len(cl)}")
+        cl = cl[keep]
+    if V is not None and not keep.all():
+        rows = np.flatnonzero(keep)
+        V = V[rows][:, rows] if sparse.issparse(V) else V[np.ix_(rows, rows)]
+    return _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure)
+
+
+def _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure,
+            rho=None) -> MVResult:
     k, p = X.shape
-    # start from a univariate REML-like split of the DL tau^2
-    w = 1 / vs
-    tau0 = max(0.0, (_rss(ys, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(ys, w, Xs)[1])) if k > p else 0
-    starts = ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4))
-    best, converged = minimise_components(objective, (ys, vs, Xs, blocks), starts)
+    if V is None:
+        objective = _reml if method == "REML" else _ml
+        blocks = _Blocks(cl)
+        o = blocks.order
+        ys, vs, Xs = y[o], v[o], X[o]
+        args = (ys, vs, Xs, blocks)
+        n_clusters = blocks.n
+    else:
+        objective = _stacked_reml if method == "REML" else _stacked_ml
+        stacks = _Stacks(y, X, V, cl)
+        args = (stacks,)
+        n_clusters = stacks.n_clusters
+        ys, vs, Xs = y, v, X
+    if V is None:  # start from a univariate REML-like split of the DL tau^2
+        w = 1 / vs
+        tau0 = (max(0.0, (_rss(ys, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(ys, w, Xs)[1]))
+                if k > p else 0)
+        starts = ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4))
+    else:  # the CHE notes' starts since they were first published (same optimum, same digits)
+        starts = ((0.05, 0.05), (0.2, 1e-3), (1e-3, 0.2))
+    best, converged = minimise_components(objective, args, starts)
     if not converged:
-        warnings.warn(f"the three-level REML fit did not converge ({best.message}); results "
-                      "are NaN", ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"the three-level {method} fit did not converge ({best.message}); "
+                      "results are NaN", ConvergenceWarning, stacklevel=3)
         s2b = s2w = math.nan
     else:
         s2b, s2w = (float(x) for x in best.x)
-    _, beta, C = objective((s2b, s2w), ys, vs, Xs, blocks, grad=False)
-    # weight of each effect in the pooled estimate: (1'M_j^-1)_i = d_i (1 - c_j s_j)
-    d, s_, c, _, _ = _pieces(s2b, s2w, vs, blocks)
-    w_sorted = d * (1 - blocks.expand(c * s_))
+    _, beta, C = objective((s2b, s2w), *args, grad=False)[:3]
     weights = np.empty(k)
-    weights[o] = 100 * w_sorted / w_sorted.sum()
+    if V is None:
+        # weight of each effect in the pooled estimate: (1'M_j^-1)_i = d_i (1 - c_j s_j)
+        d, s_, c, _, _ = _pieces(s2b, s2w, vs, blocks)
+        w_sorted = d * (1 - blocks.expand(c * s_))
+        weights[o] = 100 * w_sorted / w_sorted.sum()
+    else:  # M_j^-1 is symmetric: its column sums are its row sums
+        for g, Minv in zip(stacks.groups, stacks.inverses(s2b, s2w)):
+            weights[g["idx"]] = Minv.sum(axis=1)
+        weights = 100 * weights / weights.sum()
     dfs = k - p
-    wf = 1 / vs
-    Q = max(0.0, _rss(ys, wf, Xs)) if dfs > 0 else 0.0
+    if V is None:
+        wf = 1 / vs
+        Q = max(0.0, _rss(ys, wf, Xs)) if dfs > 0 else 0.0
+        vt = dfs / _tr_P(wf, Xs, _wls(ys, wf, Xs)[1]) if dfs > 0 else math.nan
+        total = s2b + s2w
+        I2 = 100 * total / (total + vt) if dfs > 0 else 0.0
+    else:  # metafor's QE: the residuals of the fit weighted by V^-1; no I2 (V is not diagonal)
+        Q = max(0.0, stacks.residual_q()) if dfs > 0 else 0.0
+        I2 = math.nan
     Qp = float(stats.chi2.sf(Q, dfs)) if dfs > 0 else 1.0
-    vt = dfs / _tr_P(wf, Xs, _wls(ys, wf, Xs)[1]) if dfs > 0 else math.nan
-    total = s2b + s2w
-    I2 = 100 * total / (total + vt) if dfs > 0 else 0.0
     res = MVResult(k=k, method=method, test="knha" if test == "t" else "z", level=level,
-                   measure=measure, names=names, beta=beta, vb=C, tau2=total, Q=Q, Q_pvalue=Qp,
-                   I2=I2, H2=math.nan, tau2_ci=(math.nan, math.nan), dfs=dfs, yi=y, vi=v, X=X,
-                   slab=slab, data=frame, sigma2_between=s2b, sigma2_within=s2w,
-                   n_clusters=blocks.n, effect_weights=weights, cluster=cl)
+                   measure=measure, names=names, beta=beta, vb=C, tau2=s2b + s2w, Q=Q,
+                   Q_pvalue=Qp, I2=I2, H2=math.nan, tau2_ci=(math.nan, math.nan), dfs=dfs,
+                   yi=y, vi=v, X=X, slab=slab, data=frame, sigma2_between=s2b,
+                   sigma2_within=s2w, n_clusters=n_clusters, effect_weights=weights,
+                   cluster=cl, V=V, rho=rho)
     if p > 1:
-        b, V = beta[1:], C[1:, 1:]
-        QM = float(b @ np.linalg.solve(V, b))
+        b, Vb = beta[1:], C[1:, 1:]
+        QM = float(b @ np.linalg.solve(Vb, b))
         if test == "t":
             res.QM, res.QM_pvalue = QM / (p - 1), float(stats.f.sf(QM / (p - 1), p - 1, dfs))
         else:
             res.QM, res.QM_pvalue = QM, float(stats.chi2.sf(QM, p - 1))
     return res
+
+
+# ----------------------------------------------------------------------------- a known V
+def _as_covariance(V):
+    """A square matrix of sampling covariances, dense or scipy sparse (CSR)."""
+    if sparse.issparse(V):
+        V = sparse.csr_array(V, dtype=float)
+    else:
+        V = np.asarray(V, dtype=float)
+        if V.ndim != 2:
+            raise ValueError(f"V must be a k x k matrix, got an array of shape {V.shape}")
+    if V.shape[0] != V.shape[1]:
+        raise ValueError(f"V must be square, got {V.shape[0]} x {V.shape[1]}")
+    asym = abs(V - V.T)
+    if (asym.max() if asym.size else 0) > 1e-10 * max(abs(V).max(), 1e-300):
+        raise ValueError("V must be symmetric (a covariance matrix)")
+    return V
+
+
+def _v_blocks(V, idx: np.ndarray) -> np.ndarray:
+    """The (m, n, n) blocks V[idx_j, idx_j] of a dense or sparse V for clusters ``idx`` (m, n)."""
+    m, n = idx.shape
+    rows = np.repeat(idx, n, axis=1).ravel()
+    cols = np.tile(idx, (1, n)).ravel()
+    if sparse.issparse(V):
+        return np.asarray(V[rows, cols]).reshape(m, n, n)
+    return V[rows, cols].reshape(m, n, n)
+
+
+class _Stacks:
+    """Effects grouped by cluster, clusters of equal size stacked, each with its block of the
+    sampling covariance V: arrays (m, n), (m, n, p) and (m, n, n). Every per-cluster inverse
+    and determinant is one batched numpy call per cluster size, never a k x k matrix."""
+
+    def __init__(self, y, X, V, cluster):
+        codes, labels = pd.factorize(pd.Series(cluster), sort=False)
+        self.n_clusters = len(labels)
+        if sparse.issparse(V):
+            coo = V.tocoo()
+            across = (codes[coo.row] != codes[coo.col]) & (coo.data != 0)
+            pairs = list(zip(coo.row[across], coo.col[across]))
+        else:
+            across = (codes[:, None] != codes[None, :]) & (V != 0)
+            pairs = list(zip(*np.nonzero(across)))
+        if pairs:
+            i, j = pairs[0]
+            raise ValueError(f"V gives a covariance between effects {i + 1} and {j + 1}, which "
+                             f"are in different clusters ({labels[codes[i]]!r}, "
+                             f"{labels[codes[j]]!r}): sampling errors may be correlated within "
+                             "a cluster only")
+        sizes = np.bincount(codes)
+        self.groups = []
+        for n in np.unique(sizes):
+            members = np.flatnonzero(sizes == n)
+            order = np.argsort(codes, kind="stable")
+            by_cluster = order[np.isin(codes[order], members)].reshape(len(members), n)
+            self.groups.append({"idx": by_cluster, "y": y[by_cluster], "X": X[by_cluster],
+                                "V": _v_blocks(V, by_cluster), "n": n})
+        for g in self.groups:
+            if np.any(np.linalg.eigvalsh(g["V"])[:, 0] <= 0):
+                raise ValueError("V is not positive definite within a cluster (check its "
+                                 "correlations)")
+
+    def inverses(self, s2b, s2w):
+        return [np.linalg.inv(g["V"] + s2b + s2w * np.eye(g["n"])) for g in self.groups]
+
+    def residual_q(self) -> float:
+        """r' V^-1 r for the common-effect fit weighted by V^-1 (metafor's QE)."""
+        _, _, _, cache = _stacked((0.0, 0.0), self, reml=False, grad=False)
+        return float(sum(np.sum(r * Pr) for r, Pr in cache["resid"]))
+
+
+def _stacked(params, stacks, reml, grad=True):
+    """Minus the (restricted) log-likelihood of the model with known V, with beta profiled
+    out, and its gradient in (sigma2_between, sigma2_within); or, without ``grad``, the value,
+    beta, (X'M^-1X)^-1 and the pieces the robust variance needs."""
+    s2b, s2w = params
+    p = stacks.groups[0]["X"].shape[2]
+    XtMX = np.zeros((p, p))
+    XtMy = np.zeros(p)
+    logdet = 0.0
+    parts = []
+    for g in stacks.groups:
+        M = g["V"] + s2b + s2w * np.eye(g["n"])
+        Minv = np.linalg.inv(M)
+        logdet += float(np.sum(np.linalg.slogdet(M)[1]))
+        A = Minv @ g["X"]  # (m, n, p)
+        XtMX += np.einsum("mnp,mnq->pq", g["X"], A)
+        XtMy += np.einsum("mnp,mn->p", A, g["y"])
+        parts.append((Minv, A, M))
+    C = np.linalg.inv(XtMX)
+    beta = C @ XtMy
+    k = sum(g["idx"].size for g in stacks.groups)
+    quad = 0.0
+    resid = []
+    for g, (Minv, A, _M) in zip(stacks.groups, parts):
+        r = g["y"] - g["X"] @ beta
+        Pr = np.einsum("mij,mj->mi", Minv, r)
+        quad += float(np.sum(r * Pr))
+        resid.append((r, Pr))
+    if reml:
+        logdet_x = float(np.linalg.slogdet(XtMX)[1])
+        nll = 0.5 * ((k - p) * math.log(2 * math.pi) + logdet + logdet_x + quad)
+    else:
+        nll = 0.5 * (k * math.log(2 * math.pi) + logdet + quad)
+    if not grad:
+        return nll, beta, C, {"parts": parts, "resid": resid}
+    tr1 = tr2 = q1 = q2 = 0.0
+    for (Minv, A, _M), (_r, Pr) in zip(parts, resid):
+        if reml:  # tr(P V_theta) = tr(M^-1 V_theta) - tr(C X'M^-1 V_theta M^-1 X)
+            one_A = A.sum(axis=1)  # (m, p)
+            tr1 += float(Minv.sum()) - float(np.sum((one_A @ C) * one_A))
+            tr2 += float(np.trace(Minv, axis1=1, axis2=2).sum()) - float(
+                np.einsum("mnp,pq,mnq->", A, C, A))
+        else:
+            tr1 += float(Minv.sum())
+            tr2 += float(np.trace(Minv, axis1=1, axis2=2).sum())
+        q1 += float(np.sum(Pr.sum(axis=1) ** 2))
+        q2 += float(np.sum(Pr**2))
+    return nll, np.array([0.5 * (tr1 - q1), 0.5 * (tr2 - q2)])
+
+
+def _stacked_reml(params, stacks, grad=True):
+    return _stacked(params, stacks, True, grad)
+
+
+def _stacked_ml(params, stacks, grad=True):
+    return _stacked(params, stacks, False, grad)
+
+
+def vcalc(vi, cluster, rho: float, obs=None, data: pd.DataFrame | None = None,
+          sparse: bool = False):
+    """The sampling covariance matrix of effects that share a sample: two effects of the same
+    ``cluster`` on different outcomes (``obs``) correlate with ``rho``, two on the same
+    outcome are the same measurement (correlation 1), effects of different clusters are
+    uncorrelated; so ``V[i, j] = r_ij * sqrt(vi[i] * vi[j])`` and ``V[i, i] = vi[i]``.
+
+    As metafor's ``vcalc(vi, cluster, obs, rho = rho, data = data, sparse = sparse)``, except
+    that without ``obs`` every effect is its own outcome (metafor then takes the rows of a
+    cluster as the same outcome, correlation 1), so ``vcalc(vi, cluster, rho)`` is
+    ``clubSandwich::impute_covariance_matrix(vi, cluster, r = rho)``, the CHE working model's
+    V. ``vi``, ``cluster`` and ``obs`` are arrays or column names of ``data``. Returns a k x k
+    numpy array, or a scipy sparse (CSR) array with ``sparse=True`` (for many effects)."""
+    import scipy.sparse as sp
+
+    if not -1 < rho < 1:
+        raise ValueError(f"rho = {rho!r}: a correlation between -1 and 1 (e.g. 0.6) is needed")
+
+    def column(x, what):
+        if isinstance(x, str):
+            if data is None or x not in data:
+                raise ValueError(f"{what} column {x!r} not found")
+            x = data[x]
+        return np.asarray(x).ravel()
+
+    v = np.asarray(pd.to_numeric(pd.Series(column(vi, "vi")), errors="coerce"), dtype=float)
+    cl = column(cluster, "cluster").astype(str)
+    ob = column(obs, "obs").astype(str) if obs is not None else np.arange(len(v)).astype(str)
+    for name, x in (("cluster", cl), ("obs", ob)):
+        if len(x) != len(v):
+            raise ValueError(f"{name} must have one value per effect ({len(v)}), got {len(x)}")
+    codes = pd.factorize(pd.Series(cl), sort=False)[0]
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
+    rows, cols = [], []
+    for a, b in zip(starts[:-1], starts[1:]):
+        members = order[a:b]
+        rows.append(np.repeat(members, len(members)))
+        cols.append(np.tile(members, len(members)))
+    r, c = (np.concatenate(rows), np.concatenate(cols)) if rows else (np.empty(0, int),) * 2
+    s = np.sqrt(v)
+    values = np.where(ob[r] == ob[c], 1.0, rho) * s[r] * s[c]
+    values[r == c] = v[r[r == c]]
+    V = sp.csr_array((values, (r, c)), shape=(len(v), len(v)))
+    return V if sparse else V.toarray()

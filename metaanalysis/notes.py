@@ -29,7 +29,7 @@ from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
 
 #: Version of the open-data JSON layout. 2: keys are the results' own names, as metafor's
 #: (ci_lb, ci_ub, pval, pi_lb, pi_ub, tau2_ci_lb ...; version 1 said ci_lower, pvalue ...).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -199,7 +199,7 @@ class Note:
             "i2": percent(r.I2, lang, 0) if np.isfinite(r.I2) else "–",
             "tau2": num(r.tau2, lang, 3),
             "p": pvalue(float(r.pval[0]), lang),
-            "method": r.method,
+            "method": r.model_name,
         })
         return base
 
@@ -208,18 +208,21 @@ class Note:
         do not apply (a multilevel model, a meta-regression or fewer than 3 effects)."""
         from .bias import egger, trimfill
         from .models import RMAResult
-
-        from .rve import RVEResult
+        from .multilevel import MVResult
 
         i = self.outcome(i)
         cache = self.__dict__.setdefault("_bias", {})
         if i not in cache:
             r = self.outcomes[i].result
-            if isinstance(r, RMAResult) and r.k >= 3 and len(r.beta) == 1:
+            if _is_che(r):
+                if r.n_clusters >= 4:
+                    from .bias import egger_robust
+                    cache[i] = (egger_robust(r), None)
+                else:
+                    cache[i] = None
+            elif (isinstance(r, RMAResult) and not isinstance(r, MVResult) and r.k >= 3
+                  and len(r.beta) == 1):
                 cache[i] = (egger(r), trimfill(r))
-            elif isinstance(r, RVEResult) and r.n_clusters >= 4:
-                from .bias import egger_robust
-                cache[i] = (egger_robust(r), None)
             else:
                 cache[i] = None
         return cache[i]
@@ -285,15 +288,13 @@ class Note:
         funnel plot and the sentence on small-study effects, where each applies. Each part
         is its own output (figures with their SVG and PNG); a note can still write its own
         text around it with ``%%say``."""
-        from .rve import RVEResult
-
         i = self.outcome(outcome)
         o = self.outcomes[i]
         heading = "### {outcome}"
         if o.result is None:
             return Parts([self.say(heading, heading, i),
                           self.say(t("no_data", "fr") + ".", t("no_data", "en") + ".", i)])
-        dependent = isinstance(o.result, RVEResult)
+        dependent = _is_che(o.result)
         result = "section_result_dependent" if dependent else "section_result"
         parts = [self.say(heading, heading, i),
                  self.say(t(result, "fr"), t(result, "en"), i)]
@@ -315,11 +316,11 @@ class Note:
         and a small table; nothing for other models."""
         from IPython.display import HTML
 
-        from .rve import RVEResult, rho_sensitivity
+        from .rve import rho_sensitivity
 
         i = self.outcome(outcome)
         r = self.outcomes[i].result
-        if not isinstance(r, RVEResult) or len(r.beta) != 1:
+        if not _is_che(r) or len(r.beta) != 1:
             return HTML("")
         table = rho_sensitivity(r)
         back = natural_scale(r.measure)
@@ -416,7 +417,9 @@ class Note:
         outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
         r = o.result
-        if not isinstance(r, RMAResult) or r.k < 3:
+        if not isinstance(r, RMAResult) or r.k < 3 or _is_che(r):
+            # a CHE note tests small-study effects with the robust Egger test instead: a
+            # funnel of dependent effects would count a study once per effect
             return HTML("")
         tests = self.bias_tests(outcome)
         fig = funnel(r, lang=self.lang, trimfill=tests[1] if tests else None, outcome=o.label)
@@ -641,3 +644,8 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def _is_che(result) -> bool:
+    """A CHE working model with robust variance (:func:`metaanalysis.rve.che`)."""
+    return getattr(result, "rho", None) is not None

@@ -9,6 +9,7 @@ their natural scale on a log axis.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -99,22 +100,70 @@ def _label(author, year, fallback) -> str:
     return first + y
 
 
+def new_figure(figsize, ax=None):
+    """A new matplotlib figure and axes outside pyplot (no global state: nothing to close,
+    nothing shown twice in a notebook), or the caller's ``ax`` and its figure."""
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+@dataclass
+class Plot:
+    """A drawn figure and what a reader needs to know about it: the matplotlib ``figure``,
+    its ``alt`` text (one sentence), and whether it was laid out by hand (``fixed_layout``:
+    saved without the "tight" bounding box). Shows itself as SVG in a notebook; ``svg()``
+    gives the :class:`SVGFigure` the site uses, ``savefig`` saves in the house style."""
+
+    figure: object
+    alt: str
+    fixed_layout: bool = False
+
+    def svg(self, caption: str = "") -> "SVGFigure":
+        return svg_figure(self, caption)
+
+    def savefig(self, fname, **kwargs):
+        kwargs.setdefault("bbox_inches", None if self.fixed_layout else "tight")
+        with house_style():
+            self.figure.savefig(fname, **kwargs)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.svg()._repr_mimebundle_(include, exclude)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.alt!r})"
+
+
+@dataclass(repr=False)
+class ForestPlot(Plot):
+    """A forest plot: the labels of the ``rows`` drawn (studies or groups), whether effects
+    were ``grouped`` by study, and the labels of the ``subgroups``' diamonds."""
+
+    rows: list = field(default_factory=list)
+    grouped: bool = False
+    subgroups: list = field(default_factory=list)
+
+
 @styled
 def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
            max_rows: int = 40, group: str | None = "key", subgroup: str | None = None,
            digits: int = 2, ax=None):
-    """A forest plot of a fitted :class:`~metaanalysis.models.RMAResult`; returns the figure.
+    """A forest plot of a fitted :class:`~metaanalysis.models.RMAResult`, as a
+    :class:`ForestPlot` (the matplotlib ``figure``, its ``alt`` text, the ``rows`` drawn and the
+    ``subgroups``' diamonds).
 
     ``favours`` says which side is good for the intervention: ``"higher"`` (e.g. functional
     improvement) or ``"lower"`` (e.g. mortality). Beyond ``max_rows`` effects, the effects of
     each ``group`` (a study, by default) are drawn as one row, their inverse-variance mean.
     With ``subgroup`` (a column of the model's data), the studies are shown by subgroup, each
-    with its own diamond (the same model fitted to the subgroup). The figure's ``alt``
-    attribute holds a sentence describing it. With ``ax`` (a matplotlib Axes, as statsmodels'
-    ``plot_forest``), the plot is drawn into it: the study labels, estimates and weights go
-    left and right of the axes (leave about 0.6 and 1.1 axes widths of room).
+    with its own diamond (the same model fitted to the subgroup). With ``ax`` (a matplotlib
+    Axes, as statsmodels' ``plot_forest``), the plot is drawn into it: the study labels,
+    estimates and weights go left and right of the axes (leave about 0.6 and 1.1 axes widths
+    of room). Without, a new figure outside pyplot (nothing is left open or shown twice).
     """
-    import matplotlib.pyplot as plt
 
     ratio = res.measure in RATIO_MEASURES
     tf = natural_scale(res.measure)
@@ -143,10 +192,10 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     n = len(rows)
     pooled = res.predict() if len(res.beta) == 1 else None
     height = 1.5 + 0.22 * (n + 3)
+    fixed = ax is None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(9.0, height))
+        fig, ax = new_figure((9.0, height))
         fig.subplots_adjust(left=0.25, right=0.66, top=1 - 0.3 / height, bottom=0.95 / height)
-        fig.fixed_layout = True
         # the house layout: text columns at fractions of the figure's width
         left = ("figure fraction", "data")
 
@@ -203,7 +252,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     has_pi = (pooled is not None and res.method not in COMMON_EFFECT_METHODS
               and np.isfinite(pooled["pi_lb"]))
     if pooled is not None:
-        diamond(1, pooled, PALETTE["vermillion"], t("pooled", lang, method=res.method),
+        diamond(1, pooled, PALETTE["vermillion"], t("pooled", lang, method=res.model_name),
                 weight_text="100" + ("\u00a0%" if lang == "fr" else "%"))
         ax.axvline(tf(pooled["pred"]), color=PALETTE["vermillion"], lw=0.6, ls=":", zorder=1)
         if has_pi:
@@ -234,11 +283,9 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
                     color=PALETTE["grey"], annotation_clip=False)
     est_txt = (estimate_ci(tf(pooled["pred"]), tf(pooled["ci_lb"]), tf(pooled["ci_ub"]), lang,
                            digits, res.level) if pooled is not None else "")
-    fig.alt = t("forest_alt", lang, k=res.k, outcome=outcome or res.measure, est=est_txt)
-    fig.grouped = grouped
-    fig.rows = labels_drawn
-    fig.subgroups = [r[1] for r in rows if r[0] == "diamond"]
-    return fig
+    return ForestPlot(fig, t("forest_alt", lang, k=res.k, outcome=outcome or res.measure,
+                             est=est_txt), fixed_layout=fixed, rows=labels_drawn,
+                      grouped=grouped, subgroups=[r[1] for r in rows if r[0] == "diamond"])
 
 
 def _refit_subset(res, idx):
@@ -246,7 +293,7 @@ def _refit_subset(res, idx):
     from .grammar import TWO_BY_TWO_METHODS
     from .models import RMAResult, refit
 
-    if hasattr(res, "rho"):  # CHE with robust variance
+    if getattr(res, "rho", None) is not None:  # CHE with robust variance
         from .rve import che
         cl = np.asarray(res.cluster)[idx]
         if len(set(cl)) >= 2:
@@ -261,7 +308,7 @@ def _refit_subset(res, idx):
         from .models import _fit
         return _fit(res.yi[idx], res.vi[idx], np.ones((len(idx), 1)), ["intercept"], "FE",
                     "z", res.level, res.measure, qprofile=False, r2=False)
-    if isinstance(res, RMAResult) and res.method not in ("CHE",):
+    if isinstance(res, RMAResult) and not hasattr(res, "sigma2_between"):
         return refit(res, res.yi[idx], res.vi[idx])
     from .models import _fit  # a single cluster: a random-effects model of its effects
     return _fit(res.yi[idx], res.vi[idx], np.ones((len(idx), 1)), ["intercept"], "REML", "z",
@@ -351,9 +398,10 @@ class SVGFigure:
     ``<figure>`` of :func:`figure_html`. No HTML form: a viewer that sanitizes HTML would
     strip the SVG and show its text."""
 
-    def __init__(self, svg: str, alt: str, caption: str = "", figure=None, dpi: int = 100):
+    def __init__(self, svg: str, alt: str, caption: str = "", figure=None, dpi: int = 100,
+                 fixed_layout: bool = False):
         self.svg, self.alt, self.caption = svg, alt, caption
-        self._figure, self.dpi = figure, dpi
+        self._figure, self.dpi, self._fixed_layout = figure, dpi, fixed_layout
 
     def html(self) -> str:
         """The figure as the site shows it (:func:`figure_html`)."""
@@ -366,7 +414,7 @@ class SVGFigure:
         import io
 
         buf = io.BytesIO()
-        bbox = None if getattr(self._figure, "fixed_layout", False) else "tight"
+        bbox = None if self._fixed_layout else "tight"
         with house_style():
             self._figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches=bbox,
                                  metadata={"Software": None})
@@ -402,20 +450,23 @@ def _png_formatter_on() -> bool:
     return formatter is None or formatter.enabled
 
 
-def svg_figure(fig, caption: str = "") -> SVGFigure:
-    """Render a matplotlib figure to deterministic SVG (no date, fixed ids) and close it."""
+def svg_figure(plot, caption: str = "") -> SVGFigure:
+    """Render a :class:`Plot` (or a bare matplotlib figure) to deterministic SVG (no date,
+    fixed ids); a figure made through pyplot is closed."""
     import io
     import re
 
-    import matplotlib.pyplot as plt
-
+    fig = getattr(plot, "figure", plot)
+    fixed = getattr(plot, "fixed_layout", False)
     buf = io.StringIO()
     # figures laid out by hand skip the "tight" bounding box, which costs a second drawing
-    bbox = None if getattr(fig, "fixed_layout", False) else "tight"
     with house_style():
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
-                    bbox_inches=bbox)
-    plt.close(fig)
+                    bbox_inches=None if fixed else "tight")
+    if getattr(fig.canvas, "manager", None) is not None:  # made with pyplot: close it
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]  # drop the XML prolog and DOCTYPE for inline use
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
@@ -423,4 +474,4 @@ def svg_figure(fig, caption: str = "") -> SVGFigure:
     # (round line joins) lives in note.css, so the page's allowlist needs neither
     svg = svg.replace("xlink:href=", "href=").replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
     svg = re.sub(r"<style[^>]*>.*?</style>", "", svg, flags=re.S)
-    return SVGFigure(svg, getattr(fig, "alt", ""), caption, figure=fig)
+    return SVGFigure(svg, getattr(plot, "alt", ""), caption, figure=fig, fixed_layout=fixed)

@@ -161,9 +161,12 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
                       f"(three-level model) or --cluster {slab} --robust (CHE model)",
                       UserWarning, stacklevel=2)
     plain = not cluster and method not in TWO_BY_TWO_METHODS
-    if (btt is not None or regtest or confint or selmodel) and not plain:
-        raise ValueError("--btt, --regtest, --confint and --selmodel apply to a univariate "
-                         "model (no --cluster, not MH or PETO)")
+    if (btt is not None or regtest or selmodel) and not plain:
+        raise ValueError("--btt, --regtest and --selmodel apply to a univariate model (no "
+                         "--cluster, not MH or PETO)")
+    if confint and method in TWO_BY_TWO_METHODS:
+        raise ValueError("--confint gives intervals of the heterogeneity: a Mantel-Haenszel "
+                         "or Peto model has none (use --method REML)")
     if selmodel:
         from .choose import fit_model
         from .selection import selmodel as select
@@ -209,8 +212,12 @@ def json_rows(df: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def run(path, *, outcome: str | None = None, **kw) -> dict:
-    """read_table + an optional outcome filter + pool, with warnings collected in ``warnings``."""
+def run(path, *, outcome: str | None = None, where: dict | None = None, **kw) -> dict:
+    """read_table + an optional outcome filter + the ``where`` filter of a note's outcome
+    (column = value, compared as written, as themes.json's ``where``) + pool, with warnings
+    collected in ``warnings``."""
+    from .bibliography import where_mask
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = read_table(path, kw.get("measure"))
@@ -221,6 +228,16 @@ def run(path, *, outcome: str | None = None, **kw) -> dict:
             table = table[table["outcome"].astype(str) == outcome]
             if table.empty:
                 raise ValueError(f"no effect with outcome {outcome!r}; outcomes: {', '.join(known)}")
+        for col, value in (where or {}).items():
+            if col not in table:
+                raise ValueError(f"--where {col}={value}: there is no column {col!r}; columns "
+                                 f"are {', '.join(map(str, table.columns))}")
+            values = sorted(table[col].dropna().astype(str).str.strip().unique())
+            table = table[where_mask(table, {col: value})]
+            if table.empty:
+                shown = ", ".join(values[:20]) + (" ..." if len(values) > 20 else "")
+                raise ValueError(f"--where {col}={value}: no effect left; the values of {col} "
+                                 f"are {shown or '(none)'}")
         out = pool(table, **kw)
     out["warnings"] = [str(w.message) for w in caught]
     return out

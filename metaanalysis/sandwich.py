@@ -20,8 +20,48 @@ import pandas as pd
 from scipy import stats
 
 from .models import RMAResult
-from .multilevel import MVResult
-from .rve import _cr2
+from .multilevel import MVResult, _v_blocks
+
+
+def _sqrtm_inv(G):
+    """Symmetric inverse square roots of a stack of symmetric positive matrices."""
+    w, U = np.linalg.eigh(G)
+    w = np.where(w > 1e-12 * w.max(axis=-1, keepdims=True), w, np.inf)
+    return (U / np.sqrt(w)[..., None, :]) @ np.swapaxes(U, -1, -2)
+
+
+def _cr2(stacks, beta, C, cache, p):
+    """CR2 sandwich and per-coefficient Satterthwaite df, as clubSandwich with inverse-variance
+    weights: A_j = R_j' G_j^(-1/2) R_j with G_j = R_j (I - H)_jj Theta_j R_j', Theta_j = M_j."""
+    meat = np.zeros((p, p))
+    Lc = np.linalg.cholesky(C)  # C = Lc Lc'
+    g_rows, h_mats = [], []
+    for g, (_Minv, A, M) in zip(stacks.groups, cache):
+        Xj = g["X"]
+        L = np.linalg.cholesky(M)  # M_j = L L' (R_j = L')
+        Lt = np.swapaxes(L, 1, 2)
+        # (I - H)_jj Theta_j = M_j - X_j C X_j'
+        G = Lt @ (M - Xj @ C @ np.swapaxes(Xj, 1, 2)) @ L
+        Aj = L @ _sqrtm_inv(G) @ Lt
+        E = np.swapaxes(A, 1, 2) @ Aj  # X_j' W_j A_j: (m, p, n)
+        comp = np.einsum("mpn,mn->mp", E, g["y"] - Xj @ beta)
+        meat += comp.T @ comp
+        ME = C @ E
+        g_rows.append(np.sum((ME @ L) ** 2, axis=2))  # (m, p)
+        h_mats.append(ME @ Xj @ Lc)  # (m, p, p)
+    vcov = C @ meat @ C
+    g2 = np.concatenate(g_rows)
+    Hs = np.concatenate(h_mats)
+    df = np.empty(p)
+    for i in range(p):
+        h = Hs[:, i, :]
+        hh = np.sum(h**2, axis=1)
+        gi = g2[:, i]
+        trace = float(np.sum(gi - hh))
+        sum_sq = float(np.sum(gi**2) - 2 * np.sum(gi * hh) + np.sum((h.T @ h) ** 2))
+        df[i] = trace**2 / sum_sq
+    return vcov, df
+
 
 
 class _Robust:
@@ -49,6 +89,21 @@ class _Robust:
     def ci_ub(self) -> np.ndarray:
         return self.beta + self._crits() * self.se
 
+    @property
+    def se_model(self) -> np.ndarray:
+        """The model-based standard errors (before the sandwich)."""
+        return np.sqrt(np.diag(self.vb_model))
+
+    @property
+    def tval(self) -> np.ndarray:
+        return self.zval
+
+    @property
+    def model_name(self) -> str:
+        """``CHE`` for the correlated-and-hierarchical-effects working model (a three-level
+        model whose V assumes a correlation ``rho``) with robust variance."""
+        return "CHE" if getattr(self, "rho", None) is not None else super().model_name
+
     def coefficients(self) -> pd.DataFrame:
         return pd.DataFrame({"estimate": self.beta, "se": self.se, "tval": self.zval,
                              "df": self.df, "pval": self.pval, "ci_lb": self.ci_lb,
@@ -56,7 +111,7 @@ class _Robust:
 
     def to_dict(self) -> dict:
         d = super().to_dict()
-        d.update({"robust": "CR2", "df": float(self.df[0]),
+        d.update({"model": self.model_name, "robust": "CR2", "df": float(self.df[0]),
                   "n_robust_clusters": self.n_robust_clusters, "test": "t"})
         if "coefficients" in d:
             for name, dfi in zip(self.names, self.df):
@@ -73,6 +128,7 @@ class _Robust:
 @dataclass
 class RobustRMAResult(_Robust, RMAResult):
     df: np.ndarray = field(default=None, repr=False)
+    vb_model: np.ndarray = field(default=None, repr=False)
     n_robust_clusters: int = 0
     cluster: np.ndarray = field(default=None, repr=False)
 
@@ -80,6 +136,7 @@ class RobustRMAResult(_Robust, RMAResult):
 @dataclass
 class RobustMVResult(_Robust, MVResult):
     df: np.ndarray = field(default=None, repr=False)
+    vb_model: np.ndarray = field(default=None, repr=False)
     n_robust_clusters: int = 0
     robust_cluster: np.ndarray = field(default=None, repr=False)
 
@@ -95,14 +152,18 @@ def _labels(res, cluster) -> np.ndarray:
     return cl
 
 
-def _working_covariance(res, idx: np.ndarray) -> np.ndarray:
-    """The model's marginal covariance of the effects ``idx``."""
-    v = res.vi[idx]
+def _working_covariances(res, idx: np.ndarray) -> np.ndarray:
+    """The model's marginal covariance of the effects of each row of ``idx`` (m, n):
+    an (m, n, n) stack."""
+    n = idx.shape[1]
     if isinstance(res, MVResult):
-        same = res.cluster[idx][:, None] == res.cluster[idx][None, :]
-        return np.diag(v + res.sigma2_within) + res.sigma2_between * same
+        cl = res.cluster[idx]
+        between = res.sigma2_between * (cl[:, :, None] == cl[:, None, :])
+        if res.V is not None:
+            return _v_blocks(res.V, idx) + between + res.sigma2_within * np.eye(n)
+        return (res.vi[idx] + res.sigma2_within)[:, :, None] * np.eye(n) + between
     tau2 = 0.0 if res.method == "FE" else float(res.tau2)
-    return np.diag(v + tau2)
+    return (res.vi[idx] + tau2)[:, :, None] * np.eye(n)
 
 
 def robust(res, cluster, clubSandwich: bool = True):
@@ -132,13 +193,14 @@ def robust(res, cluster, clubSandwich: bool = True):
                              "cluster of the model spans several of them")
     k, p = res.X.shape
     sizes = np.bincount(codes)
+    order = np.argsort(codes, kind="stable")
     groups, cache = [], []
     XtMX = np.zeros((p, p))
     XtMy = np.zeros(p)
     for n in np.unique(sizes):
         members = np.flatnonzero(sizes == n)
-        idx = np.stack([np.flatnonzero(codes == c) for c in members])
-        M = np.stack([_working_covariance(res, row) for row in idx])
+        idx = order[np.isin(codes[order], members)].reshape(len(members), n)
+        M = _working_covariances(res, idx)
         Minv = np.linalg.inv(M)
         X, y = res.X[idx], res.yi[idx]
         A = Minv @ X
@@ -150,7 +212,7 @@ def robust(res, cluster, clubSandwich: bool = True):
     beta = C @ XtMy
     vcov, df = _cr2(SimpleNamespace(groups=groups), beta, C, cache, p)
     values = {f.name: getattr(res, f.name) for f in fields(res)}
-    values.update(vb=vcov, QM=math.nan, QM_pvalue=math.nan)
+    values.update(vb=vcov, vb_model=res.vb, QM=math.nan, QM_pvalue=math.nan)
     if isinstance(res, MVResult):
         return RobustMVResult(**values, df=df, n_robust_clusters=len(labels),
                               robust_cluster=cl)

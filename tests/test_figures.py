@@ -50,7 +50,7 @@ def test_forest_ratio_measure_on_natural_scale():
                       "vi": [0.04, 0.05, 0.03, 0.06], "measure": "RR"})
     r = rma(data=d)
     fig = forest(r, lang="en")
-    assert fig.axes[0].get_xscale() == "log"
+    assert fig.figure.axes[0].get_xscale() == "log"
     assert f"{math.exp(r.estimate):.2f}" in fig.alt
 
 
@@ -62,7 +62,7 @@ def test_funnel_marks_filled_studies():
     fig = funnel(r, trimfill=tf, lang="en")
     assert f"{tf.k0} {'study' if tf.k0 == 1 else 'studies'} imputed" in fig.alt
     from matplotlib.collections import PathCollection
-    offsets = [c.get_offsets() for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    offsets = [c.get_offsets() for c in fig.figure.axes[0].collections if isinstance(c, PathCollection)]
     assert sum(len(o) for o in offsets) == r.k + tf.k0
 
 
@@ -96,7 +96,7 @@ def test_prisma_counts_from_the_screening():
                  "excluded_stage_unknown": {"not randomised": 2, "wrong population": 1}}
     fig = prisma(s, lang="fr")
     assert "4 études incluses" in fig.alt
-    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    texts = " ".join(t.get_text() for t in fig.figure.axes[0].texts)
     assert "not randomised: 2" in texts and "(n = 4)" in texts and "non connu" in texts
     assert "(n = 0)" not in texts
 
@@ -153,6 +153,14 @@ def test_gap_map_shows_gaps_and_directions():
     fig = gap_map(t, lang="en")
     assert fig.alt.endswith("1 outcome of interest without any study.")
     assert "16 intervention × domain cells" in fig.alt  # 2 interventions x 8 domains
+    import matplotlib.pyplot as plt
+
+    own, ax = plt.subplots()
+    try:
+        drawn = gap_map(t, lang="en", ax=ax)
+        assert drawn.figure is own and drawn.alt == fig.alt and len(ax.collections) > 0
+    finally:
+        plt.close(own)
 
 
 def test_note_figures_render_in_both_languages():
@@ -174,7 +182,7 @@ def test_forest_subgroups_have_their_own_diamonds():
     assert fig.subgroups == ["QES (k = 3)", "RCT (k = 6)"]
     assert len(fig.rows) == 9
     rct = rma(data=d[d.design == "RCT"])
-    texts = [t.get_text() for t in fig.axes[0].texts]
+    texts = [t.get_text() for t in fig.figure.axes[0].texts]
     assert any(t.startswith(f"{rct.estimate:.2f} [") for t in texts)
 
 
@@ -191,7 +199,7 @@ def test_subgroup_diamonds_use_the_same_kind_of_model():
         fig = forest(fit, subgroup="design", lang="en")
         assert fig.subgroups == ["QES (k = 12)", "RCT (k = 18)"]
         part = sub(data=d[d.design == "RCT"], cluster="key")
-        texts = [t.get_text() for t in fig.axes[0].texts]
+        texts = [t.get_text() for t in fig.figure.axes[0].texts]
         assert any(t.startswith(f"{part.estimate:.2f} [") for t in texts)
 
 
@@ -212,17 +220,43 @@ def test_figures_never_change_the_sessions_matplotlib_settings():
     assert {k: v for k, v in after.items() if before.get(k) != v} == {}
 
 
-def test_forest_and_funnel_draw_into_a_given_axes():
-    """ax= as statsmodels' plot_forest: drawn into the caller's axes, its figure returned."""
+def test_every_figure_draws_into_a_given_axes():
+    """ax= as statsmodels' plot_forest: drawn into the caller's axes, whose figure the result
+    carries, with its alt text."""
     import matplotlib.pyplot as plt
 
-    from metaanalysis.figures import funnel
+    from metaanalysis.figures import funnel, prisma, rob_summary, rob_traffic_light
 
     res = rma(synthetic(6, 4)["yi"], synthetic(6, 4)["vi"])
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
+    note = Note("autonomy", lang="en")
+    effects = note.all_effects
+    fig, axes = plt.subplots(2, 3, figsize=(18, 8))
     try:
-        assert forest(res, ax=a1) is fig and funnel(res, ax=a2) is fig
-        assert len(a1.collections) + len(a1.lines) > 0 and len(a2.collections) > 0
-        assert len(fig.axes) == 2
+        a = axes.ravel()
+        plots = [forest(res, ax=a[0]), funnel(res, ax=a[1]), prisma(note.studies, ax=a[2]),
+                 rob_traffic_light(effects, ax=a[3]), rob_summary(effects, ax=a[4])]
+        for plot, ax in zip(plots, a):
+            assert plot.figure is fig and plot.alt and not plot.fixed_layout
+            assert len(ax.collections) + len(ax.lines) + len(ax.patches) + len(ax.texts) > 0
+        assert len(fig.axes) == 6
     finally:
         plt.close(fig)
+
+
+def test_figures_are_made_outside_pyplot_and_carry_their_data():
+    """No hidden channel: the data of a figure are fields of the returned object, not
+    attributes stuck on a matplotlib figure; and no figure is left open in pyplot."""
+    import matplotlib.pyplot as plt
+
+    from metaanalysis.figures import PrismaPlot, prisma
+    from metaanalysis.plots import ForestPlot
+
+    before = plt.get_fignums()
+    plot = forest(rma(data=synthetic(6, 1)), lang="en")
+    assert isinstance(plot, ForestPlot) and plot.fixed_layout and len(plot.rows) == 6
+    assert not hasattr(plot.figure, "alt") and not hasattr(plot.figure, "rows")
+    p = prisma(Note("autonomy", lang="en").studies)
+    assert isinstance(p, PrismaPlot) and p.counts["included"] > 0
+    assert plt.get_fignums() == before
+    data, meta = plot._repr_mimebundle_()
+    assert data["image/svg+xml"].startswith("<svg") and meta

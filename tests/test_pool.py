@@ -254,3 +254,39 @@ def test_several_effects_per_study_pooled_as_independent_are_announced(tmp_path)
 def test_robust_needs_a_cluster(bcg_csv):
     run = pool(bcg_csv, "--robust")
     assert run.returncode == 1 and "--robust needs --cluster COL" in run.stderr
+
+
+def test_where_reproduces_a_notes_outcome_filter(tmp_path):
+    """--where COL=VALUE selects as themes.json's where does (text compared as written: 1.1
+    is not 1.10), and a column or value that selects nothing gets a clear answer."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "e.csv"
+    pd.DataFrame({"study": [f"s{i}" for i in range(8)], "yi": rng.normal(0.2, 0.2, 8),
+                  "vi": 0.04, "analysis": ["1.1", "1.10"] * 4,
+                  "design": ["RCT"] * 6 + ["QES"] * 2}).to_csv(path, index=False)
+    out = json.loads(pool(path, "--where", "analysis=1.1", "--json").stdout)
+    assert out["k"] == 4
+    out = json.loads(pool(path, "--where", "analysis=1.10", "--where", "design=RCT",
+                          "--json").stdout)
+    assert out["k"] == 3
+    bad = pool(path, "--where", "design=rct")
+    assert bad.returncode == 1 and "the values of design are QES, RCT" in bad.stderr
+    bad = pool(path, "--where", "desing=RCT")
+    assert bad.returncode == 1 and "no column 'desing'" in bad.stderr
+    assert pool(path, "--where", "RCT").returncode == 2
+
+
+def test_confint_of_a_three_level_model_gives_both_components(tmp_path):
+    d = json.loads((REF / "known_v.json").read_text())
+    ref = next(f for f in d["fits"] if f["data"] == "konstantopoulos" and f["method"] == "REML"
+               and f["test"] == "z")
+    kon = json.loads((REF / "multilevel.json").read_text())["data"]
+    path = tmp_path / "kon.csv"
+    pd.DataFrame(kon).to_csv(path, index=False)
+    out = json.loads(pool(path, "--cluster", "district", "--confint", "--json").stdout)
+    rows = {r["parameter"]: r for r in out["confint"]}
+    for name in ("sigma2_between", "sigma2_within"):
+        got = [rows[name][c] for c in ("estimate", "ci_lb", "ci_ub")]
+        np.testing.assert_allclose(got, ref[name], rtol=1e-4)
+    text = pool(path, "--cluster", "district", "--confint").stdout
+    assert "profile likelihood" in text and "sigma2_between" in text

@@ -118,9 +118,7 @@ def test_a_missing_subgroup_value_is_its_own_group_in_the_forest_plot():
                          "design": ["RCT", "RCT", None, "QES", "QES", float("nan"), "", "RCT"]})
     res = rma(data=data)
     fig = forest(res, subgroup="design", lang="en")
-    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    texts = [t.get_text() for ax in fig.figure.axes for t in ax.texts]
     assert any(t.startswith("not reported (k = 3)") for t in texts), texts
     assert any(t.startswith("RCT (k = 3)") for t in texts) and any(
         t.startswith("QES (k = 2)") for t in texts)
-    import matplotlib.pyplot as plt
-    plt.close(fig)

@@ -599,3 +599,42 @@ for (spec in list(list(data = "hackshaw", steps = 0.025), list(data = "hackshaw"
 }
 write_fixture(list(versions = c(versions, clubSandwich = as.character(packageVersion("clubSandwich"))),
                    rho = rhos, selmodel = sels), "publication_bias")
+
+# ------------------------------------------------------------------------------ known V, profiles
+# rma.mv with a known sampling covariance V from vcalc (dalgaard2025: effects share samples,
+# rho = 0.6, as the CHE notes), REML and ML, with and without a moderator; and the profile
+# likelihood intervals (confint.rma.mv) and random effects (ranef.rma.mv) of three-level fits,
+# with V and with diagonal vi (konstantopoulos2011, z and t tests)
+# (obs = esid: each row its own outcome, correlated rho; without obs vcalc takes the rows of a
+# study as the same outcome, correlation 1)
+Vd <- vcalc(vgt, cluster = studyid, obs = esid, rho = 0.6, data = dal)
+known <- list()
+profile_fit <- function(f, data_name, mods, method, test) {
+  ci <- confint(f, control = list(tol = 1e-12))
+  re <- ranef(f)
+  level <- function(x) list(labels = rownames(x), pred = num(x$intrcpt), se = num(x$se),
+                            pi_lb = num(x$pi.lb), pi_ub = num(x$pi.ub))
+  list(data = data_name, mods = mods, method = method, test = test, beta = num(f$beta),
+       se = num(f$se), sigma2 = num(f$sigma2), QE = num(f$QE), QEp = num(f$QEp),
+       fitstats = num(fitstats(f)),
+       sigma2_between = num(ci[[1]]$random[1, ]), sigma2_within = num(ci[[2]]$random[1, ]),
+       sigma_between = num(ci[[1]]$random[2, ]), sigma_within = num(ci[[2]]$random[2, ]),
+       ranef_cluster = level(re[[1]]), ranef_effect = level(re[[2]]))
+}
+for (method in c("REML", "ML")) {
+  for (m in if (method == "REML") list(NULL, "rct") else list(NULL)) {
+    f <- if (is.null(m)) rma.mv(gt, Vd, random = ~ 1 | studyid/esid, data = dal, method = method,
+                                control = ctl)
+         else rma.mv(gt, Vd, mods = ~ rct, random = ~ 1 | studyid/esid, data = dal,
+                     method = method, control = ctl)
+    known[[length(known) + 1]] <- profile_fit(f, "dalgaard", if (is.null(m)) list() else list(m),
+                                              method, "z")
+  }
+}
+for (method in c("REML", "ML")) for (test in c("z", "t")) {
+  f <- rma.mv(yi, vi, random = ~ 1 | district/school, data = kon, method = method, test = test,
+              control = ctl)
+  known[[length(known) + 1]] <- profile_fit(f, "konstantopoulos", list(), method, test)
+}
+write_fixture(list(versions = versions, V_first = unname(as.matrix(Vd[1:12, 1:12])),
+                   V_sum = sum(Vd), V_nonzero = sum(Vd != 0), fits = known), "known_v")
