@@ -21,7 +21,7 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import counted, estimate_ci, num, percent, pvalue, t
+from .text import SOF_WORDS, counted, estimate_ci, num, percent, pvalue, t
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -201,6 +201,7 @@ class Note:
             "p": pvalue(float(r.pval[0]), lang),
             "method": r.model_name,
         })
+        base.update(self.judgement_fields(i))
         return base
 
     def bias_tests(self, i=0):
@@ -346,12 +347,124 @@ class Note:
 
     # ------------------------------------------------------------------ displays
     def header(self):
-        """The theme's title and summary."""
+        """The theme's title and question, then the key messages and the plain-language
+        summary (:meth:`key_messages`): what a reader sees first."""
         from IPython.display import HTML
 
         c = self.config
         return HTML(f"<h1>{html.escape(c['title'][self.lang])}</h1>"
-                    f"<p class='summary'>{html.escape(c['summary'][self.lang])}</p>")
+                    f"<p class='summary'>{html.escape(c['summary'][self.lang])}</p>"
+                    + self.key_messages().data)
+
+    # ------------------------------------------------------------------ judgements
+    def _sof_rows(self) -> dict:
+        """The summary-of-findings rows by outcome position (computed once)."""
+        if "_sof" not in self.__dict__:
+            from .tables import summary_of_findings
+
+            egger = {i: self.bias_tests(i)[0].pval for i in range(len(self.outcomes))
+                     if self.bias_tests(i) is not None}
+            table = summary_of_findings(self.outcomes, self.lang, None, egger)
+            self._sof = {int(r["index"]): r for _, r in table.iterrows()}
+        return self._sof
+
+    def judgement(self, outcome=0):
+        """What the note may say about outcome ``i``: direction, size, certainty and spread,
+        each from a documented rule (:func:`metaanalysis.judgements.judge`,
+        docs/judgements.md); None when it has no pooled effect (or is a meta-regression)."""
+        from .judgements import judge
+
+        i = self.outcome(outcome)
+        cache = self.__dict__.setdefault("_judgements", {})
+        if i not in cache:
+            o = self.outcomes[i]
+            row = self._sof_rows().get(i)
+            if o.result is None or len(o.result.beta) != 1 or row is None:
+                cache[i] = None
+            else:
+                cache[i] = judge(o.result, o.favours, row["certainty"],
+                                 self.config.get("size_benchmark", "cohen1988"))
+        return cache[i]
+
+    def judgement_fields(self, i=0) -> dict:
+        """The judgement of outcome ``i`` in words, for :meth:`say`: ``{verdict}`` (e.g.
+        "effet favorable probable"), ``{size}`` ("–" for a measure without size words) and
+        ``{size_clause}`` (", de taille faible", or nothing), ``{certainty}``, ``{spread}`` (a sentence,
+        empty without a prediction interval) and ``{plain}`` (the effect in everyday terms:
+        Cohen's U3 or the risks per 1,000, empty otherwise)."""
+        j = self.judgement(i)
+        if j is None:
+            return {}
+        lang = self.lang
+        row = self._sof_rows()[self.outcome(i)]
+        plain = ""
+        if j.u3 is not None and j.direction != "unclear":
+            plain = t(f"u3.{j.direction}", lang, u3=percent(j.u3, lang, 0))
+        elif row["absolute"]:
+            plain = row["absolute"][0].upper() + row["absolute"][1:] + "."
+        return {"verdict": t(f"verdict.{j.direction}.{j.certainty}", lang),
+                "size": t(f"size.{j.size}", lang) if j.size else "–",
+                "size_clause": t("size_clause", lang, size=t(f"size.{j.size}", lang))
+                if j.size else "",
+                "certainty": SOF_WORDS[lang][j.certainty],
+                "spread": t(f"spread.{j.spread}", lang) if j.spread else "",
+                "plain": plain}
+
+    def key_messages(self):
+        """Three to five key messages and a plain-language summary, every word from the
+        rules of :meth:`judgement`: one message per pooled outcome (at most five), then the
+        evidence base, the main outcome in everyday terms, how much it varies and what its
+        certainty means."""
+        from IPython.display import HTML
+
+        from .tables import participants
+
+        lang = self.lang
+        head = (f"<section class='key-messages'>"
+                f"<h2 id='key-messages'>{html.escape(t('key_messages', lang))}</h2>")
+        judged = [i for i in range(len(self.outcomes)) if self.judgement(i) is not None]
+        if not judged:
+            return HTML(head + f"<p>{html.escape(t('no_evidence_yet', lang))}</p></section>")
+        items = []
+        for i in judged[:5]:
+            o, j, f = self.outcomes[i], self.judgement(i), self.judgement_fields(i)
+            row = self._sof_rows()[i]
+            number = f"{t(f'measure_name.{o.result.measure}', lang)} {row['relative']}"
+            text = t("key_message", lang, label="\x00", verdict=f["verdict"],
+                     size_clause=t("size_clause", lang, size=f["size"]) if j.size else "",
+                     number=number, certainty=f["certainty"],
+                     studies=counted(o.n_studies, "study", lang))
+            before, after = text.split("\x00")
+            items.append(f"<li>{html.escape(before, False)}<strong>"
+                         f"{html.escape(_capital(o.label), False)}</strong>"
+                         f"{html.escape(after, False)}</li>")
+        effects = self.all_effects
+        years = pd.to_numeric(effects["year"], errors="coerce").dropna() \
+            if "year" in effects else pd.Series(dtype=float)
+        n_people = participants(effects) if len(effects) else 0
+        sentences = []
+        if len(years):
+            sentences.append(t("evidence_base", lang,
+                               studies=counted(int(effects["key"].nunique()), "study", lang),
+                               people=t("people", lang, n=num(n_people, lang, 0))
+                               if n_people else "",
+                               year_min=int(years.min()), year_max=int(years.max())))
+        main = judged[0]
+        f = self.judgement_fields(main)
+        label = self.outcomes[main].label
+        if f["plain"]:
+            plain = f["plain"][0].lower() + f["plain"][1:]
+            sentences.append(f"{_capital(label)} : {plain}" if lang == "fr"
+                             else f"{_capital(label)}: {plain}")
+        if f["spread"]:
+            sentences.append(f["spread"])
+        j = self.judgement(main)
+        sentences.append(t("certainty_sentence", lang, label=label, certainty=f["certainty"],
+                           meaning=t(f"certainty_meaning.{j.certainty}", lang)))
+        plain = " ".join(sentences)
+        return HTML(head + "<ul>" + "".join(items) + "</ul>"
+                    f"<p class='plain'><strong>{html.escape(t('plain_summary', lang))}.</strong> "
+                    f"{html.escape(plain, False)}</p></section>")
 
     def sources(self):
         """The published meta-analyses this note re-analyses, shown prominently."""
@@ -644,6 +757,11 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def _capital(text: str) -> str:
+    """The first letter in upper case (a label opening a sentence)."""
+    return text[:1].upper() + text[1:]
 
 
 def _is_che(result) -> bool:

@@ -111,3 +111,63 @@ def register(note) -> None:
 
 #: the conditions of ``%%when`` (see :meth:`metaanalysis.notes.Note.when`)
 CONDITIONS = ("data", "no_data", "bias")
+
+
+# ----------------------------------------------------------------------------- lint
+#: Words that judge a result (its size, direction, certainty or spread): a note takes them
+#: from the rules of :mod:`metaanalysis.judgements` through ``{verdict}``, ``{size}``,
+#: ``{certainty}``, ``{spread}`` and ``{plain}``, never types them (stems, either language).
+JUDGEMENT_WORDS = {
+    "fr": r"modest\w*|faibles?|fort(?:e|es|s)?|important(?:e|es|s)?|modéré\w*|petit\w*|"
+          r"large\w*|incertain\w*|nul(?:le|les|s)?|efficac\w*|inefficac\w*|significati\w*|"
+          r"amélior\w*|rédui\w*|aggrav\w*|bénéfique\w*|probablement|"
+          r"considérable\w*|négligeable\w*|substantiel\w*|vari\w*\s+beaucoup|étroit\w*",
+    "en": r"modest\w*|small\w*|large\w*|moderate\w*|strong\w*|weak\w*|uncertain\w*|nil|"
+          r"effective\w*|ineffective\w*|significant\w*|improv\w*|reduc\w*|worsen\w*|"
+          r"beneficial|probably|likely|substantial\w*|slight\w*|negligible|"
+          r"considerable\w*|var(?:y|ies)\s+a\s+lot|wide\w*|narrow\w*",
+}
+_FIELD = re.compile(r"\{[^{}]*\}")
+
+
+def lint_prose(notebook) -> list[str]:
+    """Typed numbers and hand-typed judgements in a note's ``%%say`` / ``%%when`` text.
+
+    A note's numbers come from ``{fields}`` and its qualitative words from the documented
+    rules (docs/judgements.md): a digit, or a judgement word of :data:`JUDGEMENT_WORDS`,
+    outside a field is reported as ``PATH: cell N, [LANG]: "word": what to write instead``.
+    A question (a sentence ending with "?") may use such words ("do they improve
+    reading?"); Markdown headings are not checked for words."""
+    import nbformat
+
+    path = str(notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    problems = []
+    for n, cell in enumerate(nb.cells):
+        source = cell.source if cell.cell_type == "code" else ""
+        first, _, body = source.partition("\n")
+        if not first.startswith(("%%say", "%%when")):
+            continue
+        try:
+            texts = split_languages(body)
+        except ValueError:
+            continue  # the magic itself reports a malformed cell
+        for lang, text in texts.items():
+            words = re.compile(rf"\b({JUDGEMENT_WORDS[lang]})\b", re.I)
+            for line in text.splitlines():
+                plain = _FIELD.sub(" ", line)
+                # a digit inside a name (CR2, K-6 is not: it stands alone) is not a number
+                for digit in re.findall(r"(?<![A-Za-z])\d+(?:[.,]\d+)?", plain):
+                    problems.append(f"{path}: cell {n}, [{lang}]: {digit!r} is a typed number: "
+                                    "write a {field} computed from the results")
+                if line.lstrip().startswith("#"):
+                    continue
+                for sentence in re.split(r"(?<=[.!?…])\s+", plain):
+                    if sentence.rstrip(" *_").endswith("?"):
+                        continue
+                    for word in words.findall(sentence):
+                        problems.append(
+                            f"{path}: cell {n}, [{lang}]: {word!r} judges the result by hand: "
+                            "write {verdict}, {size}, {certainty}, {spread} or {plain}, which "
+                            "come from documented rules (docs/judgements.md)")
+    return problems

@@ -132,7 +132,8 @@ def summary_of_findings(outcomes, lang: str = "en", baseline_risk: float | None 
         level = max(0, level)
         het = (f"I² = {percent(i2, lang, 0)}" if np.isfinite(i2)
                else f"τ² = {num(r.tau2, lang, 3)}")
-        rows.append({"outcome": o.label, "n_studies": o.n_studies, "participants": n_part,
+        rows.append({"index": i, "outcome": o.label, "n_studies": o.n_studies,
+                     "participants": n_part,
                      "measure": r.measure, "estimate": est, "ci_lb": lo, "ci_ub": hi,
                      "relative": estimate_ci(est, lo, hi, lang, 2, r.level),
                      "control_risk": acr, "absolute": absolute, "heterogeneity": het,

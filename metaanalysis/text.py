@@ -181,6 +181,93 @@ WORDS = {
         "PAS": {"fr": "Proportion (arc sinus)", "en": "Proportion (arcsine)"},
         "PFT": {"fr": "Proportion (Freeman-Tukey)", "en": "Proportion (Freeman-Tukey)"},
     },
+    "key_messages": {"fr": "Messages clés", "en": "Key messages"},
+    "plain_summary": {"fr": "En langage clair", "en": "In plain language"},
+    "verdict": {
+        "benefit": {
+            "high": {"fr": "effet favorable", "en": "a favourable effect"},
+            "moderate": {"fr": "effet favorable probable", "en": "probably a favourable effect"},
+            "low": {"fr": "effet favorable possible", "en": "possibly a favourable effect"},
+            "very low": {"fr": "effet favorable, très incertain",
+                         "en": "a favourable but very uncertain effect"}},
+        "harm": {
+            "high": {"fr": "effet défavorable", "en": "an unfavourable effect"},
+            "moderate": {"fr": "effet défavorable probable",
+                         "en": "probably an unfavourable effect"},
+            "low": {"fr": "effet défavorable possible", "en": "possibly an unfavourable effect"},
+            "very low": {"fr": "effet défavorable, très incertain",
+                         "en": "an unfavourable but very uncertain effect"}},
+        "unclear": {
+            "high": {"fr": "pas d'effet net", "en": "no clear effect"},
+            "moderate": {"fr": "pas d'effet net", "en": "no clear effect"},
+            "low": {"fr": "pas d'effet net", "en": "no clear effect"},
+            "very low": {"fr": "effet très incertain", "en": "a very uncertain effect"}},
+    },
+    "size": {
+        "very small": {"fr": "très faible", "en": "very small"},
+        "small": {"fr": "faible", "en": "small"},
+        "moderate": {"fr": "moyenne", "en": "moderate"},
+        "large": {"fr": "importante", "en": "large"},
+    },
+    "size_clause": {"fr": ", de taille {size}", "en": ", {size} in size"},
+    "benchmark": {"cohen1988": {"fr": "repères de Cohen (1988)", "en": "Cohen's (1988) benchmarks"},
+                  "kraft2020": {"fr": "repères de Kraft (2020) pour l'éducation",
+                                "en": "Kraft's (2020) benchmarks for education"}},
+    "spread": {
+        "consistent": {"fr": "L'effet va dans le même sens dans la plupart des contextes "
+                             "étudiés (intervalle de prédiction).",
+                       "en": "The effect goes the same way in most of the settings studied "
+                             "(prediction interval)."},
+        "varies": {"fr": "Les effets varient d'un contexte à l'autre : dans un nouveau site, "
+                         "l'effet pourrait être nul, voire inverse.",
+                   "en": "Effects vary between settings: in a new setting the effect may be "
+                         "nil or even reversed."},
+    },
+    "u3": {
+        "benefit": {"fr": "En moyenne, une personne ayant bénéficié de l'intervention fait mieux "
+                          "que {u3} des personnes du groupe témoin (la moitié si "
+                          "l'intervention n'avait aucun effet).",
+                    "en": "On average, a person who received the intervention does better "
+                          "than {u3} of the people in the control group (half of them if it "
+                          "had no effect)."},
+        "harm": {"fr": "En moyenne, une personne ayant bénéficié de l'intervention fait moins "
+                       "bien que {u3} des personnes du groupe témoin (la moitié si "
+                       "l'intervention n'avait aucun effet).",
+                 "en": "On average, a person who received the intervention does worse than "
+                       "{u3} of the people in the control group (half of them if it had no "
+                       "effect)."},
+    },
+    "certainty_meaning": {
+        "high": {"fr": "l'effet réel est très probablement proche de l'estimation",
+                 "en": "the true effect is very likely close to the estimate"},
+        "moderate": {"fr": "l'effet réel est probablement proche de l'estimation, mais pourrait "
+                           "en être sensiblement différent",
+                     "en": "the true effect is probably close to the estimate, but may be "
+                           "substantially different"},
+        "low": {"fr": "l'effet réel pourrait être sensiblement différent de l'estimation",
+                "en": "the true effect may be substantially different from the estimate"},
+        "very low": {"fr": "l'effet réel est probablement sensiblement différent de "
+                           "l'estimation",
+                     "en": "the true effect is likely to be substantially different from the "
+                           "estimate"},
+    },
+    "key_message": {"fr": "{label} : {verdict}{size_clause} ; {number}, certitude {certainty}, "
+                          "{studies}.",
+                    "en": "{label}: {verdict}{size_clause}; {number}, {certainty} certainty, "
+                          "{studies}."},
+    "evidence_base": {"fr": "Cette note s'appuie sur {studies}{people}, publiées de {year_min} "
+                            "à {year_max}.",
+                      "en": "This note rests on {studies}{people}, published from {year_min} "
+                            "to {year_max}."},
+    "people": {"fr": " ({n} personnes)", "en": " ({n} people)"},
+    "certainty_sentence": {"fr": "Certitude des preuves pour « {label} » : {certainty} ; "
+                                 "{meaning}.",
+                           "en": "Certainty of the evidence for “{label}”: {certainty}; "
+                                 "{meaning}."},
+    "no_evidence_yet": {"fr": "Aucune étude n'a encore été analysée pour ce thème : les "
+                              "messages clés viendront avec les premiers résultats.",
+                        "en": "No study has been analysed for this theme yet: key messages "
+                              "will come with the first results."},
     "measure_name": {
         "OR": {"fr": "rapport de cotes", "en": "odds ratio"},
         "RR": {"fr": "risque relatif", "en": "risk ratio"},

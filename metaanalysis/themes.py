@@ -47,6 +47,8 @@ SCHEMA = {
             "notebook": {"type": "string", "pattern": _RELATIVE + r"\.ipynb$"},
             "sources": {"type": "array", "items": {"type": "string"}},
             "exclusion_reasons": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            # the benchmark of the size words of standardised differences (docs/judgements.md)
+            "size_benchmark": {"enum": ["cohen1988", "kraft2020"]},
             "model": {"type": "object", "additionalProperties": False,
                       "properties": {"type": {"enum": ["rma", "che", "multilevel"]},
                                      "cluster": {"type": "string", "minLength": 1},

@@ -48,3 +48,22 @@ def test_page_loads_offline_without_errors(site, page):
     if page == "autonomy.html":
         assert n >= 3
         assert all(b and b["width"] > 200 and b["height"] > 100 for b in visible)
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
+def test_key_messages_are_on_the_first_screen(site, width, height):
+    """A reader sees the key messages without scrolling, on a desktop and on a phone, and
+    the page never scrolls sideways."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page(viewport={"width": width, "height": height})
+        tab.goto((site / "autonomy.html").as_uri(), wait_until="load")
+        box = tab.locator(".key-messages h2").bounding_box()
+        first = tab.locator(".key-messages li").first.bounding_box()
+        overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        browser.close()
+    assert box is not None and box["y"] + box["height"] <= height
+    assert first["y"] < height, "the first key message starts below the first screen"
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"

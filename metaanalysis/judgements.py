@@ -1,0 +1,100 @@
+"""The words a note uses about its results, each from a rule written in docs/judgements.md.
+
+A note never types "small", "probably" or "the effect varies": it asks :func:`judge` for an
+outcome's :class:`Judgement` and writes its words. The rules:
+
+- **direction**: where the confidence interval lies against no effect, read with the
+  outcome's ``favours`` (themes.json): wholly on the favourable side, ``"benefit"``; wholly
+  on the other side, ``"harm"``; across no effect, ``"unclear"``.
+- **size** (standardised mean differences only): |SMD| against a named benchmark, by
+  default Cohen (1988: 0.2 small, 0.5 medium, 0.8 large) or, for a theme that says so,
+  Kraft (2020, education: 0.05 and 0.20). Other measures have no size word: their numbers
+  are on the outcome's own scale (per 1,000 people for a risk).
+- **certainty**: the suggested GRADE level of the summary-of-findings table
+  (:mod:`metaanalysis.tables`), hedged as GRADE's informative statements do (Santesso et
+  al., 2020): high, no hedge; moderate, "probably"; low, "may"; very low, "very uncertain".
+- **spread**: the prediction interval: on the same side of no effect as the estimate,
+  ``"consistent"``; across no effect while the confidence interval is not, ``"varies"`` (in
+  a new setting the effect may be nil or reversed); no interval, ``None``.
+- **u3** (standardised differences with a clear direction): Cohen's U3, the share of the
+  control group that the average treated person does better than, 100 Φ(|d|).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy.stats import norm
+
+from .grammar import RATIO_MEASURES, natural_scale
+
+#: Cut-points of |SMD| and the size words between them.
+BENCHMARKS = {
+    "cohen1988": ((0.2, 0.5, 0.8), ("very small", "small", "moderate", "large")),
+    "kraft2020": ((0.05, 0.20), ("small", "moderate", "large")),
+}
+STANDARDISED = ("SMD", "SMDH", "SMCC", "SMCR")
+CERTAINTY = ("very low", "low", "moderate", "high")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What a note may say about one outcome, with the numbers each word came from."""
+
+    direction: str  # "benefit", "harm" or "unclear"
+    size: str | None  # a BENCHMARKS word, or None (not a standardised difference)
+    certainty: str  # a CERTAINTY level
+    spread: str | None  # "consistent", "varies" or None (no prediction interval)
+    u3: float | None  # percent, or None
+    benchmark: str
+
+
+def direction(ci_lb: float, ci_ub: float, null: float, favours: str) -> str:
+    """``benefit``, ``harm`` or ``unclear``: where the CI lies against no effect."""
+    if not (math.isfinite(ci_lb) and math.isfinite(ci_ub)) or ci_lb <= null <= ci_ub:
+        return "unclear"
+    above = ci_lb > null
+    return "benefit" if above == (favours == "higher") else "harm"
+
+
+def size(estimate: float, measure: str, benchmark: str = "cohen1988") -> str | None:
+    """The size word of a standardised difference (None for other measures)."""
+    if measure not in STANDARDISED or not math.isfinite(estimate):
+        return None
+    cuts, words = BENCHMARKS[benchmark]
+    return words[sum(abs(estimate) >= c for c in cuts)]
+
+
+def spread(estimate: float, ci_lb: float, ci_ub: float, pi_lb: float, pi_ub: float,
+           null: float) -> str | None:
+    """``consistent`` (the PI on the estimate's side of no effect), ``varies`` (the PI across
+    no effect while the CI is not) or None."""
+    if not (math.isfinite(pi_lb) and math.isfinite(pi_ub)):
+        return None
+    if pi_lb > null or pi_ub < null:
+        return "consistent"
+    if ci_lb > null or ci_ub < null:
+        return "varies"
+    return None
+
+
+def judge(result, favours: str, certainty: str, benchmark: str = "cohen1988") -> Judgement:
+    """The :class:`Judgement` of an intercept-only fit whose suggested certainty is
+    ``certainty`` (one of :data:`CERTAINTY`)."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown size benchmark {benchmark!r}: use one of "
+                         f"{', '.join(BENCHMARKS)}")
+    if certainty not in CERTAINTY:
+        raise ValueError(f"certainty {certainty!r}: one of {', '.join(CERTAINTY)}")
+    pred = result.predict()
+    tf = natural_scale(result.measure)
+    null = 1.0 if result.measure in RATIO_MEASURES else 0.0
+    est, lo, hi = (tf(pred[k]) for k in ("pred", "ci_lb", "ci_ub"))
+    pi_lb, pi_ub = tf(pred["pi_lb"]), tf(pred["pi_ub"])
+    way = direction(lo, hi, null, favours)
+    u3 = None
+    if result.measure in STANDARDISED and way != "unclear":
+        u3 = 100 * float(norm.cdf(abs(pred["pred"])))
+    return Judgement(way, size(pred["pred"], result.measure, benchmark), certainty,
+                     spread(est, lo, hi, pi_lb, pi_ub, null), u3, benchmark)

@@ -1,0 +1,136 @@
+"""The words a note uses about its results come from documented rules (docs/judgements.md):
+the rules themselves, the note's key messages and fields, and a lint that no notebook types a
+number or a judgement by hand."""
+
+import math
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from metaanalysis.judgements import BENCHMARKS, direction, judge, size, spread
+from metaanalysis.models import rma
+from metaanalysis.notes import Note
+from metaanalysis.prose import lint_prose
+from metaanalysis.tables import LEVELS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("lo,hi,favours,expected", [
+    (0.1, 0.3, "higher", "benefit"), (0.1, 0.3, "lower", "harm"),
+    (-0.3, -0.1, "lower", "benefit"), (-0.3, -0.1, "higher", "harm"),
+    (-0.1, 0.3, "higher", "unclear"), (0.0, 0.3, "higher", "unclear"),
+    (math.nan, 0.3, "higher", "unclear")])
+def test_direction_is_where_the_interval_lies(lo, hi, favours, expected):
+    assert direction(lo, hi, 0.0, favours) == expected
+
+
+@pytest.mark.parametrize("d,word", [(0.0, "very small"), (0.19, "very small"), (0.2, "small"),
+                                    (-0.49, "small"), (0.5, "moderate"), (0.8, "large"),
+                                    (-1.3, "large")])
+def test_size_words_are_cohens_benchmarks(d, word):
+    assert size(d, "SMD") == word
+
+
+def test_kraft_benchmarks_and_no_size_for_other_measures():
+    assert [size(d, "SMD", "kraft2020") for d in (0.04, 0.05, 0.19, 0.2)] == [
+        "small", "moderate", "moderate", "large"]
+    assert size(0.5, "MD") is None and size(math.log(0.5), "RR") is None
+    from metaanalysis.themes import SCHEMA
+    enum = SCHEMA["additionalProperties"]["properties"]["size_benchmark"]["enum"]
+    assert sorted(enum) == sorted(BENCHMARKS)
+
+
+def test_spread_reads_the_prediction_interval():
+    assert spread(0.3, 0.2, 0.4, 0.05, 0.55, 0.0) == "consistent"
+    assert spread(0.3, 0.2, 0.4, -0.1, 0.7, 0.0) == "varies"
+    assert spread(0.1, -0.1, 0.3, -0.4, 0.6, 0.0) is None  # the CI already crosses
+    assert spread(0.3, 0.2, 0.4, math.nan, math.nan, 0.0) is None
+    assert spread(0.8, 0.7, 0.9, 0.6, 0.95, 1.0) == "consistent"  # a ratio below 1
+
+
+def test_judge_on_a_fit_with_u3():
+    rng = np.random.default_rng(2)
+    y = rng.normal(0.5, 0.1, 12)
+    res = rma(y, np.full(12, 0.02), measure="SMD")
+    j = judge(res, "higher", "moderate")
+    assert j.direction == "benefit" and j.size == size(res.estimate, "SMD")
+    assert j.u3 == pytest.approx(100 * 0.5 * (1 + math.erf(res.estimate / math.sqrt(2))))
+    with pytest.raises(ValueError, match="benchmark"):
+        judge(res, "higher", "moderate", "hattie")
+    with pytest.raises(ValueError, match="certainty"):
+        judge(res, "higher", "probable")
+
+
+def test_key_messages_follow_the_results_in_both_languages():
+    for lang, words in (("fr", ("Messages clés", "En langage clair", "certitude")),
+                        ("en", ("Key messages", "In plain language", "certainty"))):
+        note = Note("autonomy", lang=lang)
+        html = note.key_messages().data
+        assert all(w in html for w in words)
+        judged = [i for i in range(len(note.outcomes)) if note.judgement(i) is not None]
+        assert html.count("<li>") == min(5, len(judged)) >= 3
+        for i in judged[:5]:
+            f = note.judgement_fields(i)
+            assert f["verdict"] in html and f["certainty"] in html
+            sof = note._sof_rows()[i]
+            assert sof["relative"] in html
+            assert note.judgement(i).certainty == sof["certainty"] in LEVELS
+    # the header puts them right after the title and the question
+    head = Note("autonomy", lang="fr").header().data
+    assert head.index("<h1>") < head.index("class='summary'") < head.index("key-messages")
+
+
+def test_a_variant_changes_the_words_not_just_the_numbers():
+    """A reviewer's variant gets its own words: with DerSimonian-Laird and Knapp-Hartung the
+    CI of nursing-home admission crosses 1, so "probably a favourable effect" becomes "no
+    clear effect"; with DL, mortality's suggested certainty goes from low to high."""
+    published = Note("autonomy", lang="en")
+    variant = Note("autonomy", lang="en", method="DL", test="knha")
+    home = published.outcome("nursing home admission")
+    assert published.judgement_fields(home)["verdict"] == "probably a favourable effect"
+    assert variant.judgement_fields(home)["verdict"] == "no clear effect"
+    assert "no clear effect" in variant.key_messages().data
+    mortality = published.outcome("mortality")
+    assert published.judgement(mortality).certainty == "low"
+    assert Note("autonomy", lang="en", method="DL").judgement(mortality).certainty == "high"
+    text = Note("employment", lang="en").say("x", "{verdict}{size_clause}; {spread}",
+                                             "social reintegration").data
+    assert "very uncertain" in text and "Effects vary" in text
+
+
+def test_no_study_yet_says_so():
+    html = Note("territories", lang="fr").key_messages().data
+    assert "Aucune étude" in html and "<li>" not in html
+
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb")) + [REPO / "templates" / "theme.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebooks_type_no_number_and_no_judgement(path):
+    assert lint_prose(path) == []
+
+
+def test_the_lint_catches_typed_numbers_and_judgements(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('%%say\n[fr]\nL\'effet moyen est modeste (0,21).\n[en]\n'
+                                  'The average effect is modest (0.21).'),
+        nbformat.v4.new_code_cell('%%say\n[fr]\n## Les programmes réduisent-ils les chutes ?\n'
+                                  'Les interventions améliorent-elles la lecture ?\n[en]\n'
+                                  'Do they improve reading? {verdict} with {k} effects (CR2).'),
+        nbformat.v4.new_code_cell('%%when data\n[fr]\nLes effets varient beaucoup.\n[en]\n'
+                                  'The prediction interval is wide.'),
+    ]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    problems = lint_prose(path)
+    text = "\n".join(problems)
+    assert "cell 0, [fr]: 'modeste'" in text and "cell 0, [en]: 'modest'" in text
+    assert "'0,21' is a typed number" in text and "'0.21' is a typed number" in text
+    assert "cell 1" not in text  # questions, fields and names (CR2) are fine
+    assert "'varient beaucoup'" in text and "'wide'" in text
+    assert all(p.startswith(f"{path}: cell ") for p in problems)
