@@ -622,8 +622,17 @@ class Note:
                 "bibliography": self.config["bibliography"], "bibliography_sha256": self.sha256,
                 "outcomes": [{"outcome": o.outcome, "label": o.label, "n_studies": o.n_studies,
                               "warnings": o.warnings,
-                              **(o.result.to_dict() if o.result is not None else {"k": 0})}
-                             for o in self.outcomes]}
+                              **(o.result.to_dict() if o.result is not None else {"k": 0}),
+                              **self._judgement_record(i)}
+                             for i, o in enumerate(self.outcomes)]}
+
+    def _judgement_record(self, i: int) -> dict:
+        """The rule-made words of outcome ``i`` for the open data (docs/judgements.md)."""
+        j = self.judgement(i) if self.outcomes[i].result is not None else None
+        if j is None:
+            return {}
+        return {"direction": j.direction, "size": j.size, "certainty": j.certainty,
+                "spread": j.spread}
 
     def export(self, directory: Path | str, name: str | None = None) -> None:
         """Write the extracted effects (CSV) and the pooled results (JSON)."""

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,15 +240,18 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             # the notebook made no Note for its theme: compute the open data here
             t0 = time.perf_counter()
             from .notes import Note
-            note = Note(**{k: params[k] for k in ("theme", "measure", "method", "test",
-                                                  "outcome", "exclude", "level", "lang",
-                                                  "model") if k in params}, root=root)
+            note = Note(**{k: params[k] for k in NOTE_PARAMETERS if k in params}, root=root)
             note.export(staging, job.name)
             profile["data"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         nb = nbformat.from_dict(executed)
         lang = params.get("lang", "fr")
         defaults = notebook_parameters(nb_path)
+        comparison = ""
+        if job.changed:  # a reviewer's variant: beside the published note's numbers
+            comparison = _comparison(job, root, defaults, staging / f"{job.name}.json", lang)
+            profile["compare"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
         bib = root / config["bibliography"]
         date = _date(root, [bib, nb_path])
         resources = {"note": {
@@ -266,6 +270,7 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             "index": os.path.relpath(job.html.parent.parent / "index.html"
                                      if job.changed else job.html.parent / "index.html",
                                      job.html.parent),
+            "comparison": comparison,
             "bibtex": cite_bibtex(job.name, config["title"][lang], lang, date),
             "cite": cite_text(config["title"][lang], lang, date)}}
         body = convert(nb, resources, root)
@@ -288,6 +293,27 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         if kept:
             message += f"; the executed notebook, up to that cell, is kept in {kept}"
         return Outcome(job.theme, "failed", time.perf_counter() - start, message)
+
+
+#: The notebook parameters a :class:`~metaanalysis.notes.Note` takes.
+NOTE_PARAMETERS = ("theme", "measure", "method", "test", "outcome", "exclude", "level", "lang",
+                   "model")
+
+
+def _comparison(job, root: Path, defaults: dict, variant_json: Path, lang: str) -> str:
+    """The variant's comparison table: the published note (the notebook's default
+    parameters, on the same bibliography) against the variant's own open-data summary."""
+    from .compare import compare, comparison_html
+    from .notes import Note
+
+    with warnings.catch_warnings():
+        # the published note shows its own fit warnings; recomputing it here only compares
+        warnings.simplefilter("ignore")
+        published = Note(**{k: v for k, v in {**defaults, "theme": job.theme,
+                                              "lang": lang}.items()
+                            if k in NOTE_PARAMETERS}, root=root).summary()
+    variant = json.loads(variant_json.read_text(encoding="utf-8"))
+    return comparison_html(compare(published, variant, lang), lang)
 
 
 def _bibtex_text(text: str) -> str:
@@ -616,6 +642,10 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         say("everything is up to date")
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
         write_index(site, root, skip=set(bad))
+    if (site / "variants" / "data").is_dir():
+        index = write_variants_index(site, root)
+        if any(j.changed for j in todo):
+            say(f"variants: {index.resolve()}")
     say(f"site: {(site / 'index.html').resolve()}")
     return outcomes
 
@@ -747,6 +777,75 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
     if problems:
         raise UnsafePage("site/index.html would contain " + "; ".join(sorted(set(problems))[:5]))
     path = site / "index.html"
+    _atomic(path, page)
+    return path
+
+
+def write_variants_index(site: Path, root: Path = ROOT) -> Path:
+    """``site/variants/index.html``: every variant rendered on this site, newest first, with
+    its theme, the parameters it changes from the published note, and its date."""
+    from datetime import datetime, timezone
+
+    themes = load_themes(root)
+    rows = []
+    folder = site / "variants"
+    for data in sorted((folder / "data").glob("*.json"), key=lambda p: -p.stat().st_mtime):
+        try:
+            summary = json.loads(data.read_text(encoding="utf-8"))
+            theme = summary["theme"]
+            config = themes[theme]
+            defaults = notebook_parameters(root / config["notebook"])
+        except (OSError, ValueError, KeyError):
+            continue  # a variant of a theme since removed, or a file being written
+        params = summary.get("parameters", {})
+        changed = [(k, _show(v)) for k, v in params.items()
+                   if k in defaults and k != "theme" and defaults[k] != v]
+        lang = params.get("lang", "fr")
+        page = folder / f"{data.stem}.html"
+        title = html.escape(config["title"].get(lang, theme))
+        link = f"<a href='{html.escape(page.name)}'>{title}</a>" if page.exists() else title
+        when = datetime.fromtimestamp(data.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+        rows.append(f"<tr><td>{link}</td><td>"
+                    + (", ".join(f"<code>{html.escape(k)} = {html.escape(v)}</code>"
+                                 for k, v in changed) or "–")
+                    + f"</td><td>{when}</td></tr>")
+    css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
+    page = f"""<!DOCTYPE html>
+<html lang="fr">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>Variantes des notes</title>
+<style>{css}</style>
+</head>
+<body>
+<header class="note-header"><p class="brand">{html.escape(BRAND)}</p>
+<nav class="top"><a href="../index.html">Toutes les notes</a></nav>
+<h1>Variantes des notes</h1></header>
+<main>
+<p>Chaque variante est une note recalculée avec d'autres paramètres que la note publiée ; sa page
+compare ses résultats à ceux de la note publiée.</p>
+<div class="scroll"><table>
+<thead><tr><th>Note</th><th>Paramètres modifiés</th><th>Calculée le</th></tr></thead>
+<tbody>
+{chr(10).join(rows) or '<tr><td colspan="3">Aucune variante pour le moment.</td></tr>'}
+</tbody>
+</table></div>
+</main>
+</body>
+</html>
+"""
+    from .sanitize import page_violations
+
+    from .typography import french_spacing
+
+    page = french_spacing(page)
+    problems = page_violations(page)
+    if problems:
+        raise UnsafePage("site/variants/index.html would contain "
+                         + "; ".join(sorted(set(problems))[:5]))
+    path = folder / "index.html"
     _atomic(path, page)
     return path
 

@@ -304,3 +304,39 @@ def test_outcomes_by_name_survive_a_new_outcome_in_themes_json(tmp_path):
     import re
     text = re.sub(r"\s", " ", page)  # no-break spaces as spaces
     assert "mortalité au suivi, le risque relatif est de 0,85 (IC 95 % 0,75 à 0,97)" in text
+
+
+def test_a_variant_is_compared_with_the_published_note(tmp_path):
+    """A reviewer's variant shows, for every outcome, the published and the variant's
+    numbers side by side with what changed marked, and is listed in site/variants/."""
+    import json as _json
+    import re as _re
+
+    from metaanalysis.compare import compare
+    from metaanalysis.notes import Note
+    from metaanalysis.render import render
+
+    site = tmp_path / "site"
+    outcomes = render(["autonomy"], {"method": "DL", "test": "knha"}, site=site,
+                      progress=lambda m: None)
+    assert [o.status for o in outcomes] == ["rendered"]
+    page = (site / "variants" / "autonomy--method-DL--test-knha.html").read_text()
+    assert "Comparaison avec la note publiée" in page
+    start = _re.search(r"class=.compare.", page).start()
+    table = page[start:page.index("</table>", start)]
+    published = Note("autonomy", lang="fr").summary()
+    variant = _json.loads((site / "variants" / "data" /
+                           "autonomy--method-DL--test-knha.json").read_text())
+    rows = compare(published, variant, "fr")
+    assert len(rows) == 5 and _re.sub(r"\s+", " ", table).count("<tr>") == 6
+    home = rows[rows["outcome"] == "entrée en maison de retraite au suivi"].iloc[0]
+    # both sets of numbers are in the table, and the conclusion's change is marked
+    for col in ("effect_published", "effect_variant", "pi_published", "pi_variant"):
+        assert home[col].replace("\u00a0", " ") in table.replace("\u00a0", " ").replace(
+            "\u202f", " ")
+    assert home["verdict_published"] == "effet favorable probable"
+    assert home["verdict_variant"] == "pas d'effet net" and home["verdict_changed"]
+    assert "<mark>pas d" in table
+    assert not rows["k_changed"].any()  # same studies: only the estimator changed
+    index = (site / "variants" / "index.html").read_text()
+    assert "autonomy--method-DL--test-knha.html" in index and "test = knha" in index
