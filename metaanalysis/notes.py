@@ -21,7 +21,7 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import SOF_WORDS, counted, estimate_ci, num, percent, pvalue, t
+from .text import SOF_WORDS, counted, estimate_ci, num, percent, pooled_measure, pvalue, t
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -180,7 +180,8 @@ class Note:
         if not len(self.all_effects):
             return {"outcome": o.label, "k": 0, "n_studies": 0}
         base = {"outcome": o.label, "k": len(o.data), "n_studies": o.n_studies,
-                "level": num(lvl, lang, 0)}
+                "k_effects": counted(len(o.data), "effect", lang),
+                "studies_n": counted(o.n_studies, "study", lang), "level": num(lvl, lang, 0)}
         years = pd.to_numeric(o.data["year"], errors="coerce").dropna() if "year" in o.data \
             else pd.Series(dtype=float)
         if len(years):
@@ -200,6 +201,7 @@ class Note:
             "tau2": num(r.tau2, lang, 3),
             "p": pvalue(float(r.pval[0]), lang),
             "method": r.model_name,
+            "pooled_measure": pooled_measure(r.measure, lang),
         })
         base.update(self.judgement_fields(i))
         return base

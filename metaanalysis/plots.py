@@ -378,13 +378,32 @@ def _group_labels(column, lang: str) -> np.ndarray:
 FIGURE_METADATA = "metaanalysis/figure"
 
 
-def figure_html(svg: str, alt: str, caption: str = "") -> str:
-    """A figure as the site shows it: the inline SVG in a ``<figure>``, with its alt text
-    (``role='img'``) and its caption, both escaped."""
-    import html
+#: The smallest text a reader gets on any screen, in CSS pixels: a figure is never shown so
+#: narrow that its smallest text falls below it; on a phone it scrolls sideways in its box.
+MIN_TEXT_PX = 9
+SCROLL_CUE = {"fr": "Faites défiler la figure vers la droite →",
+              "en": "Scroll the figure sideways →"}
 
+
+def figure_html(svg: str, alt: str, caption: str = "", lang: str | None = None) -> str:
+    """A figure as the site shows it: the inline SVG in a ``<figure>``, with its alt text
+    (``role='img'``) and its caption, both escaped. The SVG gets a minimum width at which its
+    smallest text is :data:`MIN_TEXT_PX` pixels (on a narrow screen the figure scrolls within
+    its box, with a cue in ``lang``, rather than shrinking to unreadable text)."""
+    import html
+    import math
+    import re
+
+    cue = ""
+    box = re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) [\d.]+"', svg)
+    sizes = [float(x) for x in re.findall(r"font-size: ?([\d.]+)px", svg)]
+    if box and sizes and min(sizes) > 0:
+        width = math.ceil(MIN_TEXT_PX * float(box.group(1)) / min(sizes))
+        svg = svg.replace("<svg ", f'<svg style="min-width: {width}px" ', 1)
+        if lang in SCROLL_CUE and width > 400:
+            cue = f"<p class='scroll-cue'>{html.escape(SCROLL_CUE[lang])}</p>"
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return (f"<figure class='figure'><div role='img' aria-label=\"{html.escape(alt)}\">"
+    return (f"<figure class='figure'>{cue}<div role='img' aria-label=\"{html.escape(alt)}\">"
             f"{svg}</div>{cap}</figure>")
 
 

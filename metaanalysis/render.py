@@ -392,7 +392,8 @@ def convert(nb, resources: dict, root: Path) -> str:
                 data = output["data"]
                 data["text/html"] = figure_html(data.pop("image/svg+xml"),
                                                 str(figure.get("alt", "")),
-                                                str(figure.get("caption", "")))
+                                                str(figure.get("caption", "")),
+                                                resources.get("note", {}).get("lang"))
                 data.pop("image/png", None)
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     if resources.get("note", {}).get("lang") == "fr":
@@ -640,12 +641,12 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                     say(f"variant: {Path(o.path).resolve()}")
     if not runnable and all(o.status == "up to date" for o in outcomes):
         say("everything is up to date")
-    if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
-        write_index(site, root, skip=set(bad))
     if (site / "variants" / "data").is_dir():
         index = write_variants_index(site, root)
         if any(j.changed for j in todo):
             say(f"variants: {index.resolve()}")
+    if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
+        write_index(site, root, skip=set(bad))
     say(f"site: {(site / 'index.html').resolve()}")
     return outcomes
 
@@ -706,7 +707,10 @@ def _gap_map_html(site: Path, themes: dict, lang: str) -> str:
     table = gap_map_table(data, themes, lang)
     if table.empty:
         return ""
-    return svg_figure(gap_map(table, lang=lang)).html()
+    from .plots import figure_html
+
+    fig = svg_figure(gap_map(table, lang=lang))
+    return figure_html(fig.svg, fig.alt, fig.caption, lang)
 
 
 def _skip_iri_format_checker() -> None:
@@ -721,7 +725,7 @@ def _skip_iri_format_checker() -> None:
 def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Path:
     """``site/index.html``: every theme with its headline result and the date of its data
     (themes in ``skip``, whose entry in themes.json is invalid, are left out)."""
-    from .text import estimate_ci
+    from .text import counted, estimate_ci, t
 
     themes = {k: v for k, v in load_themes(root).items() if k not in skip}
     rows = []
@@ -734,18 +738,24 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
             if first:
                 from .grammar import natural_scale
                 tf = natural_scale(first["measure"])
-                headline = (f"{first['label']} : {first['measure']} "
+                name = t(f"measure_name.{first['measure']}", lang)
+                headline = (f"{first['label']} : {name} "
                             + estimate_ci(tf(first["estimate"]), tf(first["ci_lb"]),
                                           tf(first["ci_ub"]), lang)
-                            + f", {first['n_studies']} études")
+                            + f", {counted(int(first['n_studies']), 'study', lang)}")
         bib = root / c["bibliography"]
         link = (f"<a href='{html.escape(slug)}.html'>{html.escape(c['title'][lang])}</a>"
                 if (site / f"{slug}.html").exists() else html.escape(c["title"][lang]))
+        files = [f"<a href='data/{html.escape(slug)}.{ext}'>{ext.upper()}</a>"
+                 for ext in ("csv", "json") if (site / "data" / f"{slug}.{ext}").exists()]
         rows.append(f"<tr><td>{link}<br><small>{html.escape(c['summary'][lang])}</small></td>"
                     f"<td>{html.escape(headline)}</td>"
-                    f"<td>{html.escape(_date(root, [bib, root / c['notebook']]))}</td></tr>")
+                    f"<td>{html.escape(_date(root, [bib, root / c['notebook']]))}</td>"
+                    f"<td>{' · '.join(files) or '–'}</td></tr>")
     css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
     gap = _gap_map_html(site, themes, lang)
+    variants = ("<p><a href='variants/index.html'>Variantes calculées par les relecteurs</a></p>"
+                if (site / "variants" / "index.html").exists() else "")
     page = f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
@@ -758,12 +768,13 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
 <body>
 <header class="note-header"><p class="brand">{html.escape(BRAND)}</p><h1>Notes d'analyse</h1></header>
 <main>
-<table>
-<thead><tr><th>Thème</th><th>Résultat principal</th><th>Données mises à jour</th></tr></thead>
+<div class="scroll"><table class="themes">
+<thead><tr><th>Thème</th><th>Résultat principal</th><th>Données mises à jour</th><th>Données ouvertes</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody>
-</table>
+</table></div>
+{variants}
 <h2>Carte des preuves</h2>
 {gap}
 <p>Données ouvertes : effets extraits (CSV) et résultats (JSON) de chaque thème, dans <code>data/</code>.</p>
@@ -773,6 +784,9 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
 """
     from .sanitize import page_violations
 
+    from .typography import french_spacing
+
+    page = french_spacing(page) if lang == "fr" else page
     problems = page_violations(page)
     if problems:
         raise UnsafePage("site/index.html would contain " + "; ".join(sorted(set(problems))[:5]))

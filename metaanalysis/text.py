@@ -30,9 +30,9 @@ WORDS = {
     "no_data": {"fr": "Aucune donnée", "en": "No data"},
     "not_reported": {"fr": "non renseigné", "en": "not reported"},
     "section_result": {
-        "fr": "{k} effets issus de {n_studies} études ; {measure} combiné : {est} ({p}). "
+        "fr": "{studies_n}, {k_effects} ; {pooled_measure} : {est} ({p}). "
               "Intervalle de prédiction : {pi} ; hétérogénéité I² = {i2}.",
-        "en": "{k} effects from {n_studies} studies; pooled {measure}: {est} ({p}). "
+        "en": "{studies_n}, {k_effects}; {pooled_measure}: {est} ({p}). "
               "Prediction interval: {pi}; heterogeneity I² = {i2}."},
     "section_bias": {
         "fr": "Test d'Egger pour l'asymétrie de l'entonnoir : {egger_p}. La méthode "
@@ -41,9 +41,9 @@ WORDS = {
         "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes "
               "{k0_studies}, which would give an effect of {trimfill_est}."},
     "section_result_dependent": {
-        "fr": "{k} effets issus de {n_studies} études ; {measure} combiné : {est} ({p}). "
+        "fr": "{studies_n}, {k_effects} ; {pooled_measure} : {est} ({p}). "
               "Intervalle de prédiction : {pi} ; variance entre effets τ² = {tau2}.",
-        "en": "{k} effects from {n_studies} studies; pooled {measure}: {est} ({p}). "
+        "en": "{studies_n}, {k_effects}; {pooled_measure}: {est} ({p}). "
               "Prediction interval: {pi}; variance between effects τ² = {tau2}."},
     "rho_sentence": {
         "fr": "Le modèle suppose une corrélation ρ = {rho} entre les erreurs des effets d'une même "
@@ -366,6 +366,20 @@ COUNTED = {
     "study": {"fr": ("étude", "études"), "en": ("study", "studies")},
     "effect": {"fr": ("effet", "effets"), "en": ("effect", "effects")},
 }
+
+
+#: Measures whose French name is feminine (une différence, une corrélation, une proportion):
+#: the adjective that follows agrees ("différence de moyennes standardisée combinée").
+FEMININE = frozenset("SMD MD RD SMDH IRD COR ZCOR UCOR PCOR ZPCOR SPCOR PR PLO PLN PAS PFT".split())
+
+
+def pooled_measure(measure: str, lang: str) -> str:
+    """"pooled risk ratio" / "risque relatif combiné", "différence de moyennes standardisée
+    combinée": the adjective agrees with the measure's French gender."""
+    name = t(f"measure_name.{measure}", lang)
+    if lang == "fr":
+        return f"{name} combiné{'e' if measure in FEMININE else ''}"
+    return f"pooled {name}"
 
 
 def counted(n: int, key: str, lang: str) -> str:

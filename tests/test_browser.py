@@ -67,3 +67,24 @@ def test_key_messages_are_on_the_first_screen(site, width, height):
     assert box is not None and box["y"] + box["height"] <= height
     assert first["y"] < height, "the first key message starts below the first screen"
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
+
+
+def test_figure_text_is_legible_on_a_phone(site):
+    """At 390 px wide no figure text is smaller than 9 px on screen: a figure too wide for
+    the phone scrolls within its own box (with a cue), and the page itself never does."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page(viewport={"width": 390, "height": 844})
+        tab.goto((site / "autonomy.html").as_uri(), wait_until="load")
+        sizes = tab.evaluate("""() => Array.from(document.querySelectorAll('figure svg text'))
+            .map(t => { const m = t.getScreenCTM();  // rotated labels: the scale is |(a, b)|
+                        return parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b); })""")
+        overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        cues = tab.locator("figure .scroll-cue").count()
+        cue_visible = tab.locator("figure .scroll-cue").first.is_visible()
+        browser.close()
+    assert len(sizes) > 50 and min(sizes) >= 9 - 1e-6, min(sizes)
+    assert overflow <= 0
+    assert cues >= 3 and cue_visible

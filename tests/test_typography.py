@@ -39,3 +39,21 @@ def test_words_agree_with_their_count():
     assert counted(3, "missing_study", "fr") == "3\u00a0études manquantes"
     assert counted(1, "missing_study", "en") == "1 missing study"
     assert counted(0, "missing_study", "en") == "0 missing studies"
+
+
+def test_the_pooled_measure_agrees_in_french():
+    from metaanalysis.text import pooled_measure
+
+    assert pooled_measure("SMD", "fr") == "différence de moyennes standardisée combinée"
+    assert pooled_measure("RR", "fr") == "risque relatif combiné"
+    assert pooled_measure("COR", "fr") == "corrélation combinée"
+    assert pooled_measure("OR", "en") == "pooled odds ratio"
+
+
+def test_a_section_counts_its_studies_and_effects_in_words():
+    from metaanalysis.notes import Note
+
+    note = Note("employment", lang="fr")
+    text = note.section("mental health").parts[1].data
+    assert "différence de moyennes standardisée combinée" in text
+    assert "études" in text and "effets" in text and "issus" not in text
