@@ -26,6 +26,8 @@ from .text import PAGE_WORDS as WORDS
 from .themes import ROOT, load_themes, validate_parameters
 
 BRAND = "Comparer les impacts, pas les idéologies"
+#: The motto as each edition's header shows it (citations keep the organisation's own BRAND).
+MOTTO = {"fr": BRAND, "en": "Compare impacts, not ideologies"}
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Job:
     name: str
     stamp: Path
     digest: str = ""
+    #: the published note's editions by language (their pages), for the language switch
+    alternates: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +54,8 @@ class Outcome:
     message: str = ""
     path: str = ""
     profile: dict = field(default_factory=dict)
+    #: the note's language ("" when the theme was refused before any job was planned)
+    lang: str = ""
 
 
 class RenderError(ValueError):
@@ -255,7 +261,7 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         bib = root / config["bibliography"]
         date = _date(root, [bib, nb_path])
         resources = {"note": {
-            "title": config["title"][lang], "lang": lang, "brand": BRAND,
+            "title": config["title"][lang], "lang": lang, "brand": MOTTO.get(lang, BRAND),
             "words": WORDS[lang], "date": date,
             "parameters": [(k, _show(params[k])) for k in defaults],
             "changed": [(k, _show(v)) for k, v in job.changed.items()],
@@ -263,7 +269,14 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
             "bibliography": config["bibliography"],
             # the hash of the bytes the note's kernel read, never a second read of the file
             "sha256": _read_digest(staging / f"{job.name}.json"),
-            "versions": _versions(), "command": command_for(job.theme, job.changed),
+            "versions": _versions(),
+            "command": command_for(job.theme, job.changed or (
+                {"lang": lang} if lang != defaults.get("lang", SITE_LANGS[0]) else {})),
+            # the other editions of the published note: a switch and hreflang links
+            "alternates": [(code, os.path.relpath(path, job.html.parent))
+                           for code, path in job.alternates.items()],
+            "switch": [(code, LANGUAGE_NAMES[code], os.path.relpath(path, job.html.parent))
+                       for code, path in job.alternates.items() if code != lang],
             # links relative to the page: its own open data and the index
             "csv": os.path.relpath(job.data_dir / f"{job.name}.csv", job.html.parent),
             "json": os.path.relpath(job.data_dir / f"{job.name}.json", job.html.parent),
@@ -285,14 +298,15 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         with contextlib.suppress(OSError):
             staging.parent.rmdir()  # this process's staging folder, if now empty
         _atomic(job.stamp, json.dumps({"digest": job.digest}))
-        return Outcome(job.theme, "rendered", time.perf_counter() - start,
+        return Outcome(job.theme, "rendered", time.perf_counter() - start, lang=job_lang(job),
                        path=str(job.html), profile=profile)
     except Exception as exc:  # noqa: BLE001 - a failing theme must never stop the others
         kept = _keep_failed(job, locals().get("executed_path"))
         message = _describe(exc, locals().get("nb_path"))
         if kept:
             message += f"; the executed notebook, up to that cell, is kept in {kept}"
-        return Outcome(job.theme, "failed", time.perf_counter() - start, message)
+        return Outcome(job.theme, "failed", time.perf_counter() - start, message,
+                       lang=job_lang(job))
 
 
 #: The notebook parameters a :class:`~metaanalysis.notes.Note` takes.
@@ -525,16 +539,41 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
         if changed.get("exclude") or changed.get("outcome"):
             _check_against_data(root, config, changed)
         run_params = {**given, "theme": theme}
-        if changed:
+        if changed and set(changed) != {"lang"}:
             name = variant_name(theme, changed)
             job = Job(theme, run_params, changed, site / "variants" / f"{name}.html",
                       site / "variants" / "data", name, site / ".build" / f"{name}.json")
-        else:
-            job = Job(theme, run_params, {}, site / f"{theme}.html", site / "data", theme,
-                      site / ".build" / f"{theme}.json")
-        job.digest = fingerprint(root, theme, config, run_params)
-        jobs.append(job)
+            job.digest = fingerprint(root, theme, config, run_params)
+            jobs.append(job)
+            continue
+        # the published note: each language's edition (French at the site's root, English in
+        # en/), or the one asked for with -p lang
+        alternates = {lang: edition_folder(site, lang) / f"{theme}.html" for lang in SITE_LANGS}
+        for lang in ([changed["lang"]] if changed else SITE_LANGS):
+            folder = edition_folder(site, lang)
+            params_lang = {**run_params, "lang": lang}
+            job = Job(theme, params_lang, {}, folder / f"{theme}.html", folder / "data", theme,
+                      site / ".build" / ("" if lang == SITE_LANGS[0] else lang)
+                      / f"{theme}.json", alternates=alternates)
+            job.digest = fingerprint(root, theme, config, params_lang)
+            jobs.append(job)
     return jobs
+
+
+#: The site's languages: the first at its root (site/), the others in their folder (site/en/).
+SITE_LANGS = ("fr", "en")
+def job_lang(job) -> str:
+    """The language a job renders its note in."""
+    return str(job.params.get("lang", SITE_LANGS[0]))
+
+
+#: Each language named in itself, for the language switch.
+LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
+
+
+def edition_folder(site: Path, lang: str) -> Path:
+    """Where the published notes in ``lang`` go: ``site/`` for French, ``site/en/``..."""
+    return site if lang == SITE_LANGS[0] else site / lang
 
 
 def _check_against_data(root: Path, config: dict, changed: dict) -> None:
@@ -590,20 +629,25 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                 for t in wanted if t in bad]
     ok = [t for t in wanted if t not in bad]
     todo = plan(ok, params or {}, site, root) if ok else []
+    rank = {id(job): i for i, job in enumerate(todo)}
+    ranked = []  # (position in the plan, outcome): the outcomes come back in the plan's order
     _clean_stale(site)
     runnable = []
     for job in todo:
         if not force and up_to_date(job):
             # the stamp is written only after a successful render of these exact inputs,
             # so the bibliography was valid then and has not changed since
-            outcomes.append(Outcome(job.theme, "up to date", path=str(job.html)))
+            ranked.append((rank[id(job)], Outcome(job.theme, "up to date", path=str(job.html),
+                                                  lang=job_lang(job))))
             continue
         bib = read_bibliography(root / config[job.theme]["bibliography"])
         if bib.errors:
-            outcomes.append(Outcome(job.theme, "failed", message="the bibliography has errors:\n"
-                                    + "\n".join(f"  {p}" for p in bib.errors)))
+            ranked.append((rank[id(job)], Outcome(
+                job.theme, "failed", message="the bibliography has errors:\n"
+                + "\n".join(f"  {p}" for p in bib.errors), lang=job_lang(job))))
         else:
             runnable.append(job)
+    outcomes += [o for _, o in ranked]
     for o in outcomes:
         say(f"[{o.theme}] {o.status}" + (f": {o.message}" if o.message else ""))
     if runnable:
@@ -620,7 +664,9 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
             futures = {}
 
             def label(job):
-                return f"[{job.theme}]" + (f" ({job.name})" if job.changed else "")
+                lang = job.params.get("lang", SITE_LANGS[0])
+                return f"[{job.theme}]" + (f" ({job.name})" if job.changed else
+                                           f" ({lang})" if lang != SITE_LANGS[0] else "")
 
             for n, job in enumerate(runnable):
                 say(f"{label(job)} {'running…' if n < workers else 'queued'}")
@@ -632,10 +678,12 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                 try:
                     o = fut.result()
                 except Exception as exc:  # the worker process itself died
-                    o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}")
+                    o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}",
+                                lang=job_lang(futures[fut]))
                 outcomes.append(o)
+                ranked.append((rank[id(futures[fut])], o))
                 detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
-                say(f"[{o.theme}] {o.status} in {o.seconds:.1f}s"
+                say(f"{label(futures[fut])} {o.status} in {o.seconds:.1f}s"
                     + (f" ({detail})" if detail else "") + (f": {o.message}" if o.message else ""))
                 if o.status == "rendered" and futures[fut].changed:
                     say(f"variant: {Path(o.path).resolve()}")
@@ -646,9 +694,12 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         if any(j.changed for j in todo):
             say(f"variants: {index.resolve()}")
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
-        write_index(site, root, skip=set(bad))
+        for lang in SITE_LANGS:
+            write_index(site, root, lang=lang, skip=set(bad))
     say(f"site: {(site / 'index.html').resolve()}")
-    return outcomes
+    # themes refused before planning first, then the jobs in the plan's order
+    planned = [o for _, o in sorted(ranked, key=lambda x: x[0])]
+    return [o for o in outcomes if all(o is not p for p in planned)] + planned
 
 
 def _watch_parent(parent: int) -> None:
@@ -723,74 +774,62 @@ def _skip_iri_format_checker() -> None:
 
 
 def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Path:
-    """``site/index.html``: every theme with its headline result and the date of its data
-    (themes in ``skip``, whose entry in themes.json is invalid, are left out)."""
-    from .text import counted, estimate_ci, t
+    """The index of the notes in ``lang`` (``site/index.html``, ``site/en/index.html``), from
+    ``templates/site/index.html.j2``: every theme with its headline result, the date of its
+    data and links to its open data, the evidence gap map, a language switch (themes in
+    ``skip``, whose entry in themes.json is invalid, are left out)."""
+    import jinja2
 
+    from .grammar import natural_scale
+    from .text import INDEX_WORDS, counted, estimate_ci, t
+
+    folder = edition_folder(site, lang)
+    words = INDEX_WORDS[lang]
     themes = {k: v for k, v in load_themes(root).items() if k not in skip}
     rows = []
     for slug, c in themes.items():
-        data = site / "data" / f"{slug}.json"
-        headline = "Pas encore de synthèse quantitative" if lang == "fr" else "No synthesis yet"
+        data = folder / "data" / f"{slug}.json"
+        headline = words["no_synthesis"]
         if data.exists():
             d = json.loads(data.read_text(encoding="utf-8"))
             first = next((o for o in d["outcomes"] if o.get("estimate") is not None), None)
             if first:
-                from .grammar import natural_scale
                 tf = natural_scale(first["measure"])
-                name = t(f"measure_name.{first['measure']}", lang)
-                headline = (f"{first['label']} : {name} "
+                sep = " : " if lang == "fr" else ": "
+                headline = (f"{first['label']}{sep}"
+                            f"{t('measure_name.' + first['measure'], lang)} "
                             + estimate_ci(tf(first["estimate"]), tf(first["ci_lb"]),
                                           tf(first["ci_ub"]), lang)
                             + f", {counted(int(first['n_studies']), 'study', lang)}")
-        bib = root / c["bibliography"]
-        link = (f"<a href='{html.escape(slug)}.html'>{html.escape(c['title'][lang])}</a>"
-                if (site / f"{slug}.html").exists() else html.escape(c["title"][lang]))
-        files = [f"<a href='data/{html.escape(slug)}.{ext}'>{ext.upper()}</a>"
-                 for ext in ("csv", "json") if (site / "data" / f"{slug}.{ext}").exists()]
-        rows.append(f"<tr><td>{link}<br><small>{html.escape(c['summary'][lang])}</small></td>"
-                    f"<td>{html.escape(headline)}</td>"
-                    f"<td>{html.escape(_date(root, [bib, root / c['notebook']]))}</td>"
-                    f"<td>{' · '.join(files) or '–'}</td></tr>")
-    css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
-    gap = _gap_map_html(site, themes, lang)
-    variants = ("<p><a href='variants/index.html'>Variantes calculées par les relecteurs</a></p>"
-                if (site / "variants" / "index.html").exists() else "")
-    page = f"""<!DOCTYPE html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>Notes d'analyse</title>
-<style>{css}</style>
-</head>
-<body>
-<header class="note-header"><p class="brand">{html.escape(BRAND)}</p><h1>Notes d'analyse</h1></header>
-<main>
-<div class="scroll"><table class="themes">
-<thead><tr><th>Thème</th><th>Résultat principal</th><th>Données mises à jour</th><th>Données ouvertes</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody>
-</table></div>
-{variants}
-<h2>Carte des preuves</h2>
-{gap}
-<p>Données ouvertes : effets extraits (CSV) et résultats (JSON) de chaque thème, dans <code>data/</code>.</p>
-</main>
-</body>
-</html>
-"""
+        page = folder / f"{slug}.html"
+        rows.append({
+            "title": c["title"][lang], "summary": c["summary"][lang], "headline": headline,
+            "href": f"{slug}.html" if page.exists() else None,
+            "date": _date(root, [root / c["bibliography"], root / c["notebook"]]),
+            "files": [(ext.upper(), f"data/{slug}.{ext}") for ext in ("csv", "json")
+                      if (folder / "data" / f"{slug}.{ext}").exists()]})
+    variants = site / "variants" / "index.html"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root / "templates" / "site")),
+                             autoescape=True, keep_trailing_newline=True)
+    page = env.get_template("index.html.j2").render(
+        lang=lang, words=words, brand=MOTTO.get(lang, BRAND), rows=rows,
+        css=(root / "templates" / "note" / "note.css").read_text(encoding="utf-8"),
+        gap=_gap_map_html(folder, themes, lang),
+        variants=os.path.relpath(variants, folder) if variants.exists() else None,
+        alternates=[(code, os.path.relpath(edition_folder(site, code) / "index.html", folder))
+                    for code in SITE_LANGS],
+        switch=[(code, LANGUAGE_NAMES[code],
+                 os.path.relpath(edition_folder(site, code) / "index.html", folder))
+                for code in SITE_LANGS if code != lang])
     from .sanitize import page_violations
-
     from .typography import french_spacing
 
     page = french_spacing(page) if lang == "fr" else page
     problems = page_violations(page)
     if problems:
-        raise UnsafePage("site/index.html would contain " + "; ".join(sorted(set(problems))[:5]))
-    path = site / "index.html"
+        raise UnsafePage(f"{folder.name}/index.html would contain "
+                         + "; ".join(sorted(set(problems))[:5]))
+    path = folder / "index.html"
     _atomic(path, page)
     return path
 

@@ -51,8 +51,10 @@ ATTRIBUTES = {
     **{t: set(_SVG_ATTRIBUTES) for t in SVG_TAGS},
 }
 #: The head and frame of a note page, written by the template (checked, never sanitized).
-PAGE_TAGS = frozenset("html head meta title style body header main footer nav".split())
-PAGE_ATTRIBUTES = {"html": {"lang"}, "meta": {"charset", "name", "content", "http-equiv"}}
+PAGE_TAGS = frozenset("html head meta title style body header main footer nav link".split())
+PAGE_ATTRIBUTES = {"html": {"lang"}, "meta": {"charset", "name", "content", "http-equiv"},
+                   # the page's other-language edition (hreflang), never a style sheet
+                   "link": {"rel", "hreflang", "href"}, "a": {"hreflang"}}
 #: The only http-equiv a page may carry: its Content-Security-Policy (never a refresh).
 HTTP_EQUIV = frozenset({"content-security-policy"})
 
@@ -141,6 +143,8 @@ class _PageChecker(HTMLParser):
                 self.problems.append(f"URL {value[:60]!r} in {attr} of <{tag}>")
             elif tag == "meta" and attr == "http-equiv" and (value or "").lower() not in HTTP_EQUIV:
                 self.problems.append(f"<meta http-equiv={value!r}>")
+            elif tag == "link" and attr == "rel" and (value or "").lower() != "alternate":
+                self.problems.append(f"<link rel={value!r}> (only rel=alternate)")
 
 
 def page_violations(page: str) -> list[str]:

@@ -355,6 +355,24 @@ PAGE_WORDS = {
 }
 
 
+#: The words of the site's index pages (templates/site/index.html.j2).
+INDEX_WORDS = {
+    "fr": {"title": "Notes d'analyse", "theme": "Thème", "headline": "Résultat principal",
+           "updated": "Données mises à jour", "open_data": "Données ouvertes",
+           "no_synthesis": "Pas encore de synthèse quantitative",
+           "variants": "Variantes calculées par les relecteurs",
+           "gap_map": "Carte des preuves",
+           "data_note": "Données ouvertes : les effets extraits (CSV) et les résultats (JSON) "
+                        "de chaque thème."},
+    "en": {"title": "Analysis notes", "theme": "Theme", "headline": "Main result",
+           "updated": "Data last changed", "open_data": "Open data",
+           "no_synthesis": "No quantitative synthesis yet",
+           "variants": "Variants computed by reviewers (in French)",
+           "gap_map": "Evidence gap map",
+           "data_note": "Open data: each theme's extracted effects (CSV) and results (JSON)."},
+}
+
+
 #: Words whose form follows a count: (singular, plural) per language.
 COUNTED = {
     "missing_study": {"fr": ("étude manquante", "études manquantes"),

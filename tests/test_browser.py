@@ -88,3 +88,33 @@ def test_figure_text_is_legible_on_a_phone(site):
     assert len(sizes) > 50 and min(sizes) >= 9 - 1e-6, min(sizes)
     assert overflow <= 0
     assert cues >= 3 and cue_visible
+
+
+def test_the_language_switch_leads_to_the_same_note_in_the_other_language(site):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page()
+        tab.goto((site / "autonomy.html").as_uri(), wait_until="load")
+        assert tab.locator("html").get_attribute("lang") == "fr"
+        fr_title = tab.locator("h1").first.inner_text()
+        tab.locator("nav.top a[hreflang=en]").click()
+        tab.wait_for_load_state("load")
+        url, lang = tab.url, tab.locator("html").get_attribute("lang")
+        en_title = tab.locator("h1").first.inner_text()
+        en_messages = tab.locator(".key-messages h2").inner_text()
+        alternates = tab.locator("link[rel=alternate]").evaluate_all(
+            "ls => ls.map(l => [l.hreflang, l.href])")
+        tab.locator("nav.top a[hreflang=fr]").click()
+        tab.wait_for_load_state("load")
+        back = tab.url
+        tab.goto((site / "en" / "index.html").as_uri(), wait_until="load")
+        index_title = tab.locator("h1").inner_text()
+        browser.close()
+    assert url.endswith("/en/autonomy.html") and lang == "en"
+    assert fr_title.startswith("Prévenir") and en_title.startswith("Preventing")
+    assert en_messages == "Key messages"
+    assert sorted(code for code, _ in alternates) == ["en", "fr"]
+    assert back.endswith("/autonomy.html") and "/en/" not in back
+    assert index_title == "Analysis notes"

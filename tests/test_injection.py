@@ -269,3 +269,11 @@ def test_the_header_hash_is_of_the_bytes_the_note_read(tmp_path):
     page = (tmp_path / "site" / "territories.html").read_text()
     assert hashlib.sha256(bib.read_bytes()).hexdigest() != original
     assert original in page
+
+
+def test_a_page_may_link_its_other_edition_but_no_style_sheet():
+    from metaanalysis.sanitize import page_violations
+
+    assert page_violations('<link rel="alternate" hreflang="en" href="en/autonomy.html">') == []
+    assert page_violations('<link rel="stylesheet" href="https://evil.example/x.css">')
+    assert page_violations('<link rel="alternate" hreflang="en" href="javascript:alert(1)">')

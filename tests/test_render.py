@@ -1,6 +1,7 @@
 """The notes pipeline: parameters, incremental builds, failure isolation, escaping, variants."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -63,15 +64,23 @@ def test_incremental_build_renders_only_what_changed(tmp_path):
     root = make_project(tmp_path, ("autonomy", "autonomy_copy"))
     site = tmp_path / "site"
     first = render(root=root, site=site, progress=quiet)
-    assert sorted(o.status for o in first) == ["rendered", "rendered"], first
-    assert (site / "index.html").exists()
+    # each theme in French (site/) and English (site/en/), in the plan's order
+    assert [(o.theme, o.lang, o.status) for o in first] == [
+        ("autonomy", "fr", "rendered"), ("autonomy", "en", "rendered"),
+        ("autonomy_copy", "fr", "rendered"), ("autonomy_copy", "en", "rendered")], first
+    assert (site / "index.html").exists() and (site / "en" / "index.html").exists()
     assert (site / "data" / "autonomy.csv").exists() and (site / "data" / "autonomy.json").exists()
+    assert (site / "en" / "data" / "autonomy.json").exists()
     second = render(root=root, site=site, progress=quiet)
-    assert [o.status for o in second] == ["up to date", "up to date"]
+    assert [o.status for o in second] == ["up to date"] * 4
     bib = root / "bibliographies" / "autonomy_copy.bib"
     bib.write_text(bib.read_text() + "\n@comment{an edit}\n")
-    third = {o.theme: o.status for o in render(root=root, site=site, progress=quiet)}
-    assert third == {"autonomy": "up to date", "autonomy_copy": "rendered"}
+    third = {(o.theme, o.lang): o.status for o in render(root=root, site=site, progress=quiet)}
+    assert third == {("autonomy", "fr"): "up to date", ("autonomy", "en"): "up to date",
+                     ("autonomy_copy", "fr"): "rendered", ("autonomy_copy", "en"): "rendered"}
+    # -p lang en alone is the English edition, not a variant
+    job, = plan(["autonomy"], {"lang": "en"}, site, root)
+    assert job.changed == {} and job.html == site / "en" / "autonomy.html"
     # the plan sees a parameter change as a different job (a variant), not an update
     job = plan(["autonomy"], {"method": "DL"}, site, root)[0]
     assert job.changed == {"method": "DL"} and "variants" in str(job.html)
@@ -86,7 +95,9 @@ def test_renders_are_byte_identical(tmp_path):
     assert (site / "autonomy.html").read_bytes() == first
     page = first.decode()
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
-    assert "cdn" not in page.lower() and "<link" not in page
+    assert "cdn" not in page.lower()
+    links = re.findall(r"<link [^>]*>", page)  # only the other edition (hreflang)
+    assert len(links) == 2 and all('rel="alternate"' in x and "hreflang=" in x for x in links)
     assert "<svg" in page and "aria-label" in page
 
 
@@ -105,7 +116,7 @@ def test_failures_are_isolated_and_keep_the_last_good_note(tmp_path):
     nb.write_text(json.dumps(nbj))
     (root / "bibliographies" / "autonomy.bib").write_text(
         (root / "bibliographies" / "autonomy.bib").read_text() + "\n% touched\n")
-    out = {o.theme: o for o in render(root=root, site=site, progress=quiet)}
+    out = {o.theme: o for o in render(root=root, site=site, progress=quiet) if o.lang == "fr"}
     assert out["autonomy"].status == "rendered"
     assert out["autonomy_badbib"].status == "failed"
     assert "autonomy_badbib.bib" in out["autonomy_badbib"].message and "must be a whole count" \
@@ -259,9 +270,10 @@ def test_a_better_bibtex_export_renders_with_every_study_and_effect(tmp_path):
     out = render(["falls"], {"lang": "en"}, root=root, site=site, progress=quiet)
     assert out[0].status == "rendered", out[0].message
     name = out[0].path.rsplit("/", 1)[1][:-5]
-    data = json.loads((site / "variants" / "data" / f"{name}.json").read_text())
+    assert out[0].path == str(site / "en" / "falls.html")  # the English edition
+    data = json.loads((site / "en" / "data" / f"{name}.json").read_text())
     assert [o["k"] for o in data["outcomes"]] == [2, 1, 1]  # 4 effects, none lost
-    table = (site / "variants" / "data" / f"{name}.csv").read_text()
+    table = (site / "en" / "data" / f"{name}.csv").read_text()
     assert len(table.strip().splitlines()) == 1 + 4
     page = Path(out[0].path).read_text()
     for author in ("Martin, Claire", "Nguyen, Thi", "Ortiz, Ana", "François", "Jörg"):
