@@ -253,6 +253,10 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         nb = nbformat.from_dict(executed)
         lang = params.get("lang", "fr")
         defaults = notebook_parameters(nb_path)
+        from .pdf import find_chromium
+
+        chromium = None if job.changed else find_chromium()
+        pdf_path = job.html.with_suffix(".pdf") if chromium else None
         comparison = ""
         if job.changed:  # a reviewer's variant: beside the published note's numbers
             comparison = _comparison(job, root, defaults, staging / f"{job.name}.json", lang)
@@ -284,11 +288,22 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
                                      if job.changed else job.html.parent / "index.html",
                                      job.html.parent),
             "comparison": comparison,
+            "pdf": pdf_path.name if pdf_path is not None else "",
             "bibtex": cite_bibtex(job.name, config["title"][lang], lang, date),
             "cite": cite_text(config["title"][lang], lang, date)}}
         body = convert(nb, resources, root)
         profile["convert"] = time.perf_counter() - t0
         _atomic(job.html, body)
+        pdf_problem = ""
+        if pdf_path is not None:  # the published note's PDF edition, from the page just written
+            from .pdf import write_pdf
+
+            t0 = time.perf_counter()
+            try:
+                write_pdf(job.html, pdf_path, chromium)
+            except RuntimeError as exc:  # the HTML note stands; the PDF is reported missing
+                pdf_problem = f"PDF not written: {exc}"
+            profile["pdf"] = time.perf_counter() - t0
         job.data_dir.mkdir(parents=True, exist_ok=True)
         for suffix in (".csv", ".json"):
             os.replace(staging / f"{job.name}{suffix}", job.data_dir / f"{job.name}{suffix}")
@@ -298,7 +313,8 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         with contextlib.suppress(OSError):
             staging.parent.rmdir()  # this process's staging folder, if now empty
         _atomic(job.stamp, json.dumps({"digest": job.digest}))
-        return Outcome(job.theme, "rendered", time.perf_counter() - start, lang=job_lang(job),
+        return Outcome(job.theme, "rendered", time.perf_counter() - start, pdf_problem,
+                       lang=job_lang(job),
                        path=str(job.html), profile=profile)
     except Exception as exc:  # noqa: BLE001 - a failing theme must never stop the others
         kept = _keep_failed(job, locals().get("executed_path"))
@@ -693,6 +709,11 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         index = write_variants_index(site, root)
         if any(j.changed for j in todo):
             say(f"variants: {index.resolve()}")
+    if any(o.status == "rendered" and not j.changed for o, j in _with_jobs(ranked, todo)):
+        from .pdf import MISSING, find_chromium
+
+        if find_chromium() is None:
+            say(MISSING)
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
         for lang in SITE_LANGS:
             write_index(site, root, lang=lang, skip=set(bad))
@@ -700,6 +721,11 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     # themes refused before planning first, then the jobs in the plan's order
     planned = [o for _, o in sorted(ranked, key=lambda x: x[0])]
     return [o for o in outcomes if all(o is not p for p in planned)] + planned
+
+
+def _with_jobs(ranked, todo):
+    """(outcome, job) pairs of the planned jobs' outcomes."""
+    return [(o, todo[i]) for i, o in ranked]
 
 
 def _watch_parent(parent: int) -> None:

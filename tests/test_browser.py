@@ -118,3 +118,38 @@ def test_the_language_switch_leads_to_the_same_note_in_the_other_language(site):
     assert sorted(code for code, _ in alternates) == ["en", "fr"]
     assert back.endswith("/autonomy.html") and "/en/" not in back
     assert index_title == "Analysis notes"
+
+
+def test_each_note_has_a_pdf_edition_with_page_numbers(site):
+    """make notes prints every published note to PDF (A4, "page / pages" at the bottom of
+    every page), in both languages, linked from the note's header."""
+    import re
+
+    from pypdf import PdfReader
+
+    for page in ("autonomy", "territories", "en/autonomy", "en/territories"):
+        pdf = site / f"{page}.pdf"
+        assert pdf.exists(), pdf
+        reader = PdfReader(pdf)
+        n = len(reader.pages)
+        box = reader.pages[0].mediabox
+        assert abs(float(box.width) - 595) < 2 and abs(float(box.height) - 842) < 2  # A4
+        for i, p in enumerate(reader.pages, 1):
+            assert re.search(rf"\b{i} / {n}\b", p.extract_text()), (page, i)
+        html = (site / f"{page}.html").read_text()
+        assert f'<a href="{page.split("/")[-1]}.pdf">PDF</a>' in html
+
+
+def test_without_chromium_the_notes_are_still_written_and_the_pdfs_explained(tmp_path,
+                                                                           monkeypatch):
+    import metaanalysis.pdf
+    from metaanalysis.render import render
+
+    monkeypatch.setattr(metaanalysis.pdf, "find_chromium", lambda: None)
+    said = []
+    out = render(["territories"], root=REPO, site=tmp_path / "site", progress=said.append)
+    assert [o.status for o in out] == ["rendered", "rendered"]
+    assert (tmp_path / "site" / "territories.html").exists()
+    assert not list((tmp_path / "site").rglob("*.pdf"))
+    assert metaanalysis.pdf.MISSING in said
+    assert ">PDF</a>" not in (tmp_path / "site" / "territories.html").read_text()
