@@ -831,9 +831,11 @@ def read_studies(paths):
                          "stage": e.stage, "conflict": e.conflict,
                          "decided": bool(e.decisions),
                          "databases": "; ".join(s["database"] for s in e.searches),
+                         "search_dates": "; ".join(s.get("date", "") for s in e.searches),
                          **chars, "file": bib.path, "line": e.line})
     cols = ["key", "screening", "reason", "n_effects", "author", "year", "title", "doi",
-            "duplicate_of", "stage", "conflict", "decided", "databases", "file", "line"]
+            "duplicate_of", "stage", "conflict", "decided", "databases", "search_dates",
+            "file", "line"]
     df = pd.DataFrame(rows, columns=None if rows else cols)
     df["year"] = pd.to_numeric(df["year"], errors="coerce")
     return typed_columns(df, sorted(typed - {"year"}))

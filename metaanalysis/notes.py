@@ -245,9 +245,25 @@ class Note:
                         "k0_studies": counted(tf.k0, "missing_study", self.lang)})
         return out
 
+    def search_log(self) -> str:
+        """The searches recorded in the bibliography (``metaanalysis import``): each database
+        with its search dates, in words; "none yet" when no record carries its search."""
+        s = self.studies
+        dates: dict[str, set] = {}
+        if "databases" in s and "search_dates" in s:
+            for dbs, ds in zip(s["databases"].fillna(""), s["search_dates"].fillna("")):
+                for db, d in zip(str(dbs).split("; "), str(ds).split("; ")):
+                    if db.strip():
+                        dates.setdefault(db.strip(), set()).add(d.strip())
+        if not dates:
+            return t("no_search_yet", self.lang)
+        return ", ".join(f"{db} ({', '.join(sorted(x for x in ds if x)) or '?'})"
+                         for db, ds in sorted(dates.items()))
+
     def screening_counts(self) -> dict:
         s = self.studies
-        return {"n_records": len(s), "n_included": int((s["screening"] == "included").sum()),
+        return {"searched": self.search_log(),
+                "n_records": len(s), "n_included": int((s["screening"] == "included").sum()),
                 "n_excluded": int((s["screening"] == "excluded").sum()),
                 "n_pending": int((s["screening"] == "pending").sum()),
                 "n_effects": len(self.all_effects),
@@ -274,7 +290,8 @@ class Note:
 
     def when(self, condition: str, fr: str, en: str, outcome=0):
         """A paragraph shown only when ``condition`` holds: ``"data"`` (outcome ``i`` has been
-        pooled), ``"no_data"`` (the theme has no effects yet) or ``"bias"`` (a bias check
+        pooled), ``"no_data"`` (the theme has no effects yet), ``"records"`` /
+        ``"no_records"`` (the bibliography has records, or none yet) or ``"bias"`` (a bias check
         applies)."""
         from IPython.display import Markdown
 
@@ -282,6 +299,7 @@ class Note:
             outcome = self.outcome(outcome)
         ok = {"data": bool(self.outcomes) and self.outcomes[outcome].result is not None,
               "no_data": not len(self.all_effects),
+              "records": bool(len(self.studies)), "no_records": not len(self.studies),
               "bias": bool(self.outcomes) and bool(self.bias_fields(outcome))}[condition]
         return self.say(fr, en, outcome) if ok else Markdown("")
 
@@ -614,6 +632,8 @@ class Note:
             link = (f" <a href='https://doi.org/{html.escape(doi, quote=True)}'>"
                     f"doi:{html.escape(doi)}</a>") if doi else ""
             items.append(f"<li>{author}{year}{'. ' + title if title else ''}.{link}</li>")
+        if not items:  # no study yet: no heading over an empty list
+            return HTML("")
         head = t("included_studies", self.lang)
         return HTML(f"<h2>{head}</h2><ol class='references'>{''.join(items)}</ol>")
 

@@ -110,7 +110,7 @@ def register(note) -> None:
 
 
 #: the conditions of ``%%when`` (see :meth:`metaanalysis.notes.Note.when`)
-CONDITIONS = ("data", "no_data", "bias")
+CONDITIONS = ("data", "no_data", "bias", "records", "no_records")
 
 
 # ----------------------------------------------------------------------------- lint
@@ -122,12 +122,16 @@ JUDGEMENT_WORDS = {
           r"large\w*|incertain\w*|nul(?:le|les|s)?|efficac\w*|inefficac\w*|significati\w*|"
           r"amélior\w*|rédui\w*|aggrav\w*|bénéfique\w*|probablement|"
           r"considérable\w*|négligeable\w*|substantiel\w*|vari\w*\s+beaucoup|étroit\w*",
-    "en": r"modest\w*|small\w*|large\w*|moderate\w*|strong\w*|weak\w*|uncertain\w*|nil|"
+    "en": r"modest\w*|small\w*|large\w*|moderate\w*|strong\w*|weak\w*|uncertain(?!ty)\w*|nil|"
           r"effective\w*|ineffective\w*|significant\w*|improv\w*|reduc\w*|worsen\w*|"
           r"beneficial|probably|likely|substantial\w*|slight\w*|negligible|"
           r"considerable\w*|var(?:y|ies)\s+a\s+lot|wide\w*|narrow\w*",
 }
 _FIELD = re.compile(r"\{[^{}]*\}")
+#: Nouns after which a size word describes the world, not a result ("petites villes",
+#: "small towns", "large samples").
+_NOT_A_RESULT = re.compile(r"\s+(villes?|towns?|communes?|zones?|areas?|entreprises?|firms?|"
+                           r"businesses|échantillons?|samples?)\b", re.I)
 
 
 def lint_prose(notebook) -> list[str]:
@@ -165,7 +169,10 @@ def lint_prose(notebook) -> list[str]:
                 for sentence in re.split(r"(?<=[.!?…])\s+", plain):
                     if sentence.rstrip(" *_").endswith("?"):
                         continue
-                    for word in words.findall(sentence):
+                    for match in words.finditer(sentence):
+                        if _NOT_A_RESULT.match(sentence, match.end()):
+                            continue
+                        word = match.group(0)
                         problems.append(
                             f"{path}: cell {n}, [{lang}]: {word!r} judges the result by hand: "
                             "write {verdict}, {size}, {certainty}, {spread} or {plain}, which "

@@ -181,6 +181,7 @@ WORDS = {
         "PAS": {"fr": "Proportion (arc sinus)", "en": "Proportion (arcsine)"},
         "PFT": {"fr": "Proportion (Freeman-Tukey)", "en": "Proportion (Freeman-Tukey)"},
     },
+    "no_search_yet": {"fr": "aucune pour l'instant", "en": "none yet"},
     "key_messages": {"fr": "Messages clés", "en": "Key messages"},
     "plain_summary": {"fr": "En langage clair", "en": "In plain language"},
     "verdict": {

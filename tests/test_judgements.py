@@ -134,3 +134,13 @@ def test_the_lint_catches_typed_numbers_and_judgements(tmp_path):
     assert "cell 1" not in text  # questions, fields and names (CR2) are fine
     assert "'varient beaucoup'" in text and "'wide'" in text
     assert all(p.startswith(f"{path}: cell ") for p in problems)
+
+
+def test_the_lint_knows_the_world_from_a_result(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "%%say\n[fr]\nSoutien aux petites villes, avec son incertitude.\n[en]\n"
+        "Support to small towns, with its uncertainty. A small effect.")]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    assert [p.split(": ")[2] for p in lint_prose(path)] == ["'small' judges the result by hand"]

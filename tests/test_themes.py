@@ -47,6 +47,34 @@ def test_territories_renders_an_honest_gap():
     assert text == "No synthesis 0"
 
 
+def test_the_territories_note_reads_as_an_evidence_gap_note(tmp_path):
+    """The question, what was searched (from the bibliography's recorded searches), what
+    would count as evidence and an invitation to send studies; no count of nothing, no
+    empty list of studies, no instruction meant for the team."""
+    import re as _re
+
+    from metaanalysis.render import render
+
+    out = render(["territories"], root=REPO, site=tmp_path / "site", progress=lambda m: None)
+    assert [o.status for o in out] == ["rendered", "rendered"]
+    for page, words in (("territories.html", ("La question", "Ce qui a été cherché",
+                                               "aucune pour l'instant",
+                                               "Ce qui compterait comme preuve",
+                                               "Vous connaissez une étude")),
+                        ("en/territories.html", ("The question", "What was searched",
+                                                  "none yet", "What would count as evidence",
+                                                  "Do you know of a study"))):
+        text = _re.sub(r"\s+", " ", _re.sub(r"<[^>]+>", " ", (tmp_path / "site" / page)
+                                          .read_text())).replace("\u202f", " ")
+        for w in words:
+            assert w in text, (page, w)
+        for absent in ("0 références", "0 records", "Études incluses", "Included studies",
+                       "champ screening", "screening field", "publiées de :"):
+            assert absent not in text, (page, absent)
+    note = Note("territories", lang="fr")
+    assert note.search_log() == "aucune pour l'instant"
+
+
 def test_bibliographies_are_clean():
     for bib in sorted((REPO / "bibliographies").glob("*.bib")):
         assert read_bibliography(bib).problems == [], bib
@@ -116,3 +144,12 @@ def test_entries_without_titles_say_so():
         for e in bib.entries:
             assert "title" not in e.fields and "doi" not in e.fields
             assert "not in the dataset" in e.fields["note"] or "no title" in e.fields["note"]
+
+
+def test_the_search_log_names_each_database_with_its_dates():
+    import pandas as pd
+
+    note = Note("territories", lang="en")
+    note.studies = pd.DataFrame({"databases": ["Scopus; PubMed", "Scopus", ""],
+                                 "search_dates": ["2026-05-01; 2026-05-02", "2026-06-01", ""]})
+    assert note.search_log() == "PubMed (2026-05-02), Scopus (2026-05-01, 2026-06-01)"
