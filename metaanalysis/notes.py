@@ -515,7 +515,10 @@ class Note:
 
         o = self.outcomes[i]
         fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
-        return svg_figure(fig, caption=o.label)
+        caption = o.label
+        if fig.negative_weights:
+            caption += ". " + t("negative_weights", self.lang, n=fig.negative_weights)
+        return svg_figure(fig, caption=caption)
 
     def notice(self, outcome=0):
         """What the fit of outcome ``i`` warned (e.g. tau² did not converge), as a visible

@@ -100,6 +100,10 @@ def _label(author, year, fallback) -> str:
     return first + y
 
 
+#: How a forest plot shows a negative weight (a CHE model can give one): not a percentage.
+NEGATIVE_WEIGHT = "–*"
+
+
 def new_figure(figsize, ax=None):
     """A new matplotlib figure and axes outside pyplot (no global state: nothing to close,
     nothing shown twice in a notebook), or the caller's ``ax`` and its figure."""
@@ -145,6 +149,8 @@ class ForestPlot(Plot):
     rows: list = field(default_factory=list)
     grouped: bool = False
     subgroups: list = field(default_factory=list)
+    #: rows drawn with a negative weight (shown as NEGATIVE_WEIGHT, explained in the caption)
+    negative_weights: int = 0
 
 
 @styled
@@ -246,7 +252,9 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
             ax.annotate(_shorten(lab, 38), (col(0.02), pos), xycoords=left, va="center")
             ax.annotate(ci_text(y, a, b_), (col(0.68), pos), xycoords=left, va="center",
                         family=FONT)
-            ax.annotate(percent(wt, lang, 1), (col(0.985), pos), xycoords=left, va="center",
+            # a negative weight (possible in a CHE model) is not a share: a dash and a note
+            ax.annotate(percent(wt, lang, 1) if wt >= 0 else NEGATIVE_WEIGHT,
+                        (col(0.985), pos), xycoords=left, va="center",
                         ha="right")
             labels_drawn.append(lab)
     has_pi = (pooled is not None and res.method not in COMMON_EFFECT_METHODS
@@ -283,9 +291,11 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
                     color=PALETTE["grey"], annotation_clip=False)
     est_txt = (estimate_ci(tf(pooled["pred"]), tf(pooled["ci_lb"]), tf(pooled["ci_ub"]), lang,
                            digits, res.level) if pooled is not None else "")
+    negative = sum(1 for r in rows if r[0] == "study" and r[4] < 0)
     return ForestPlot(fig, t("forest_alt", lang, k=res.k, outcome=outcome or res.measure,
                              est=est_txt), fixed_layout=fixed, rows=labels_drawn,
-                      grouped=grouped, subgroups=[r[1] for r in rows if r[0] == "diamond"])
+                      grouped=grouped, subgroups=[r[1] for r in rows if r[0] == "diamond"],
+                      negative_weights=negative)
 
 
 def _refit_subset(res, idx):

@@ -260,3 +260,23 @@ def test_figures_are_made_outside_pyplot_and_carry_their_data():
     assert plt.get_fignums() == before
     data, meta = plot._repr_mimebundle_()
     assert data["image/svg+xml"].startswith("<svg") and meta
+
+
+def test_a_negative_weight_is_not_shown_as_a_percentage():
+    """In a CHE model an imprecise effect strongly correlated with a precise one of its study
+    gets a negative weight: the forest plot shows a dash with an asterisk, the note's caption
+    explains it; no "−1,4 %" reaches a reader."""
+    from metaanalysis import che
+    from metaanalysis.plots import NEGATIVE_WEIGHT
+
+    rng = np.random.default_rng(3)
+    cl = np.repeat(np.arange(6), 2)
+    vi = np.tile([0.01, 1.0], 6)
+    y = np.repeat(rng.normal(0.3, 0.1, 6), 2) + np.tile([0, 0.05], 6)
+    fit = che(data=pd.DataFrame({"key": [f"s{c}" for c in cl], "yi": y, "vi": vi}),
+              cluster="key", rho=0.8)
+    assert (fit.weights < 0).sum() == 6
+    plot = forest(fit, lang="fr", group=None)
+    assert plot.negative_weights == 6
+    texts = [t.get_text() for t in plot.figure.axes[0].texts]
+    assert texts.count(NEGATIVE_WEIGHT) == 6 and not any(t.startswith("−1,") for t in texts)
