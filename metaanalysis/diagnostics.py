@@ -210,7 +210,8 @@ def _ranef_mv(res) -> dict:
         v_cl.append(s2b - s2b**2 * one_P_one)
         u_eff[g["idx"]] = s2w * We
         v_eff[g["idx"]] = s2w - s2w**2 * P_ii
-    crit = float(stats.t.isf((1 - res.level / 100) / 2, res.dfs)) if res.test == "knha" \
+    dfs = getattr(res, "model_dfs", res.dfs)  # a robust fit's own dfs are per coefficient
+    crit = float(stats.t.isf((1 - res.level / 100) / 2, dfs)) if res.test == "knha" \
         else float(stats.norm.isf((1 - res.level / 100) / 2))
 
     def table(pred, var, index):

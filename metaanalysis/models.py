@@ -499,7 +499,8 @@ def format_result(r: RMAResult) -> str:
             f"Q(df = {r.k - len(r.beta)}) = {r.Q:.4f}, p-val = {_p(r.Q_pvalue)}"]
     if len(r.beta) > 1:
         m = len(r.beta) - 1
-        stat = (f"F(df1 = {m}, df2 = {r.dfs:g}) = {r.QM:.4f}" if r.test == "knha"
+        df2 = getattr(r, "model_dfs", r.dfs)  # a robust fit's dfs are per coefficient
+        stat = (f"F(df1 = {m}, df2 = {df2:g}) = {r.QM:.4f}" if r.test == "knha"
                 else f"QM(df = {m}) = {r.QM:.4f}")
         out += ["", f"Test of Moderators (coefficients 2:{m + 1}):",
                 f"{stat}, p-val = {_p(r.QM_pvalue)}"]
@@ -1003,6 +1004,11 @@ def anova(res: "RMAResult", btt=None, *, X=None):
     """
     if isinstance(btt, RMAResult):
         return _lrt(res, btt)
+    if hasattr(res, "vb_model"):  # a robust() result
+        raise ValueError("a Wald test with a cluster-robust variance needs clubSandwich's "
+                         "HTZ small-sample test, which is not offered: test each coefficient "
+                         "with its robust t (res.coefficients()), or use the model before "
+                         "robust()")
     if X is not None:
         if btt is not None:
             raise ValueError("give btt or X, not both")

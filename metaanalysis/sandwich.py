@@ -90,6 +90,16 @@ class _Robust:
         return self.beta + self._crits() * self.se
 
     @property
+    def dfs(self):
+        """The Satterthwaite degrees of freedom of each coefficient (metafor's ``dfs`` of a
+        robust fit; the same as ``df``); the model's own k - p is ``model_dfs``."""
+        return self.df
+
+    @dfs.setter
+    def dfs(self, value):  # the dataclass sets the model's k - p: kept as model_dfs
+        self.__dict__["model_dfs"] = value
+
+    @property
     def se_model(self) -> np.ndarray:
         """The model-based standard errors (before the sandwich)."""
         return np.sqrt(np.diag(self.vb_model))

@@ -154,3 +154,15 @@ def test_V_without_correlation_is_the_vi_fit_and_missing_rows_leave_V():
     ref = rma_mv(y[keep], V=V[np.ix_(keep, keep)], cluster=KON["district"][keep])
     np.testing.assert_allclose(dropped.beta, ref.beta, rtol=1e-12)
     assert dropped.k == len(y) - 1
+
+
+def test_robust_results_carry_metafors_dfs_and_refuse_a_naive_wald_test():
+    from metaanalysis import anova, rma
+
+    fit = che(data=DAL, cluster="studyid", mods=["rct"])
+    np.testing.assert_array_equal(fit.dfs, fit.df)
+    assert fit.model_dfs == fit.k - 2
+    with pytest.raises(ValueError, match="HTZ"):
+        anova(fit, btt=1)
+    knha = robust(rma(data=DAL, mods=["rct"], test="knha"), DAL["studyid"])
+    assert "F(df1 = 1, df2 = 347)" in str(knha)
