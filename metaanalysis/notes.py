@@ -21,7 +21,8 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import SOF_WORDS, counted, estimate_ci, num, percent, pooled_measure, pvalue, t
+from .text import (SOF_WORDS, counted, estimate_ci, num, percent, pooled_measure, pvalue,
+                   scrolling, t)
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -357,8 +358,9 @@ class Note:
                 num(row.sigma2_between, lang, 3), num(row.sigma2_within, lang, 3))) + "</tr>"
             for row in table.itertuples())
         head = "".join(f"<th>{html.escape(h)}</th>" for h in t("rho_head", lang))
-        return HTML(f"<p>{html.escape(sentence)}</p><table class='results rho'><thead><tr>"
-                    f"{head}</tr></thead><tbody>{rows}</tbody></table>")
+        return HTML(f"<p>{html.escape(sentence)}</p>" + scrolling(
+            f"<table class='results rho'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>"
+            "</table>", lang))
 
     def sections(self):
         """Every main outcome's standard section (:meth:`section`), in the order of
@@ -615,9 +617,10 @@ class Note:
                 cells[0] += " ⚠"
             rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         notices = "".join(self.notice(i).data for i in range(len(self.outcomes)))
-        return HTML("<table class='results'><thead><tr>"
-                    + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
-                    + "".join(rows) + "</tbody></table>" + notices)
+        return HTML(scrolling("<table class='results'><thead><tr>"
+                              + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+                              + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>",
+                              self.lang) + notices)
 
     def references(self):
         """The included studies as a reference list (everything escaped, DOIs linked)."""

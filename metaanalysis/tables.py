@@ -22,7 +22,7 @@ import pandas as pd
 
 from .grammar import RATIO_MEASURES, natural_scale, rob_level
 from .text import SOF_WORDS as WORDS
-from .text import estimate_ci, num, percent, pvalue
+from .text import estimate_ci, num, percent, pvalue, scrolling
 
 LEVELS = ("very low", "low", "moderate", "high")
 
@@ -161,6 +161,6 @@ def summary_of_findings_html(table: pd.DataFrame, lang: str = "en") -> str:
                  f"<strong>{html.escape(W[r['certainty']])}</strong><br><small>"
                  f"{html.escape(reasons)}</small>"]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<table class='sof'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
-            + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>"
+    return (scrolling("<table class='sof'><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+                      + "</tr></thead><tbody>" + "".join(body) + "</tbody></table>", lang)
             + f"<p class='caveat'><small>{html.escape(W['note'])}</small></p>")

@@ -410,6 +410,19 @@ def pooled_measure(measure: str, lang: str) -> str:
     return f"pooled {name}"
 
 
+TABLE_CUE = {"fr": "Faites défiler le tableau vers la droite →",
+             "en": "Scroll the table sideways →"}
+
+
+def scrolling(table_html: str, lang: str) -> str:
+    """A wide table in its own sideways-scrolling box, with a cue shown on narrow screens
+    (the page itself never scrolls sideways)."""
+    import html
+
+    return (f"<p class='scroll-cue'>{html.escape(TABLE_CUE.get(lang, TABLE_CUE['en']))}</p>"
+            f"<div class='scroll'>{table_html}</div>")
+
+
 def counted(n: int, key: str, lang: str) -> str:
     """``n`` and the word in the form the count asks: French takes the singular for 0 and 1
     ("1 étude manquante", "0 étude"), English for 1 only ("0 missing studies")."""
