@@ -104,6 +104,9 @@ def _tau2_sj(y, v, X):
 def _q_root(y, v, X, target) -> float:
     """The tau^2 at which the generalised Q statistic equals ``target`` (0 if already below
     at 0; NaN if no bracket up to 1e12). Q decreases in tau^2, so the root is unique."""
+    if X.shape[1] == 1 and np.all(X == 1):
+        return _q_root_intercept(y, v, target)
+
     def f(t):
         return _rss(y, 1 / (v + t), X) - target
 
@@ -115,6 +118,55 @@ def _q_root(y, v, X, target) -> float:
         if hi > 1e12:
             return math.nan
     return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+
+
+def _q_root_intercept(y, v, target) -> float:
+    """:func:`_q_root` for an intercept-only model in a few passes over the data: Q(t) =
+    sum w y^2 - (sum w y)^2 / sum w with w = 1/(v + t) (y centred first, so nothing cancels),
+    dQ/dt = -sum w^2 (y - mu)^2; Newton's method inside a bracket that it keeps, bisecting
+    whenever a step would leave it (Q is decreasing, so the bracket always holds the root)."""
+    yc = y - float(np.sum(y / v) / np.sum(1 / v))
+    y2 = yc * yc
+
+    def q_and_slope(t):
+        w = 1.0 / (v + t)
+        sw, swy = float(w.sum()), float(w @ yc)
+        mu = swy / sw
+        q = float(w @ y2) - swy * mu
+        w *= w
+        slope = -(float(w @ y2) - 2 * mu * float(w @ yc) + mu * mu * float(w.sum()))
+        return q - target, slope
+
+    f0, slope = q_and_slope(0.0)
+    if f0 <= 0:
+        return 0.0
+    lo, hi, f_hi = 0.0, max(100.0, 10 * float(np.var(y))), None
+    while True:
+        f_hi = q_and_slope(hi)[0]
+        if f_hi <= 0:
+            break
+        lo, hi = hi, hi * 10
+        if hi > 1e12:
+            return math.nan
+    t, f = lo, (f0 if lo == 0.0 else q_and_slope(lo)[0])
+    if lo > 0:
+        slope = q_and_slope(lo)[1]
+    for _ in range(200):
+        step = -f / slope if slope < 0 else math.inf
+        new = t + step
+        if not lo < new < hi:  # a step outside the bracket: bisect instead
+            new = 0.5 * (lo + hi)
+        f, slope = q_and_slope(new)
+        if f > 0:
+            lo = new
+        else:
+            hi = new
+        if f == 0 or abs(new - t) <= 1e-15 + 4 * np.finfo(float).eps * abs(new) \
+                or hi - lo <= 1e-15 + 4 * np.finfo(float).eps * hi:
+            return new
+        t = new
+    return optimize.brentq(lambda x: q_and_slope(x)[0], lo, hi, xtol=1e-15,
+                           rtol=4 * np.finfo(float).eps, maxiter=500)
 
 
 def _tau2_pm(y, v, X):
