@@ -26,6 +26,7 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -573,6 +574,33 @@ def _p(p: float) -> str:
 
 
 # --------------------------------------------------------------------------- input handling
+class NumberLabels(Sequence):
+    """The labels "1", "2" ... "k" of effects given without names, made only when read (a
+    million-effect fit does not build a million strings it never shows)."""
+
+    def __init__(self, k: int):
+        self.k = int(k)
+
+    def __len__(self) -> int:
+        return self.k
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [str(j + 1) for j in range(self.k)[i]]
+        i = int(i)
+        if i < 0:
+            i += self.k
+        if not 0 <= i < self.k:
+            raise IndexError(f"label {i} of {self.k}")
+        return str(i + 1)
+
+    def __eq__(self, other) -> bool:
+        return len(self) == len(other) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"NumberLabels({self.k})"
+
+
 def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     """Arrays from names or values; drop rows with missing values with a warning naming them.
     With ``keep_mask``, also the boolean mask of the rows kept (to subset a covariance matrix
@@ -598,10 +626,11 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     X, names = design_matrix(frame, mods, k)
     if slab is None:
         slab = (frame["key"].astype(str).tolist() if frame is not None and "key" in frame
-                else [str(i + 1) for i in range(k)])
+                else NumberLabels(k))
     elif isinstance(slab, str):
         slab = frame[slab].astype(str).tolist()
-    slab = list(slab)
+    if not isinstance(slab, NumberLabels):
+        slab = list(slab)
     bad = ~np.isfinite(y) | ~np.isfinite(v) | ~np.all(np.isfinite(X), axis=1)
     keep = ~bad
     if bad.any():
