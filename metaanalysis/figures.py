@@ -179,9 +179,17 @@ def rob_summary(effects: pd.DataFrame, *, weights=None, lang: str = "en", ax=Non
 
 
 def _wrap(s: str, width: int = 14) -> str:
+    """Lines of at most about ``width`` characters (breaking at spaces and hyphens); a word
+    longer than a line is cut with a hyphen ("Institutional-/isation"), never silently."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(str(s), width)) or str(s)
+    lines = []
+    for line in textwrap.wrap(str(s), width, break_long_words=False):
+        while len(line) > width + 3 and " " not in line:
+            lines.append(line[:width - 1] + "-")
+            line = line[width - 1:]
+        lines.append(line)
+    return "\n".join(lines) or str(s)
 
 
 # --------------------------------------------------------------------------- PRISMA

@@ -280,3 +280,11 @@ def test_a_negative_weight_is_not_shown_as_a_percentage():
     assert plot.negative_weights == 6
     texts = [t.get_text() for t in plot.figure.axes[0].texts]
     assert texts.count(NEGATIVE_WEIGHT) == 6 and not any(t.startswith("−1,") for t in texts)
+
+
+def test_axis_labels_never_break_a_word_silently():
+    from metaanalysis.figures import _wrap
+
+    assert _wrap("Institutionalisation", 14) == "Institutional-\nisation"
+    assert _wrap("Cognitive-behavioural programmes", 14) == "Cognitive-\nbehavioural\nprogrammes"
+    assert _wrap("Falls and fear of falling", 14) == "Falls and fear\nof falling"
