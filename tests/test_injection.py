@@ -101,12 +101,23 @@ def note_page(root: Path, text: str, lang: str = "en") -> str:
         cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells)
     changed = [("exclude", text), ("outcome", text)]
+    # the variant's comparison table, over the same hostile labels (one value changed)
+    from metaanalysis.compare import compare, comparison_html
+
+    published = note.summary()
+    variant = json.loads(json.dumps(published, default=str))
+    for o in variant["outcomes"]:
+        o["k"] = o.get("k", 0) + 1
+    comparison = comparison_html(compare(published, variant, lang), lang)
     resources = {"note": {
         "title": text, "lang": lang, "brand": text, "words": PAGE_WORDS[lang], "date": text,
         "parameters": changed, "changed": changed, "variant": True, "variant_label": text,
         "bibliography": text, "sha256": text, "versions": [(text, text)],
         "command": command_for("t", dict(changed)),
         "csv": "data/t.csv", "json": "data/t.json", "index": "index.html",
+        "comparison": comparison, "pdf": "t.pdf",
+        "alternates": [("fr", "t.html"), ("en", "en/t.html")],
+        "switch": [("fr", "Français", "../t.html")],
         "bibtex": cite_bibtex("t", text, lang, text),
         "cite": cite_text(text, lang, text)}}
     return convert(nb, resources, REPO)
@@ -129,6 +140,9 @@ def test_every_payload_at_once_and_what_the_checker_would_catch(tmp_path):
     page = note_page(make_hostile_project(tmp_path, text), text, lang="fr")
     assert page_violations(page) == []
     assert "&lt;script&gt;" in page  # shown as text, not dropped silently
+    # the key messages and a variant's comparison table carry the hostile labels as text
+    assert "Messages clés" in page and "Comparaison avec la note publiée" in page
+    assert "<mark>" in page and 'hreflang="fr"' in page
     # the checker itself sees what the sanitizer removes
     bad = ('<meta http-equiv="refresh" content="0"><script></script><a href="javascript:x">a</a>'
            '<img src="x" onerror="y"><style></style><style></style><base href="x">')
