@@ -79,20 +79,8 @@ class Note:
         self.all_effects = effects
         self.effects, self.excluded = apply_exclusions(effects, p["exclude"])
         self.outcomes = self._pool()
-        self._export_for_render()
         from .prose import register
         register(self)  # the %%say and %%when prose cells of the notebook (prose.py)
-
-    def _export_for_render(self) -> None:
-        """When ``metaanalysis render`` runs this note's notebook, it names in the environment
-        where the open data go: writing them here saves computing the note a second time."""
-        import os
-
-        spec = os.environ.get("METAANALYSIS_EXPORT")
-        if spec:
-            target = json.loads(spec)
-            if target.get("theme") == self.slug:
-                self.export(target["dir"], target["name"])
 
     # ------------------------------------------------------------------ computing
     def _targets(self) -> list[dict]:

@@ -223,25 +223,25 @@ def render_one(job: Job, root: Path, timeout: int) -> Outcome:
         nb_path = root / config["notebook"]
         params = {**notebook_parameters(nb_path), **job.params}
         t0 = time.perf_counter()
-        # the kernel inherits this variable and its Note writes the open data (see notes.py)
-        # into a staging folder, moved into place only once the note has been written
+        # the note's own Note writes the open data, by a last cell the render adds (tagged,
+        # dropped from the page), into a staging folder moved into place only once the page
+        # is written: the numbers of the page and of the open data are the same computation
         import shutil
         staging = job.stamp.parent / "staging" / str(os.getpid()) / job.name
         shutil.rmtree(staging, ignore_errors=True)
-        os.environ["METAANALYSIS_EXPORT"] = json.dumps(
-            {"theme": job.theme, "dir": str(staging), "name": job.name})
+        source = nbformat.read(nb_path, as_version=4)
+        source.cells.append(export_cell(job.theme, staging, job.name))
         # papermill saves the executed notebook as it goes: kept if a cell fails, so the
         # researcher can open it at the failing cell (site/.build/failed/NAME.ipynb)
         executed_path = staging.parent / f"{job.name}.ipynb"
         executed_path.parent.mkdir(parents=True, exist_ok=True)
         with _kernel_stderr_filtered():
             executed = pm.execute_notebook(
-                str(nb_path), str(executed_path), parameters=params,
+                source, str(executed_path), parameters=params,
                 kernel_name=_kernel_name(), progress_bar=False, log_output=False,
                 execution_timeout=timeout, cwd=str(nb_path.parent), report_mode=False,
                 extra_arguments=KERNEL_ARGUMENTS)
         profile["execute"] = time.perf_counter() - t0
-        os.environ.pop("METAANALYSIS_EXPORT", None)
         if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
             # the notebook made no Note for its theme: compute the open data here
             t0 = time.perf_counter()
@@ -346,6 +346,31 @@ def _comparison(job, root: Path, defaults: dict, variant_json: Path, lang: str) 
     return comparison_html(compare(published, variant, lang), lang)
 
 
+#: The tag of the cell the render adds to export the note's open data (never on the page).
+EXPORT_TAG = "metaanalysis-export"
+
+
+def export_cell(theme: str, directory: Path, name: str):
+    """The last cell the render adds to a note's notebook: the Note the notebook made
+    (``note``) writes its open data into ``directory`` as NAME.csv and NAME.json. Explicit
+    code in the executed notebook, no environment variable; nothing happens if the notebook
+    made no Note of its theme (the render then computes the open data itself)."""
+    import nbformat
+
+    code = ("# added by `metaanalysis render`: this note's open data, from its own Note\n"
+            "from metaanalysis.render import export_note as _export_note\n"
+            f"_export_note(globals().get('note'), {theme!r}, {str(directory)!r}, {name!r})")
+    return nbformat.v4.new_code_cell(code, metadata={"tags": [EXPORT_TAG]})
+
+
+def export_note(note, theme: str, directory: str, name: str) -> None:
+    """Write ``note``'s open data if it is a :class:`~metaanalysis.notes.Note` of ``theme``."""
+    from .notes import Note
+
+    if isinstance(note, Note) and note.slug == theme:
+        note.export(directory, name)
+
+
 def _bibtex_text(text: str) -> str:
     """Text as a BibTeX field value: braces and TeX's special characters escaped."""
     out = []
@@ -410,6 +435,8 @@ def convert(nb, resources: dict, root: Path) -> str:
                             template_name="note", exclude_input=True,
                             exclude_input_prompt=True, exclude_output_prompt=True,
                             filters={"sanitize": sanitize})
+    # the render's own export cell is not part of the note
+    nb.cells = [c for c in nb.cells if EXPORT_TAG not in c.get("metadata", {}).get("tags", [])]
     for cell in nb.cells:
         # an empty display (a paragraph whose condition does not hold, no sources ...) leaves
         # no empty box on the page

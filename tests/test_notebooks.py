@@ -84,13 +84,8 @@ def test_notebook_runs_as_in_jupyterlab(theme):
 
     path = REPO / THEMES[theme]["notebook"]
     nb = nbformat.read(path, as_version=4)
-    env_before = os.environ.pop("METAANALYSIS_EXPORT", None)
-    try:
-        NotebookClient(nb, kernel_name=_kernel_name(), timeout=300,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        if env_before is not None:
-            os.environ["METAANALYSIS_EXPORT"] = env_before
+    NotebookClient(nb, kernel_name=_kernel_name(), timeout=300,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = [(c, o) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for _, o in outputs if o.output_type == "error"]
     figures = [o.data for _, o in outputs if "image/svg+xml" in o.get("data", {})]

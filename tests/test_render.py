@@ -352,3 +352,17 @@ def test_a_variant_is_compared_with_the_published_note(tmp_path):
     assert not rows["k_changed"].any()  # same studies: only the estimator changed
     index = (site / "variants" / "index.html").read_text()
     assert "autonomy--method-DL--test-knha.html" in index and "test = knha" in index
+
+
+def test_the_open_data_come_from_the_notes_own_note_without_an_environment_variable():
+    """No hidden channel: the render adds an explicit, tagged last cell (dropped from the
+    page) in which the notebook's own Note writes the open data."""
+    from metaanalysis.render import EXPORT_TAG, export_cell
+
+    cell = export_cell("autonomy", Path("/tmp/x y"), "autonomy")
+    assert EXPORT_TAG in cell.metadata["tags"]
+    assert "_export_note(globals().get('note'), 'autonomy', '/tmp/x y', 'autonomy')" in cell.source
+    import metaanalysis.notes
+    import metaanalysis.render
+    for module in (metaanalysis.notes, metaanalysis.render):
+        assert "os.environ" not in Path(module.__file__).read_text()
