@@ -661,11 +661,22 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     root = Path(root)
     site = Path(site) if site else root / "site"
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    # themes.json's schema uses no "iri" format: jsonschema need not compile that grammar
+    # (3 s, which was the whole of a render with nothing to do)
+    _skip_iri_format_checker()
     # themes.json is checked first: a problem of the whole file stops everything, a theme's
-    # problem fails that theme only, and the others still render
-    bad = problems_by_theme(themes_problems(root))
+    # problem fails that theme only, and the others still render. The bytes that last passed
+    # are remembered (site/.build/themes.json.sha256): the same bytes need no second check
+    themes_bytes = (root / "themes.json").read_bytes() if (root / "themes.json").exists() \
+        else b""
+    checked = site / ".build" / "themes.json.sha256"
+    digest = hashlib.sha256(themes_bytes).hexdigest()
+    same = bool(themes_bytes) and checked.exists() and checked.read_text().strip() == digest
+    bad = problems_by_theme(themes_problems(root, schema=not same))
     if None in bad:
         raise RenderError("themes.json has problems:\n" + "\n".join(f"  {p}" for p in bad[None]))
+    if not bad and themes_bytes:
+        _atomic(checked, digest)
     config = load_themes(root)
     wanted = list(themes) or list(config)
     outcomes = [Outcome(t, "failed", message="\n".join(f"  {p}" for p in bad[t]))
@@ -732,10 +743,12 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                     say(f"variant: {Path(o.path).resolve()}")
     if not runnable and all(o.status == "up to date" for o in outcomes):
         say("everything is up to date")
-    if (site / "variants" / "data").is_dir():
-        index = write_variants_index(site, root)
-        if any(j.changed for j in todo):
-            say(f"variants: {index.resolve()}")
+    variants_index = site / "variants" / "index.html"
+    if (site / "variants" / "data").is_dir() and (not variants_index.exists() or any(
+            o.status == "rendered" and j.changed for o, j in _with_jobs(ranked, todo))):
+        write_variants_index(site, root)
+    if any(j.changed for j in todo) and variants_index.exists():
+        say(f"variants: {variants_index.resolve()}")
     if any(o.status == "rendered" and not j.changed for o, j in _with_jobs(ranked, todo)):
         from .pdf import MISSING, find_chromium
 

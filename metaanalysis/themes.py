@@ -88,8 +88,9 @@ def load_themes(root: Path | str = ROOT, *, validate: bool = False) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def themes_problems(root: Path | str = ROOT) -> list[str]:
-    """Every problem of themes.json, as ``themes.json: THEME.KEY: what is wrong``."""
+def themes_problems(root: Path | str = ROOT, schema: bool = True) -> list[str]:
+    """Every problem of themes.json, as ``themes.json: THEME.KEY: what is wrong``; without
+    ``schema``, all but the JSON Schema check (for bytes that already passed it)."""
     path = Path(root) / "themes.json"
     try:
         themes = json.loads(path.read_text(encoding="utf-8"))
@@ -99,11 +100,13 @@ def themes_problems(root: Path | str = ROOT) -> list[str]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", 1)
         return [f"themes.json:{line}: not valid JSON ({getattr(exc, 'msg', exc)})"]
-    from jsonschema import Draft202012Validator
-
     out = []
-    for err in sorted(Draft202012Validator(SCHEMA).iter_errors(themes),
-                      key=lambda e: [str(p) for p in e.absolute_path]):
+    errors = []
+    if schema:
+        from jsonschema import Draft202012Validator
+
+        errors = Draft202012Validator(SCHEMA).iter_errors(themes)
+    for err in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
         where = ".".join(str(p) for p in err.absolute_path)
         if not where:  # a theme's name: the problem is that theme's
             where = str(err.instance) if err.validator in ("propertyNames", "not", "pattern") \

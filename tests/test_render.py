@@ -366,3 +366,20 @@ def test_the_open_data_come_from_the_notes_own_note_without_an_environment_varia
     import metaanalysis.render
     for module in (metaanalysis.notes, metaanalysis.render):
         assert "os.environ" not in Path(module.__file__).read_text()
+
+
+def test_themes_json_is_checked_again_whenever_its_bytes_change(tmp_path):
+    """A render remembers the themes.json bytes that passed the schema (no second check,
+    no jsonschema import, when nothing changed), and checks any change."""
+    import hashlib
+
+    root = make_project(tmp_path, ("territories",))
+    site = tmp_path / "site"
+    assert [o.status for o in render(root=root, site=site, progress=quiet)] == ["rendered"] * 2
+    stamp = site / ".build" / "themes.json.sha256"
+    assert stamp.read_text() == hashlib.sha256((root / "themes.json").read_bytes()).hexdigest()
+    themes = json.loads((root / "themes.json").read_text())
+    themes["territories"]["model"] = {"type": "nonsense"}
+    (root / "themes.json").write_text(json.dumps(themes))
+    out = render(root=root, site=site, progress=quiet)
+    assert out[0].status == "failed" and "territories.model.type" in out[0].message
