@@ -216,6 +216,20 @@ class MVResult(RMAResult):
         return re.sub(r"\n{3,}", "\n\n", head + body)
 
 
+def cluster_labels(cluster, frame, keep) -> np.ndarray:
+    """The cluster of each kept effect, as text: a column of the model's (already subset)
+    data, or one value per effect given (subset with ``keep``, the rows kept by _prepare)."""
+    if isinstance(cluster, str):
+        if frame is None or cluster not in frame:
+            raise ValueError(f"cluster column {cluster!r} not found")
+        return frame[cluster].astype(str).to_numpy()
+    cl = np.asarray(cluster).astype(str).ravel()
+    if len(cl) != len(keep):
+        raise ValueError(f"cluster must have one value per effect ({len(keep)}), got "
+                         f"{len(cl)}")
+    return cl[keep]
+
+
 def rma_mv(yi=None, vi=None, *, cluster, V=None, data: pd.DataFrame | None = None, mods=None,
            test: str = "z", level: float = 95, measure: str = "GEN", slab=None,
            method: str = "REML") -> MVResult:
@@ -244,16 +258,7 @@ def rma_mv(yi=None, vi=None, *, cluster, V=None, data: pd.DataFrame | None = Non
         vi = V.diagonal().astype(float)
     y, v, X, names, slab, frame, keep = _prepare(yi, vi, None, data, mods, slab,
                                                   keep_mask=True)
-    if isinstance(cluster, str):
-        if frame is None or cluster not in frame:
-            raise ValueError(f"cluster column {cluster!r} not found")
-        cl = frame[cluster].astype(str).to_numpy()
-    else:
-        cl = np.asarray(cluster).astype(str).ravel()
-        if len(cl) != len(keep):
-            raise ValueError(f"cluster must have one value per effect ({len(keep)}), got "
-                             f"{len(cl)}")
-        cl = cl[keep]
+    cl = cluster_labels(cluster, frame, keep)
     if V is not None and not keep.all():
         rows = np.flatnonzero(keep)
         V = V[rows][:, rows] if sparse.issparse(V) else V[np.ix_(rows, rows)]

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
 import pandas as pd
 
 from .models import _prepare
-from .multilevel import _fit_mv, vcalc
+from .multilevel import _fit_mv, cluster_labels, vcalc
 from .sandwich import RobustMVResult, robust
 
 
@@ -36,16 +35,7 @@ def che(yi=None, vi=None, *, cluster, data: pd.DataFrame | None = None, mods=Non
         raise ValueError("rho is a correlation: give a value between -1 and 1, e.g. 0.6")
     y, v, X, names, slab, frame, keep = _prepare(yi, vi, None, data, mods, slab,
                                                   keep_mask=True)
-    if isinstance(cluster, str):
-        if frame is None or cluster not in frame:
-            raise ValueError(f"cluster column {cluster!r} not found")
-        cl = frame[cluster].astype(str).to_numpy()
-    else:
-        cl = np.asarray(cluster).astype(str).ravel()
-        if len(cl) != len(keep):
-            raise ValueError(f"cluster must have one value per effect ({len(keep)}), got "
-                             f"{len(cl)}")
-        cl = cl[keep]
+    cl = cluster_labels(cluster, frame, keep)
     if len(set(cl)) < 2:
         raise ValueError("robust variance estimation needs at least 2 clusters")
     V = vcalc(v, cl, rho, sparse=True)
