@@ -675,14 +675,15 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     bad = problems_by_theme(themes_problems(root, schema=not same))
     if None in bad:
         raise RenderError("themes.json has problems:\n" + "\n".join(f"  {p}" for p in bad[None]))
-    if not bad and themes_bytes:
-        _atomic(checked, digest)
     config = load_themes(root)
     wanted = list(themes) or list(config)
     outcomes = [Outcome(t, "failed", message="\n".join(f"  {p}" for p in bad[t]))
                 for t in wanted if t in bad]
     ok = [t for t in wanted if t not in bad]
     todo = plan(ok, params or {}, site, root) if ok else []
+    if not bad and themes_bytes and not same:
+        # remembered only once the request itself is valid: a refused render writes nothing
+        _atomic(checked, digest)
     rank = {id(job): i for i, job in enumerate(todo)}
     ranked = []  # (position in the plan, outcome): the outcomes come back in the plan's order
     _clean_stale(site)
