@@ -12,7 +12,7 @@ import math
 import pandas as pd
 
 from .grammar import natural_scale
-from .text import SOF_WORDS, estimate_ci, num, percent, t
+from .text import SOF_WORDS, estimate_ci, num, percent, scrolling, t
 
 #: The compared quantities, in the table's order.
 COLUMNS = ("k", "effect", "pi", "I2", "certainty", "verdict")
@@ -21,14 +21,12 @@ HEAD = {"fr": {"title": "Comparaison avec la note publiée", "outcome": "Critèr
                "k": "Effets (k)", "effect": "Effet combiné", "pi": "Intervalle de prédiction",
                "I2": "I²", "certainty": "Certitude suggérée", "verdict": "Conclusion",
                "legend": "Chaque case donne la note publiée → cette variante ; ce qui change "
-                         "est surligné.", "missing": "absent",
-               "cue": "Faites défiler le tableau vers la droite →"},
+                         "est surligné.", "missing": "absent"},
         "en": {"title": "Compared with the published note", "outcome": "Outcome",
                "k": "Effects (k)", "effect": "Pooled effect", "pi": "Prediction interval",
                "I2": "I²", "certainty": "Suggested certainty", "verdict": "Conclusion",
                "legend": "Each cell reads published note → this variant; what changed is "
-                         "highlighted.", "missing": "absent",
-               "cue": "Scroll the table sideways →"}}
+                         "highlighted.", "missing": "absent"}}
 
 
 def _cells(outcome: dict | None, lang: str) -> dict:
@@ -93,6 +91,5 @@ def comparison_html(table: pd.DataFrame, lang: str = "en") -> str:
         return ""
     return (f"<section class='comparison'><h2>{html.escape(H['title'])}</h2>"
             f"<p><small>{html.escape(H['legend'])}</small></p>"
-            f"<p class='scroll-cue'><small>{html.escape(H['cue'])}</small></p>"
-            f"<div class='scroll'><table class='compare'><thead><tr>{head}</tr></thead><tbody>"
-            + "".join(body) + "</tbody></table></div></section>")
+            + scrolling(f"<table class='compare'><thead><tr>{head}</tr></thead><tbody>"
+                        + "".join(body) + "</tbody></table>", lang) + "</section>")

@@ -220,9 +220,6 @@ WORDS = {
         "large": {"fr": "importante", "en": "large"},
     },
     "size_clause": {"fr": ", de taille {size}", "en": ", {size} in size"},
-    "benchmark": {"cohen1988": {"fr": "repères de Cohen (1988)", "en": "Cohen's (1988) benchmarks"},
-                  "kraft2020": {"fr": "repères de Kraft (2020) pour l'éducation",
-                                "en": "Kraft's (2020) benchmarks for education"}},
     "spread": {
         "consistent": {"fr": "L'effet va dans le même sens dans la plupart des contextes "
                              "étudiés (intervalle de prédiction).",
