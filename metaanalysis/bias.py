@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from . import distributions as dist
 
 from .models import RMAResult, _fit, refit
 
@@ -94,8 +95,18 @@ def begg(res: RMAResult) -> BeggResult:
     ystar = (y - theta) / np.sqrt(v - 1 / w.sum())
     ties = len(np.unique(ystar)) < len(ystar) or len(np.unique(v)) < len(v)
     method = "exact" if len(y) < 50 and not ties else "asymptotic"
+    from scipy import stats  # only here: scipy.stats takes a second to import
+
     tau, p = stats.kendalltau(ystar, v, method=method)
     return BeggResult(float(tau), float(p))
+
+
+def _ordinal_ranks(x):
+    """1 ... n in the order of ``x``, ties in their order of appearance (scipy's
+    ``rankdata(x, method="ordinal")``)."""
+    ranks = np.empty(len(x), dtype=np.int64)
+    ranks[np.argsort(x, kind="stable")] = np.arange(1, len(x) + 1)
+    return ranks
 
 
 def trimfill(res: RMAResult, side: str | None = None, maxiter: int = 100) -> TrimFillResult:
@@ -118,7 +129,7 @@ def trimfill(res: RMAResult, side: str | None = None, maxiter: int = 100) -> Tri
             raise RuntimeError("trim-and-fill did not converge")
         beta = refit(res, y[: k - k0], v[: k - k0]).estimate
         centred = y - beta
-        ranks = stats.rankdata(np.abs(centred), method="ordinal")
+        ranks = _ordinal_ranks(np.abs(centred))
         Sr = float(np.sum(ranks[centred > 0]))
         k0_raw = (4 * Sr - k * (k + 1)) / (2 * k - 1)
         var_sr = (k * (k + 1) * (2 * k + 1) + 10 * k0_raw**3 + 27 * k0_raw**2 + 17 * k0_raw

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from . import distributions as dist
 
 from .effects import escalc
 from .models import RMAResult
@@ -62,7 +62,7 @@ def _result(method, measure, beta, se, yi, vi, Q, k_yi, level, slab, tables, wei
     ok = np.isfinite(yi)
     dfs = k_yi - 1
     if dfs > 0:
-        Qp = float(stats.chi2.sf(Q, dfs))
+        Qp = float(dist.chi2_sf(Q, dfs))
         I2 = max(0.0, 100 * (Q - dfs) / Q) if Q > 0 else 0.0
         H2 = Q / dfs
     else:

@@ -23,7 +23,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse, stats
+from scipy import optimize, sparse
+
+from . import distributions as dist
 
 from .models import RMAResult, _tr_P, _wls
 
@@ -121,7 +123,7 @@ def _confint_mv(res) -> ConfintResult:
         raise ValueError("the model did not converge: its variance components have no "
                          "interval")
     best = float(objective(est, *args, grad=False)[0])
-    half = float(stats.chi2.isf(1 - res.level / 100, 1)) / 2
+    half = float(dist.chi2_isf(1 - res.level / 100, 1)) / 2
     rows = {}
     for j, name in enumerate(("sigma2_between", "sigma2_within")):
         other = 1 - j
@@ -211,8 +213,8 @@ def _ranef_mv(res) -> dict:
         u_eff[g["idx"]] = s2w * We
         v_eff[g["idx"]] = s2w - s2w**2 * P_ii
     dfs = getattr(res, "model_dfs", res.dfs)  # a robust fit's own dfs are per coefficient
-    crit = float(stats.t.isf((1 - res.level / 100) / 2, dfs)) if res.test == "knha" \
-        else float(stats.norm.isf((1 - res.level / 100) / 2))
+    crit = float(dist.t_isf((1 - res.level / 100) / 2, dfs)) if res.test == "knha" \
+        else float(dist.norm_isf((1 - res.level / 100) / 2))
 
     def table(pred, var, index):
         se = np.sqrt(np.maximum(var, 0))

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.special import gammaln
-from scipy.stats import norm
 
+from . import distributions as dist
 from .grammar import (DATA_FORMS, DATA_KEYS, GENERIC_FORMS, LOG_MEASURES, MEASURES,
                       RATIO_MEASURES)
 
@@ -209,12 +209,12 @@ def _reported(measure, d: dict, form):
     if "ci_lb" in form:
         level = d.get("ci_level", np.full_like(yi, 95.0))
         level = np.where(np.isnan(level), 95.0, level)
-        z = norm.ppf(1 - (1 - level / 100) / 2)
+        z = dist.norm_ppf(1 - (1 - level / 100) / 2)
         sei = (_transform(measure, d["ci_ub"]) - _transform(measure, d["ci_lb"])) / (2 * z)
     elif "sei" in form:
         sei = d["sei"]
     else:
-        sei = np.abs(yi) / norm.isf(d["pval"] / 2)
+        sei = np.abs(yi) / dist.norm_isf(d["pval"] / 2)
     return yi, sei**2
 
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.stats import norm
-
+from . import distributions as dist
 from .grammar import RATIO_MEASURES, natural_scale
 
 #: Cut-points of |SMD| and the size words between them.
@@ -95,6 +94,6 @@ def judge(result, favours: str, certainty: str, benchmark: str = "cohen1988") ->
     way = direction(lo, hi, null, favours)
     u3 = None
     if result.measure in STANDARDISED and way != "unclear":
-        u3 = 100 * float(norm.cdf(abs(pred["pred"])))
+        u3 = 100 * float(dist.norm_cdf(abs(pred["pred"])))
     return Judgement(way, size(pred["pred"], result.measure, benchmark), certainty,
                      spread(est, lo, hi, pi_lb, pi_ub, null), u3, benchmark)

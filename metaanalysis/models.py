@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
+
+from . import distributions as dist
 
 from .grammar import (COMMON_EFFECT_METHODS, METHODS, TESTS,  # noqa: E402, F401
                       TWO_BY_TWO_METHODS)
@@ -257,7 +259,7 @@ def tau2_qprofile(y, v, X, level: float = 95) -> tuple[float, float]:
     if k - p < 1:
         return math.nan, math.nan
     alpha = 1 - level / 100
-    q_lo, q_hi = stats.chi2.ppf([1 - alpha / 2, alpha / 2], k - p)
+    q_lo, q_hi = dist.chi2_ppf([1 - alpha / 2, alpha / 2], k - p)
 
     return _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
 
@@ -352,15 +354,15 @@ class RMAResult:
     def crit(self) -> float:
         a = 1 - self.level / 100
         if self.test == "knha":
-            return float(stats.t.isf(a / 2, self.dfs)) if self.dfs > 0 else math.nan
-        return float(stats.norm.isf(a / 2))
+            return float(dist.t_isf(a / 2, self.dfs)) if self.dfs > 0 else math.nan
+        return float(dist.norm_isf(a / 2))
 
     @property
     def pval(self) -> np.ndarray:
         if self.test == "knha":
-            return 2 * stats.t.sf(np.abs(self.zval), self.dfs) if self.dfs > 0 else np.full(
+            return 2 * dist.t_sf(np.abs(self.zval), self.dfs) if self.dfs > 0 else np.full(
                 len(self.beta), np.nan)
-        return 2 * stats.norm.sf(np.abs(self.zval))
+        return 2 * dist.norm_sf(np.abs(self.zval))
 
     @property
     def ci_lb(self) -> np.ndarray:
@@ -709,7 +711,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         wf = 1 / v
         _, invf = _wls(y, wf, X)
         Q = max(0.0, _rss(y, wf, X))
-        Qp = float(stats.chi2.sf(Q, dfs))
+        Qp = float(dist.chi2_sf(Q, dfs))
         if method == "FE":
             I2 = max(0.0, 100 * (Q - dfs) / Q) if Q > 0 else 0.0
             H2 = Q / dfs
@@ -728,9 +730,9 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         QM = float(b @ np.linalg.solve(V, b))
         if test == "knha":
             res.QM = QM / (p - 1)
-            res.QM_pvalue = float(stats.f.sf(res.QM, p - 1, dfs)) if dfs > 0 else math.nan
+            res.QM_pvalue = float(dist.f_sf(res.QM, p - 1, dfs)) if dfs > 0 else math.nan
         else:
-            res.QM, res.QM_pvalue = QM, float(stats.chi2.sf(QM, p - 1))
+            res.QM, res.QM_pvalue = QM, float(dist.chi2_sf(QM, p - 1))
         if r2 and method != "FE":
             tau2_0 = estimate_tau2(y, v, X[:, :1], method)
             res.R2 = 0.0 if tau2_0 == 0 else max(0.0, 100 * (tau2_0 - tau2) / tau2_0)
@@ -789,7 +791,7 @@ def subgroups(data: pd.DataFrame, by: str, *, method: str = "REML", test: str = 
     dfb = len(fits) - 1
     mixed = rma(data=d.assign(**{by: d[by].astype(str)}), mods=[by], method=method, test=test,
                 level=level, measure=measure)
-    return SubgroupResult(by, fits, Qb, dfb, float(stats.chi2.sf(Qb, dfb)), mixed.QM,
+    return SubgroupResult(by, fits, Qb, dfb, float(dist.chi2_sf(Qb, dfb)), mixed.QM,
                           mixed.QM_pvalue)
 
 
@@ -868,15 +870,15 @@ def _batch_fit(Y, V, M, method, test, level, start):
     s1 = w.sum(axis=1)
     est = np.einsum("ij,ij->i", w, Yz) / s1
     var = 1 / s1
-    crit = stats.norm.isf((1 - level / 100) / 2)
+    crit = dist.norm_isf((1 - level / 100) / 2)
     if test == "knha":
         re = Yz - est[:, None]
         s2w = np.einsum("ij,ij->i", w, re * re) / dfs
         var = var * np.where(s2w > np.finfo(float).eps, s2w, 0.0)
-        crit = stats.t.isf((1 - level / 100) / 2, dfs)
+        crit = dist.t_isf((1 - level / 100) / 2, dfs)
     se = np.sqrt(var)
     z = est / se
-    p = 2 * (stats.t.sf(np.abs(z), dfs) if test == "knha" else stats.norm.sf(np.abs(z)))
+    p = 2 * (dist.t_sf(np.abs(z), dfs) if test == "knha" else dist.norm_sf(np.abs(z)))
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "FE":
             I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - dfs) / Q), 0.0)
@@ -885,7 +887,7 @@ def _batch_fit(Y, V, M, method, test, level, start):
             vt = dfs / trP_fe
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
     one = dfs == 0
-    Qp = np.where(one, 1.0, stats.chi2.sf(Q, np.maximum(dfs, 1)))
+    Qp = np.where(one, 1.0, dist.chi2_sf(Q, np.maximum(dfs, 1)))
     I2, H2 = np.where(one, 0.0, I2), np.where(one, 1.0, H2)
     return {"estimate": est, "se": se, "zval": z, "pval": p, "ci_lb": est - crit * se,
             "ci_ub": est + crit * se, "tau2": tau2, "Q": Q, "Q_pvalue": Qp, "I2": I2,
@@ -1039,7 +1041,7 @@ def _lrt(full: "RMAResult", reduced: "RMAResult") -> LikelihoodRatioTest:
                       "method='ML'", UserWarning, stacklevel=3)
     ff, fr = full.fit_stats(), reduced.fit_stats()
     lrt = max(0.0, 2 * (ff["logLik"] - fr["logLik"]))
-    return LikelihoodRatioTest(lrt, df, float(stats.chi2.sf(lrt, df)), ff, fr,
+    return LikelihoodRatioTest(lrt, df, float(dist.chi2_sf(lrt, df)), ff, fr,
                                float(full.tau2), float(reduced.tau2))
 
 
@@ -1055,9 +1057,9 @@ def _contrasts(res: "RMAResult", X) -> ContrastTest:
         z = est / se
     knha = res.test == "knha"
     if knha:
-        p = 2 * stats.t.sf(np.abs(z), res.dfs)
+        p = 2 * dist.t_sf(np.abs(z), res.dfs)
     else:
-        p = 2 * stats.norm.sf(np.abs(z))
+        p = 2 * dist.norm_sf(np.abs(z))
     crit = res.crit
     table = pd.DataFrame({"estimate": est, "se": se, "tval" if knha else "zval": z, "pval": p,
                           "ci_lb": est - crit * se, "ci_ub": est + crit * se})
@@ -1068,8 +1070,8 @@ def _contrasts(res: "RMAResult", X) -> ContrastTest:
     QM = float(est @ np.linalg.solve(V, est))
     if knha:
         return ContrastTest(table, QM / m, (m, res.dfs),
-                            float(stats.f.sf(QM / m, m, res.dfs)) if res.dfs > 0 else math.nan)
-    return ContrastTest(table, QM, m, float(stats.chi2.sf(QM, m)))
+                            float(dist.f_sf(QM / m, m, res.dfs)) if res.dfs > 0 else math.nan)
+    return ContrastTest(table, QM, m, float(dist.chi2_sf(QM, m)))
 
 
 def anova(res: "RMAResult", btt=None, *, X=None):
@@ -1116,6 +1118,6 @@ def anova(res: "RMAResult", btt=None, *, X=None):
     m = len(idx)
     if res.test == "knha":
         F = QM / m
-        p = float(stats.f.sf(F, m, res.dfs)) if res.dfs > 0 else math.nan
+        p = float(dist.f_sf(F, m, res.dfs)) if res.dfs > 0 else math.nan
         return WaldTest([res.names[i] for i in idx], F, (m, res.dfs), p)
-    return WaldTest([res.names[i] for i in idx], QM, m, float(stats.chi2.sf(QM, m)))
+    return WaldTest([res.names[i] for i in idx], QM, m, float(dist.chi2_sf(QM, m)))

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, sparse, stats
+from scipy import optimize, sparse
+
+from . import distributions as dist
 
 from .models import ConvergenceWarning, RMAResult, _prepare, _rss, _tr_P, _wls
 
@@ -316,7 +318,7 @@ def _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure,
     else:  # metafor's QE: the residuals of the fit weighted by V^-1; no I2 (V is not diagonal)
         Q = max(0.0, stacks.residual_q()) if dfs > 0 else 0.0
         I2 = math.nan
-    Qp = float(stats.chi2.sf(Q, dfs)) if dfs > 0 else 1.0
+    Qp = float(dist.chi2_sf(Q, dfs)) if dfs > 0 else 1.0
     res = MVResult(k=k, method=method, test="knha" if test == "t" else "z", level=level,
                    measure=measure, names=names, beta=beta, vb=C, tau2=s2b + s2w, Q=Q,
                    Q_pvalue=Qp, I2=I2, H2=math.nan, tau2_ci=(math.nan, math.nan), dfs=dfs,
@@ -327,9 +329,9 @@ def _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure,
         b, Vb = beta[1:], C[1:, 1:]
         QM = float(b @ np.linalg.solve(Vb, b))
         if test == "t":
-            res.QM, res.QM_pvalue = QM / (p - 1), float(stats.f.sf(QM / (p - 1), p - 1, dfs))
+            res.QM, res.QM_pvalue = QM / (p - 1), float(dist.f_sf(QM / (p - 1), p - 1, dfs))
         else:
-            res.QM, res.QM_pvalue = QM, float(stats.chi2.sf(QM, p - 1))
+            res.QM, res.QM_pvalue = QM, float(dist.chi2_sf(QM, p - 1))
     return res
 
 

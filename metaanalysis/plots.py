@@ -173,8 +173,8 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
 
     ratio = res.measure in RATIO_MEASURES
     tf = natural_scale(res.measure)
-    from scipy.stats import norm
-    crit = float(norm.isf((1 - res.level / 100) / 2))
+    from .distributions import norm_isf
+    crit = float(norm_isf((1 - res.level / 100) / 2))
     # the rows, top to bottom: ("study", label, yi, vi, weight), ("header", text) or
     # ("diamond", label, prediction)
     rows, grouped, all_lo, all_hi = [], False, [], []
@@ -479,6 +479,41 @@ def _png_formatter_on() -> bool:
     return formatter is None or formatter.enabled
 
 
+#: An SVG's user unit is the point: matplotlib draws every SVG at 72 dpi.
+SVG_DPI = 72
+
+
+def _vector_only(fig) -> bool:
+    """No raster image and nothing rasterized: the figure's SVG does not depend on the dpi."""
+    return not any(getattr(ax, "images", None) for ax in fig.axes) and not any(
+        a.get_rasterized() for a in fig.findobj() if hasattr(a, "get_rasterized"))
+
+
+def _tight_bbox(fig):
+    """The bounding box that matplotlib's ``bbox_inches="tight"`` gives the figure's SVG (the
+    house style's, for every figure), measured without the drawing pass matplotlib makes
+    first: so each SVG is drawn once. matplotlib's "tight" draws the whole figure with drawing
+    disabled, then measures; measuring alone sizes the same texts, ticks and artists with
+    the same SVG renderer at the SVG's 72 dpi. Saved at 72 dpi (the dpi matplotlib's SVG
+    backend draws at anyway; it matters only for raster images, see _vector_only), the file
+    is the same to the byte (tests/test_figures.py compares every kind of figure; the site's
+    pages were compared byte for byte). Needs the house style (``savefig.pad_inches``)."""
+    from matplotlib import rcParams
+    from matplotlib.backend_bases import _get_renderer
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    canvas, dpi = fig.canvas, fig.dpi
+    try:
+        # the renderer print_svg would draw with (it sets the figure to 72 dpi)
+        renderer = _get_renderer(fig, FigureCanvasSVG(fig).print_svg)
+        bbox = fig.get_tightbbox(renderer)
+    finally:
+        fig.set_canvas(canvas)
+        fig.dpi = dpi
+    pad = rcParams["savefig.pad_inches"]
+    return bbox.padded(pad, pad)
+
+
 def svg_figure(plot, caption: str = "") -> SVGFigure:
     """Render a :class:`Plot` (or a bare matplotlib figure) to deterministic SVG (no date,
     fixed ids); a figure made through pyplot is closed."""
@@ -488,10 +523,13 @@ def svg_figure(plot, caption: str = "") -> SVGFigure:
     fig = getattr(plot, "figure", plot)
     fixed = getattr(plot, "fixed_layout", False)
     buf = io.StringIO()
-    # figures laid out by hand skip the "tight" bounding box, which costs a second drawing
     with house_style():
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
-                    bbox_inches=None if fixed else "tight")
+        if _vector_only(fig):  # drawn once (see _tight_bbox)
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
+                        bbox_inches=_tight_bbox(fig), dpi=SVG_DPI)
+        else:
+            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
+                        bbox_inches="tight")
     if getattr(fig.canvas, "manager", None) is not None:  # made with pyplot: close it
         import matplotlib.pyplot as plt
 

@@ -60,15 +60,25 @@ def rho_sensitivity(res, rhos=RHOS) -> pd.DataFrame:
                          "moderators")
     rows = []
     for rho in rhos:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = che(res.yi, res.vi, cluster=res.cluster, rho=rho, level=res.level,
-                      measure=res.measure)
-        for w in caught:  # a refit's warning stays visible, never silenced
-            warnings.warn(f"rho = {rho:g}: {w.message}", w.category, stacklevel=2)
+        if rho == res.rho:  # the fit itself: the same data and rho give the same numbers
+            fit = res
+        else:
+            fit = _refit(res, rho)
         rows.append({"rho": rho, "estimate": float(fit.beta[0]), "se": float(fit.se[0]),
                      "df": float(fit.df[0]), "ci_lb": float(fit.ci_lb[0]),
                      "ci_ub": float(fit.ci_ub[0]), "pval": float(fit.pval[0]),
                      "sigma2_between": fit.sigma2_between,
                      "sigma2_within": fit.sigma2_within})
     return pd.DataFrame(rows)
+
+
+def _refit(res, rho):
+    """The intercept-only CHE model of ``res``'s effects with another ``rho``; a refit's
+    warning is shown with its rho, never silenced."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = che(res.yi, res.vi, cluster=res.cluster, rho=rho, level=res.level,
+                  measure=res.measure)
+    for w in caught:
+        warnings.warn(f"rho = {rho:g}: {w.message}", w.category, stacklevel=3)
+    return fit

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from . import distributions as dist
 
 from .models import RMAResult
 from .multilevel import MVResult, _v_blocks
@@ -70,7 +70,7 @@ class _Robust:
 
     def _crits(self) -> np.ndarray:
         a = 1 - self.level / 100
-        return stats.t.isf(a / 2, self.df)
+        return dist.t_isf(a / 2, self.df)
 
     @property
     def crit(self) -> float:
@@ -79,7 +79,7 @@ class _Robust:
 
     @property
     def pval(self) -> np.ndarray:
-        return 2 * stats.t.sf(np.abs(self.zval), self.df)
+        return 2 * dist.t_sf(np.abs(self.zval), self.df)
 
     @property
     def ci_lb(self) -> np.ndarray:

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
+
+from . import distributions as dist
 
 from .models import ConvergenceWarning, RMAResult
 
@@ -52,15 +54,15 @@ class SelectionResult:
 
     @property
     def pval(self):
-        return 2 * stats.norm.sf(np.abs(self.zval))
+        return 2 * dist.norm_sf(np.abs(self.zval))
 
     @property
     def ci_lb(self):
-        return self.beta - stats.norm.isf((1 - self.level / 100) / 2) * self.se
+        return self.beta - dist.norm_isf((1 - self.level / 100) / 2) * self.se
 
     @property
     def ci_ub(self):
-        return self.beta + stats.norm.isf((1 - self.level / 100) / 2) * self.se
+        return self.beta + dist.norm_isf((1 - self.level / 100) / 2) * self.se
 
     @property
     def estimate(self) -> float:
@@ -98,10 +100,10 @@ def _loglik(theta, y, v, X, cuts, group, p):
     mu = X @ beta
     s = np.sqrt(v + tau2)
     # P(p <= s_j) for each effect and cut-point s_j: y >= sqrt(v) z_(1 - s_j)
-    upper = stats.norm.sf((np.sqrt(v)[:, None] * cuts[None, :] - mu[:, None]) / s[:, None])
+    upper = dist.norm_sf((np.sqrt(v)[:, None] * cuts[None, :] - mu[:, None]) / s[:, None])
     probs = np.diff(np.c_[np.zeros(len(y)), upper], axis=1)
     A = probs @ delta
-    ll = (np.log(delta[group]) + stats.norm.logpdf(y, mu, s) - np.log(A))
+    ll = (np.log(delta[group]) + dist.norm_logpdf(y, mu, s) - np.log(A))
     return float(np.sum(ll))
 
 
@@ -134,14 +136,14 @@ def selmodel(res: RMAResult, type: str = "stepfun", steps=(0.025,)) -> Selection
         raise ValueError("steps are p-values between 0 and 1, e.g. steps=[0.025]")
     y, v, X = np.asarray(res.yi, float), np.asarray(res.vi, float), res.X
     k, p = X.shape
-    pvals = stats.norm.sf(y / np.sqrt(v))
+    pvals = dist.norm_sf(y / np.sqrt(v))
     group = np.searchsorted(np.asarray(cuts), pvals, side="left")
     counts = np.bincount(group, minlength=len(cuts))
     if (counts == 0).any():
         empty = [f"({([0.0] + list(cuts))[j]:g}, {cuts[j]:g}]" for j in np.flatnonzero(counts == 0)]
         raise ValueError(f"no effect has a one-sided p-value in {', '.join(empty)}: its "
                          "selection weight cannot be estimated; choose other steps")
-    z = stats.norm.isf(np.asarray(cuts))  # z_(1 - s_j); -inf for s = 1
+    z = dist.norm_isf(np.asarray(cuts))  # z_(1 - s_j); -inf for s = 1
     m = len(cuts) - 1
     # start from the ML random-effects fit
     from .models import _fit
@@ -179,7 +181,7 @@ def selmodel(res: RMAResult, type: str = "stepfun", steps=(0.025,)) -> Selection
                            tau2=float(theta[p]), se_tau2=float(se_all[p]), steps=cuts,
                            delta=np.r_[1.0, theta[p + 1:]],
                            se_delta=np.r_[math.nan, se_all[p + 1:]], LRT=lrt, LRTdf=m,
-                           LRTp=float(stats.chi2.sf(lrt, m)), logLik=ll_sel, k=k,
+                           LRTp=float(dist.chi2_sf(lrt, m)), logLik=ll_sel, k=k,
                            level=res.level, counts=counts)
 
 

@@ -175,9 +175,9 @@ def influence(res: RMAResult) -> pd.DataFrame:
     for j, name in enumerate(res.names):
         df[f"dfbs_{name}"] = dfbs[:, j]
     m = p
-    from scipy import stats
+    from . import distributions as dist
     df["influential"] = ((np.abs(df["dffits"]) > 3 * math.sqrt(p / (k - p)))
-                         | (stats.chi2.cdf(df["cook_d"], m) > 0.5)
+                         | (dist.chi2_cdf(df["cook_d"], m) > 0.5)
                          | (df["hat"] > 3 * p / k)
                          | (np.abs(dfbs) > 1).any(axis=1))
     return df

@@ -288,3 +288,58 @@ def test_axis_labels_never_break_a_word_silently():
     assert _wrap("Institutionalisation", 14) == "Institutional-\nisation"
     assert _wrap("Cognitive-behavioural programmes", 14) == "Cognitive-\nbehavioural\nprogrammes"
     assert _wrap("Falls and fear of falling", 14) == "Falls and fear\nof falling"
+
+
+def test_every_kind_of_figure_is_drawn_once_with_matplotlibs_tight_bytes(monkeypatch):
+    """svg_figure measures the tight box itself and draws each SVG once; the file is the one
+    matplotlib's own bbox_inches="tight" (two drawings) writes, to the byte, for every kind
+    of figure; a figure with a raster image keeps matplotlib's way."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from metaanalysis.figures import rob_summary
+    from metaanalysis.plots import house_style
+
+    def tight(plot):
+        buf = io.StringIO()
+        with house_style():
+            plot.figure.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
+                                bbox_inches="tight")
+        svg = buf.getvalue()
+        return svg[svg.index("<svg"):]
+
+    note = Note("autonomy", lang="fr")
+    effects = note.all_effects
+    d = synthetic(6, 4)
+    res = rma(d["yi"], d["vi"], data=d, slab=d["key"])
+    table = gap_map_table({"a": {"outcomes": [{"outcome": "x", "estimate": -0.3, "ci_lb": -0.5,
+                                               "ci_ub": -0.1, "n_studies": 7,
+                                               "measure": "RR"}]}},
+                          {"a": {"intervention": {"fr": "A"}, "outcomes": [
+                              {"outcome": "x", "favours": "lower", "label": {"fr": "X"},
+                               "domain": "survival"}]}}, "fr")
+    made = [forest(res, lang="fr"), forest(note.outcomes[0].result, lang="fr"),
+            funnel(res, lang="fr"), prisma(note.studies, lang="fr"),
+            rob_traffic_light(effects, lang="fr"), rob_summary(effects, lang="fr"),
+            gap_map(table, lang="fr")]
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, r: (draws.append(1), original(self, r)))
+    for plot in made:
+        expected = tight(plot)
+        draws.clear()
+        svg = svg_figure(plot).svg
+        assert len(draws) == 1, type(plot).__name__
+        # svg_figure then drops the metadata, matplotlib's <style> and xlink's prefix
+        import re
+        expected = re.sub(r"<metadata>.*?</metadata>", "", expected, flags=re.S)
+        expected = re.sub(r"<style[^>]*>.*?</style>", "", expected, flags=re.S)
+        expected = expected.replace("xlink:href=", "href=").replace(
+            ' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
+        assert svg == expected, type(plot).__name__
+    raster = Figure()
+    raster.subplots().imshow(np.eye(3))
+    draws.clear()
+    svg_figure(raster)
+    assert len(draws) == 2  # matplotlib's own "tight": measured by a first drawing

@@ -63,6 +63,23 @@ def test_che_sensitivity_over_rho_is_clubsandwichs():
     near(table["sigma2_between"], [r["sigma2"][0] for r in REF["rho"]], 1e-4)
 
 
+def test_che_sensitivity_reuses_the_fit_at_its_own_rho_with_the_same_digits():
+    """The row of the fit's own rho is the fit itself (one refit saved per outcome): it must
+    be exactly what a refit gives, to the last bit, so the notes do not move."""
+    d = json.loads((HERE / "rve.json").read_text())["data"]
+    cluster = np.asarray(d["studyid"]).astype(str)
+    for rho in (0.6, 0.2):
+        fit = che(d["yi"], d["vi"], cluster=cluster, rho=rho)
+        table = rho_sensitivity(fit, rhos=(rho, 0.4))
+        again = che(fit.yi, fit.vi, cluster=fit.cluster, rho=rho, level=fit.level)
+        row = table.iloc[0]
+        assert row["estimate"] == float(again.beta[0]) and row["se"] == float(again.se[0])
+        assert row["df"] == float(again.df[0]) and row["pval"] == float(again.pval[0])
+        assert (row["sigma2_between"], row["sigma2_within"]) == (again.sigma2_between,
+                                                                 again.sigma2_within)
+        assert table.iloc[1]["estimate"] != row["estimate"]
+
+
 def test_che_notes_show_the_sensitivity_over_rho():
     """The employment note's CHE sections say how the pooled effect moves with the assumed
     rho, with the numbers of rho_sensitivity()."""

@@ -364,8 +364,12 @@ def test_the_open_data_come_from_the_notes_own_note_without_an_environment_varia
     assert "_export_note(globals().get('note'), 'autonomy', '/tmp/x y', 'autonomy')" in cell.source
     import metaanalysis.notes
     import metaanalysis.render
-    for module in (metaanalysis.notes, metaanalysis.render):
-        assert "os.environ" not in Path(module.__file__).read_text()
+    assert "os.environ" not in Path(metaanalysis.notes.__file__).read_text()
+    # the render sets no environment variable: the kernel's thread count is passed to the
+    # kernel's process explicitly (kernel_manager_class), and nothing else goes that way
+    source = Path(metaanalysis.render.__file__).read_text()
+    assert not re.search(r"os\.environ\s*\[[^]]*\]\s*=|os\.environ\.(setdefault|update|pop)|"
+                         r"putenv|METAANALYSIS_", source)
 
 
 def test_themes_json_is_checked_again_whenever_its_bytes_change(tmp_path):
@@ -383,3 +387,28 @@ def test_themes_json_is_checked_again_whenever_its_bytes_change(tmp_path):
     (root / "themes.json").write_text(json.dumps(themes))
     out = render(root=root, site=site, progress=quiet)
     assert out[0].status == "failed" and "territories.model.type" in out[0].message
+
+
+
+def test_each_kernel_gets_its_share_of_the_cores_unless_the_user_chose(monkeypatch):
+    """Notes rendered side by side each get cores / notes BLAS threads (more only fight for
+    a busy core), given to the kernel's process explicitly; a setting the user made is kept,
+    and the render's own environment is untouched."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from metaanalysis.render import THREAD_VARIABLES, kernel_manager_class, kernel_threads
+
+    assert kernel_threads(2, cores=2) == 1 and kernel_threads(4, cores=2) == 1
+    assert kernel_threads(1, cores=2) == 2 and kernel_threads(2, cores=8) == 4
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os; print([os.environ.get(n) for n in %r])" % (THREAD_VARIABLES,))])
+    NotebookClient(nb, kernel_name="python3", kernel_manager_class=kernel_manager_class(1),
+                   timeout=60).execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == "['1', '1', '3']"
+    assert os.environ.get("OPENBLAS_NUM_THREADS") is None
