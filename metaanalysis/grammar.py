@@ -149,8 +149,10 @@ def rob_level(value) -> str:
     return ROB_JUDGEMENTS.get(str(value).strip().lower(), "no information")
 
 
+@lru_cache(maxsize=4096)
 def suggest_effect_key(key: str) -> str | None:
-    """The grammar's key that an unknown effect key most probably meant, if any."""
+    """The grammar's key that an unknown effect key most probably meant, if any (remembered:
+    a moderator's name comes back in every effect, and difflib is slow)."""
     if key in ALIASES:
         return ALIASES[key]
     close = difflib.get_close_matches(key, sorted(EFFECT_KEYS), n=1, cutoff=0.8)
