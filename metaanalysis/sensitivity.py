@@ -26,10 +26,6 @@ def _batched(res: RMAResult) -> bool:
     return res.X.shape[1] == 1 and res.method in BATCH_METHODS
 
 
-def _tile(res: RMAResult, m: int):
-    return np.broadcast_to(res.yi, (m, res.k)), np.broadcast_to(res.vi, (m, res.k))
-
-
 _COLUMNS = ("estimate", "se", "zval", "pval", "ci_lb", "ci_ub", "Q", "Q_pvalue", "tau2", "I2",
             "H2")
 
@@ -68,7 +64,7 @@ def _two_by_two(res) -> bool:
 def leave_one_out(res: RMAResult) -> pd.DataFrame:
     """The model refitted without each effect in turn: estimate, se, CI, tau2, I2, Q.
 
-    Intercept-only models run as one batched fit (:func:`~metaanalysis.models.batch_fit`).
+    Intercept-only models are fitted all at once in O(k) (:mod:`metaanalysis.deletion`).
     Mantel-Haenszel and Peto fits leave out each 2x2 table and refit the same method (as
     metafor's ``leave1out.rma.mh``); a deletion that leaves a moderator all zero gives a row
     of NaN, as metafor's NA.
@@ -88,9 +84,10 @@ def leave_one_out(res: RMAResult) -> pd.DataFrame:
             rows.append({"omitted": res.table_slab[i], **row})
         return pd.DataFrame(rows)
     if _batched(res) and res.k > 1:
-        Y, V = _tile(res, res.k)
-        b = batch_fit(Y, V, ~np.eye(res.k, dtype=bool), method=res.method, test=res.test,
-                      level=res.level, start=res.tau2)
+        from .deletion import leave_one_out_fits
+
+        b = leave_one_out_fits(res.yi, res.vi, method=res.method, test=res.test,
+                               level=res.level, tau2=res.tau2)
         out = pd.DataFrame({"omitted": res.slab, **{c: b[c] for c in (
             "estimate", "se", "zval", "pval", "ci_lb", "ci_ub", "Q", "Q_pvalue", "tau2", "I2",
             "H2")}})

@@ -1,0 +1,115 @@
+"""Leave-one-out in O(k) (metaanalysis.deletion): every column equals the direct refit without
+the effect (sums over the k - 1 others, batch_fit) to 1e-10, and rma() refits to 1e-8 (rma
+stops when a step is below 1e-10, so its own tau2 can be 2e-10 (relative) from the root;
+the O(k) root is nearer: test_the_root_is_the_score_equations), for every batched estimator
+and both tests, including the fits out of the series' reach and fits at tau2 = 0."""
+
+import numpy as np
+import pytest
+
+from metaanalysis import deletion
+from metaanalysis.models import batch_fit, rma
+from metaanalysis.sensitivity import leave_one_out
+
+COLUMNS = ("estimate", "se", "zval", "pval", "ci_lb", "ci_ub", "Q", "Q_pvalue", "tau2", "I2",
+           "H2")
+
+
+def data(kind, k=40, seed=3):
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.3 + rng.normal(0, 0.25, k) + rng.normal(0, np.sqrt(v))
+    if kind == "outlier":  # one precise, far effect: leaving it out moves tau2 a long way
+        y[5], v[5] = 4.0, 0.0005
+    elif kind == "homogeneous":  # tau2 = 0 with and without most effects
+        y = 0.3 + rng.normal(0, np.sqrt(v)) * 0.3
+    elif kind == "small":
+        y, v = y[:4], v[:4]
+    elif kind == "large_mean":  # a mean far from 0: the centred sums lose no digits
+        y = y + 1e4
+    return y, v
+
+
+def exact(y, v, method, test):
+    rows = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        r = rma(y[keep], v[keep], method=method, test=test)
+        rows.append({"estimate": float(r.beta[0]), "se": float(r.se[0]),
+                     "zval": float(r.zval[0]), "pval": float(r.pval[0]),
+                     "ci_lb": float(r.ci_lb[0]), "ci_ub": float(r.ci_ub[0]), "Q": r.Q,
+                     "Q_pvalue": r.Q_pvalue, "tau2": r.tau2, "I2": r.I2, "H2": r.H2})
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["plain", "outlier", "homogeneous", "small", "large_mean"])
+@pytest.mark.parametrize("method", ["REML", "ML", "DL", "HE", "FE"])
+@pytest.mark.parametrize("test", ["z", "knha"])
+def test_every_left_out_fit_is_the_exact_refit(kind, method, test):
+    y, v = data(kind)
+    res = rma(y, v, method=method, test=test)
+    table = leave_one_out(res)
+    k = len(y)
+    direct = batch_fit(np.broadcast_to(y, (k, k)), np.broadcast_to(v, (k, k)),
+                       ~np.eye(k, dtype=bool), method=method, test=test, start=res.tau2)
+    for i, want in enumerate(exact(y, v, method, test)):
+        for c in COLUMNS:
+            got = float(table[c].iloc[i])
+            assert got == pytest.approx(direct[c][i], rel=1e-10, abs=1e-8), (kind, i, c)
+            # I2 is in percent: a tau2 of 1e-11 where rma stops at 0 is 3e-8 percentage points
+            assert got == pytest.approx(want[c], rel=1e-8, abs=1e-6 if c == "I2" else 1e-8), (kind, i, c)
+
+
+def test_the_root_is_the_score_equations():
+    """Each REML tau2 solves the restricted score equation of its k - 1 effects (found here
+    by bisection to 1e-15): within 1e-12 for the fits through the series, within 1e-9
+    (batch_fit's and rma's own precision) for a fit refitted directly."""
+    from scipy.optimize import brentq
+
+    y, v = data("plain")
+    res = rma(y, v)
+    out = deletion.leave_one_out_fits(y, v, tau2=res.tau2)
+    close = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        yy, vv = y[keep], v[keep]
+
+        def score(t):
+            w = 1 / (vv + t)
+            b = np.sum(w * yy) / w.sum()
+            return np.sum(w * w * (yy - b) ** 2) - (w.sum() - np.sum(w * w) / w.sum())
+        root = brentq(score, 0.0, 2.0, xtol=1e-16, rtol=1e-15)
+        assert out["tau2"][i] == pytest.approx(root, rel=1e-9), i
+        close.append(abs(out["tau2"][i] - root) <= 1e-12 * root)
+    assert sum(close) >= 0.9 * len(y)  # the fits through the series
+
+
+def test_fits_out_of_the_series_reach_are_refitted_directly(monkeypatch):
+    """The outlier's own deletion moves tau2 beyond the series' radius: that one fit goes to
+    batch_fit directly, the others through the series."""
+    y, v = data("outlier")
+    res = rma(y, v)
+    direct = []
+    original = deletion.batch_fit
+    monkeypatch.setattr(deletion, "batch_fit",
+                        lambda Y, V, mask, **kw: (direct.append((~mask).nonzero()[1].tolist()),
+                                                  original(Y, V, mask, **kw))[1])
+    out = deletion.leave_one_out_fits(y, v, tau2=res.tau2)
+    assert direct and 5 in direct[0] and len(direct[0]) < len(y) // 4
+    assert out["tau2"][5] < res.tau2 / 5
+
+
+def test_a_million_effects_leave_one_out_needs_no_k_by_k_array():
+    """O(k) memory: k = 200,000 would need 320 GB as a k x k array."""
+    rng = np.random.default_rng(1)
+    k = 200_000
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.3 + rng.normal(0, 0.2, k) + rng.normal(0, np.sqrt(v))
+    res = rma(y, v)
+    out = deletion.leave_one_out_fits(y, v, tau2=res.tau2)
+    assert np.all(np.isfinite(out["tau2"])) and np.allclose(out["tau2"], res.tau2, rtol=1e-3)
+    for i in (0, 12345):
+        keep = np.arange(k) != i
+        r = rma(y[keep], v[keep])
+        assert out["estimate"][i] == pytest.approx(float(r.beta[0]), rel=1e-10)
+        assert out["tau2"][i] == pytest.approx(r.tau2, rel=1e-9)
