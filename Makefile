@@ -50,8 +50,9 @@ check: setup
 lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# one BLAS thread: the targets are per core, and side-by-side ratios need a quiet second core
 bench: setup
-	$(PY) benchmarks/run.py
+	OPENBLAS_NUM_THREADS=1 $(PY) benchmarks/run.py
 
 # Regenerates the metafor fixtures in tests/reference/ (needs R; see tests/reference/README.md).
 reference:
