@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import distributions as dist
-from .models import MAXITER, batch_fit
+from .models import MAXITER, batch_fit, halve_at_zero
 
 #: Convergence: rma()'s threshold (a step below 1e-10, relative), then POLISH more steps
 #: (each fit costs O(terms) per step here): the roots come nearer than rma's own.
@@ -192,12 +192,7 @@ def _fisher(series: _Series, t, method):
         bad = ~np.isfinite(adj)
         adj = np.where(bad, 0.0, adj)
         exact[idx[bad]] = True
-        neg = ti + adj < 0
-        if neg.any():
-            with np.errstate(divide="ignore", invalid="ignore"):
-                h = np.where(ti > 0, np.ceil(np.log2(-adj / ti)), np.inf)
-            adj = np.where(neg, np.where(np.isfinite(h), adj / 2.0**h, 0.0), adj)
-            adj = np.where(neg & (ti + adj < 0), adj / 2, adj)
+        adj = halve_at_zero(ti, adj)
         t[idx] = ti + adj
         small = np.abs(adj) <= THRESHOLD * np.maximum(1.0, t[idx])
         left[idx] = np.where(small, left[idx] - 1, POLISH + 1)

@@ -894,6 +894,18 @@ def _batch_fit(Y, V, M, method, test, level, start):
             "H2": H2, "k": k}
 
 
+def halve_at_zero(t, adj):
+    """The steps ``adj`` from ``t`` halved, as metafor does, until tau2 stays >= 0 (at 0 the
+    step vanishes)."""
+    neg = t + adj < 0
+    if neg.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where(t > 0, np.ceil(np.log2(-adj / t)), np.inf)
+        adj = np.where(neg, np.where(np.isfinite(h), adj / 2.0**h, 0.0), adj)
+        adj = np.where(neg & (t + adj < 0), adj / 2, adj)
+    return adj
+
+
 def _batch_fisher(Y, V, tau2, method):
     """Fisher scoring on every row at once; V holds inf where an effect is left out.
 
@@ -934,14 +946,7 @@ def _batch_fisher(Y, V, tau2, method):
             newton = (yPPy - trP) / (2 * yPPPy - trPP)
             use = (np.sign(newton) == np.sign(adj)) & (np.abs(newton) <= 2 * np.abs(adj))
             adj = np.where(use & np.isfinite(newton), newton, adj)
-        adj = np.where(np.isfinite(adj), adj, 0.0)
-        neg = t + adj < 0
-        if neg.any():
-            # metafor halves the step until tau2 stays >= 0 (at 0 the step vanishes)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                h = np.where(t > 0, np.ceil(np.log2(-adj / t)), np.inf)
-            adj = np.where(neg, np.where(np.isfinite(h), adj / 2.0**h, 0.0), adj)
-            adj = np.where(neg & (t + adj < 0), adj / 2, adj)
+        adj = halve_at_zero(t, np.where(np.isfinite(adj), adj, 0.0))
         tau2[idx] = t + adj
         active[idx] = np.abs(adj) > THRESHOLD * np.maximum(1.0, tau2[idx])
     for i in np.flatnonzero(active):  # oscillating rows: the direct search, row by row
