@@ -79,6 +79,9 @@ def _rss(y, w, X):
 # --------------------------------------------------------------------------- tau^2
 def _tau2_he(y, v, X):
     k, p = X.shape
+    if p == 1 and np.all(X == 1):  # intercept only: the mean and two sums
+        r = y - y.mean()
+        return (float(r @ r) - (v.sum() - v.sum() / k)) / (k - 1)
     b, inv = _wls(y, np.ones(k), X)
     r = y - X @ b
     # tr(P_ols V) = sum(v) - tr(inv X' V X)
@@ -123,43 +126,76 @@ def _q_root(y, v, X, target) -> float:
     return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
 
 
-def _q_root_intercept(y, v, target) -> float:
-    """:func:`_q_root` for an intercept-only model in a few passes over the data: Q(t) =
-    sum w y^2 - (sum w y)^2 / sum w with w = 1/(v + t) (y centred first, so nothing cancels),
-    dQ/dt = -sum w^2 (y - mu)^2; Newton's method inside a bracket that it keeps, bisecting
-    whenever a step would leave it (Q is decreasing, so the bracket always holds the root)."""
+def _q_root_intercept(y, v, target, start=None) -> float:
+    """:func:`_q_root` for an intercept-only model (see :func:`_q_roots_intercept`)."""
+    return _q_roots_intercept(y, v, (target,), start)[0]
+
+
+def _q_roots_intercept(y, v, targets, start=None) -> list:
+    """:func:`_q_root` of each target for an intercept-only model, in a few passes over the
+    data: Q(t) = sum w y^2 - (sum w y)^2 / sum w with w = 1/(v + t) (y centred first, so
+    nothing cancels), dQ/dt = -sum w^2 (y - mu)^2; Newton's method inside a bracket that it
+    keeps, bisecting whenever a step would leave it (Q is decreasing, so the bracket always
+    holds the root). With ``start`` (the model's tau^2, between the two bounds of an
+    interval) each root starts from there: Q is convex, so Newton from either side reaches
+    the root in a few steps, and Q at 0 and at ``start`` are computed once for all targets."""
     yc = y - float(np.sum(y / v) / np.sum(1 / v))
     y2 = yc * yc
+    w = np.empty_like(v)
+    cache = {}
 
     def q_and_slope(t):
-        w = 1.0 / (v + t)
+        if t in cache:
+            return cache[t]
+        np.add(v, t, out=w)
+        np.reciprocal(w, out=w)
         sw, swy = float(w.sum()), float(w @ yc)
         mu = swy / sw
         q = float(w @ y2) - swy * mu
-        w *= w
+        np.multiply(w, w, out=w)
         slope = -(float(w @ y2) - 2 * mu * float(w @ yc) + mu * mu * float(w.sum()))
-        return q - target, slope
+        if t == 0.0 or t == start:
+            cache[t] = (q, slope)
+        return q, slope
 
-    f0, slope = q_and_slope(0.0)
-    if f0 <= 0:
+    return [_newton_q_root(q_and_slope, target, y, start) for target in targets]
+
+
+def _newton_q_root(q_and_slope, target, y, start):
+    q0 = q_and_slope(0.0)[0]
+    if q0 - target <= 0:
         return 0.0
-    lo, hi, f_hi = 0.0, max(100.0, 10 * float(np.var(y))), None
-    while True:
-        f_hi = q_and_slope(hi)[0]
-        if f_hi <= 0:
-            break
-        lo, hi = hi, hi * 10
-        if hi > 1e12:
-            return math.nan
-    t, f = lo, (f0 if lo == 0.0 else q_and_slope(lo)[0])
-    if lo > 0:
-        slope = q_and_slope(lo)[1]
+    if start is not None and np.isfinite(start) and start > 0:
+        qs, slope_s = q_and_slope(float(start))
+        if qs - target > 0:  # the root is above the start: find a point below the target
+            lo, hi = float(start), max(2 * float(start), 100.0)
+            t, f, slope = lo, qs - target, slope_s
+            while q_and_slope(hi)[0] - target > 0:
+                lo, hi = hi, max(hi * 10, 10 * float(np.var(y)))
+                if hi > 1e12:
+                    return math.nan
+            if lo != t:
+                t = lo
+                q, slope = q_and_slope(lo)
+                f = q - target
+        else:  # between 0 and the start: Newton from the start lands below the root
+            lo, hi = 0.0, float(start)
+            t, f, slope = hi, qs - target, slope_s
+    else:
+        lo, hi = 0.0, max(100.0, 10 * float(np.var(y)))
+        while q_and_slope(hi)[0] - target > 0:
+            lo, hi = hi, hi * 10
+            if hi > 1e12:
+                return math.nan
+        q, slope = q_and_slope(lo)
+        t, f = lo, q - target
     for _ in range(200):
         step = -f / slope if slope < 0 else math.inf
         new = t + step
         if not lo < new < hi:  # a step outside the bracket: bisect instead
             new = 0.5 * (lo + hi)
-        f, slope = q_and_slope(new)
+        q, slope = q_and_slope(new)
+        f = q - target
         if f > 0:
             lo = new
         else:
@@ -168,7 +204,7 @@ def _q_root_intercept(y, v, target) -> float:
                 or hi - lo <= 1e-15 + 4 * np.finfo(float).eps * hi:
             return new
         t = new
-    return optimize.brentq(lambda x: q_and_slope(x)[0], lo, hi, xtol=1e-15,
+    return optimize.brentq(lambda x: q_and_slope(x)[0] - target, lo, hi, xtol=1e-15,
                            rtol=4 * np.finfo(float).eps, maxiter=500)
 
 
@@ -181,6 +217,11 @@ def _tau2_fisher(y, v, X, method):
     """ML, REML and EB by Fisher scoring from the HE value, as in metafor's rma.uni."""
     k, p = X.shape
     tau2 = max(0.0, _tau2_he(y, v, X))
+    if p == 1 and method in ("REML", "ML") and np.all(X == 1):
+        tau2 = _fisher_intercept(y, v, tau2, method)
+        if tau2 is not None:
+            return tau2
+        tau2 = max(0.0, _tau2_he(y, v, X))
     for _ in range(MAXITER):
         w = 1 / (v + tau2)
         b, inv = _wls(y, w, X)
@@ -207,6 +248,38 @@ def _tau2_fisher(y, v, X, method):
                       "that depends on it are NaN; try method='PM' or 'DL'", ConvergenceWarning,
                       stacklevel=3)
     return tau2
+
+
+def _fisher_intercept(y, v, tau2, method):
+    """:func:`_tau2_fisher`'s iterations for an intercept-only model (REML, ML) in a few
+    passes per step: with w = 1/(v + tau2) and y centred at its common-effect mean, sum w,
+    sum w^2, sum w^3, sum w y, sum w^2 y, sum w^2 y^2 give the estimate b, y'PPy = sum w^2
+    (y - b)^2, tr(P) = sum w - sum w^2 / sum w and tr(PP) = sum w^2 - 2 sum w^3 / sum w +
+    (sum w^2 / sum w)^2 (the general formulas with X = 1). The same steps and stopping rule;
+    None if the steps do not settle (the general loop then decides)."""
+    yc = y - float(np.sum(y / v) / np.sum(1 / v))
+    y2 = yc * yc
+    w, w2 = np.empty_like(v), np.empty_like(v)
+    for _ in range(MAXITER):
+        np.add(v, tau2, out=w)
+        np.reciprocal(w, out=w)
+        np.multiply(w, w, out=w2)
+        s1, s2 = float(w.sum()), float(w2.sum())
+        b = float(w @ yc) / s1
+        yPPy = float(w2 @ y2) - 2 * b * float(w2 @ yc) + b * b * s2
+        if method == "ML":
+            adj = (yPPy - s1) / s2
+        else:
+            s3 = float(w2 @ w)
+            adj = (yPPy - (s1 - s2 / s1)) / (s2 - 2 * s3 / s1 + (s2 / s1) ** 2)
+        if not np.isfinite(adj):
+            adj = 0.0
+        while tau2 + adj < 0:
+            adj /= 2
+        tau2 += adj
+        if abs(adj) <= THRESHOLD * max(1.0, tau2):
+            return tau2
+    return None
 
 
 def _loglik(tau2, y, v, X, method):
@@ -249,18 +322,21 @@ def estimate_tau2(y, v, X, method: str) -> float:
     return max(0.0, tau2) if np.isfinite(tau2) else math.nan
 
 
-def tau2_qprofile(y, v, X, level: float = 95) -> tuple[float, float]:
+def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None) -> tuple[float, float]:
     """Q-profile confidence interval of tau^2 (Viechtbauer, 2007), as metafor's confint.
 
     The bounds solve Q(tau^2) = chi2 quantiles with k - p degrees of freedom; a bound whose
-    Q at 0 is already below the quantile is 0.
+    Q at 0 is already below the quantile is 0. ``tau2`` (the model's estimate, optional) is
+    where an intercept-only model's root search starts.
     """
     k, p = X.shape
     if k - p < 1:
         return math.nan, math.nan
     alpha = 1 - level / 100
     q_lo, q_hi = dist.chi2_ppf([1 - alpha / 2, alpha / 2], k - p)
-
+    if p == 1 and np.all(X == 1):
+        lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2)
+        return lo, hi
     return _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
 
 
@@ -697,7 +773,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         raise ValueError("no effects to pool")
     if k < p:
         raise ValueError(f"{k} effect(s) cannot estimate {p} coefficients")
-    if np.linalg.matrix_rank(X) < p:
+    if (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
         raise ValueError("the moderators are collinear: drop one of them")
     tau2 = estimate_tau2(y, v, X, method)
     w = 1 / (v + (tau2 if np.isfinite(tau2) else np.nan))
@@ -718,7 +794,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         else:
             vt = dfs / _tr_P(wf, X, invf)
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
-        tci = (tau2_qprofile(y, v, X, level) if method != "FE" and qprofile
+        tci = (tau2_qprofile(y, v, X, level, tau2) if method != "FE" and qprofile
                else (math.nan, math.nan))
     else:
         Q, Qp, I2, H2, tci = 0.0, 1.0, 0.0, 1.0, (math.nan, math.nan)
