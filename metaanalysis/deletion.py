@@ -83,8 +83,8 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
     est_c = sums[1, 1] / s1
     var = 1 / s1
     crit = dist.norm_isf((1 - level / 100) / 2)
+    s2w = (sums[1, 2] - 2 * est_c * sums[1, 1] + est_c**2 * s1) / dfs
     if test == "knha":
-        s2w = (sums[1, 2] - 2 * est_c * sums[1, 1] + est_c**2 * s1) / dfs
         var = var * np.where(s2w > np.finfo(float).eps, s2w, 0.0)
         crit = dist.t_isf((1 - level / 100) / 2, dfs)
     est = est_c + centre
@@ -100,13 +100,22 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
         I2, H2 = 100 * t / (vt + t), t / vt + 1
     out = {"estimate": est, "se": se, "zval": z, "pval": p, "ci_lb": est - crit * se,
            "ci_ub": est + crit * se, "tau2": t, "Q": Q, "Q_pvalue": dist.chi2_sf(Q, dfs),
-           "I2": I2, "H2": H2, "k": np.full(k, kk)}
+           "I2": I2, "H2": H2, "k": np.full(k, kk),
+           # for the case diagnostics: sum of the weights of the k - 1 effects and the
+           # Knapp-Hartung factor sum w (y - b)^2 / (k - 2) of each fit
+           "sw": s1, "s2w": s2w}
     rows = np.flatnonzero(exact)
     if len(rows):  # the fits the series does not reach: refitted directly
         mask = np.ones((len(rows), k), bool)
         mask[np.arange(len(rows)), rows] = False
         direct = batch_fit(np.broadcast_to(y, mask.shape), np.broadcast_to(v, mask.shape),
                            mask, method=method, test=test, level=level, start=tau2)
+        for n, i in enumerate(rows):
+            keep = mask[n]
+            w = 1 / (v[keep] + direct["tau2"][n])
+            direct.setdefault("sw", np.empty(len(rows)))[n] = w.sum()
+            b = np.sum(w * y[keep]) / w.sum()
+            direct.setdefault("s2w", np.empty(len(rows)))[n] = np.sum(w * (y[keep] - b)**2) / dfs
         for key in out:
             out[key] = np.asarray(out[key], float).copy()
             out[key][rows] = direct[key]

@@ -150,7 +150,9 @@ def influence(res: RMAResult) -> pd.DataFrame:
            ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "QE_del")}
     det_full = np.linalg.det(res.vb[btt, btt])
     dfbs = np.full((k, p), np.nan)
-    for i in range(k):
+    if _batched(res) and k >= 3:
+        _influence_intercept(res, hat, pred_full, out, dfbs)
+    for i in range(k if not (_batched(res) and k >= 3) else 0):
         y, v, X = _drop(res, i)
         r = _refit_or_nan(res, y, v, X)
         if r is None:  # the deletion leaves a moderator all zero: NA, as metafor
@@ -178,6 +180,30 @@ def influence(res: RMAResult) -> pd.DataFrame:
                          | (df["hat"] > 3 * p / k)
                          | (np.abs(dfbs) > 1).any(axis=1))
     return df
+
+
+def _influence_intercept(res, hat, pred_full, out, dfbs):
+    """influence()'s loop for an intercept-only model, from every leave-one-out fit at once
+    (O(k), :mod:`metaanalysis.deletion`): the same quantities as :func:`_deleted` and the
+    loop, with X = 1 (the left-out fit's variance is its se^2, the prediction its estimate)."""
+    from .deletion import leave_one_out_fits
+
+    b = leave_one_out_fits(res.yi, res.vi, method=res.method, test=res.test,
+                           level=res.level, tau2=res.tau2)
+    tau2_del = np.zeros(res.k) if res.method == "FE" else b["tau2"]
+    s2w = b["s2w"] if res.test == "knha" else np.ones(res.k)
+    vb_del = b["se"] ** 2
+    se = np.sqrt(res.vi * s2w + vb_del + tau2_del * s2w)
+    out["rstudent"][:] = (res.yi - b["estimate"]) / se
+    out["dffits"][:] = (pred_full - b["estimate"]) / np.sqrt(s2w * hat * (tau2_del + res.vi))
+    dfb = float(res.beta[0]) - b["estimate"]
+    out["cook_d"][:] = dfb * dfb * float(np.linalg.inv(res.vb)[0, 0])
+    out["cov_r"][:] = vb_del / float(res.vb[0, 0])
+    # all k effects weighted at the left-out fit's tau2: its k - 1 weights and effect i's
+    sw_all = b["sw"] + 1 / (res.vi + tau2_del)
+    dfbs[:, 0] = dfb / np.sqrt(s2w / sw_all)
+    out["tau2_del"][:] = b["tau2"]
+    out["QE_del"][:] = b["Q"]
 
 
 def cumulative(res: RMAResult, order=None) -> pd.DataFrame:

@@ -113,3 +113,26 @@ def test_a_million_effects_leave_one_out_needs_no_k_by_k_array():
         r = rma(y[keep], v[keep])
         assert out["estimate"][i] == pytest.approx(float(r.beta[0]), rel=1e-10)
         assert out["tau2"][i] == pytest.approx(r.tau2, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["plain", "outlier", "homogeneous", "small", "large_mean"])
+@pytest.mark.parametrize("method", ["REML", "ML", "DL", "HE", "FE"])
+@pytest.mark.parametrize("test", ["z", "knha"])
+def test_influence_from_the_o_k_fits_is_the_refit_loop(kind, method, test, monkeypatch):
+    """influence() of an intercept-only model takes every left-out fit from the O(k) fits;
+    each column equals the one refit per effect (the general loop) to 1e-10 (1e-8 of rma's
+    own convergence where its tau2 enters)."""
+    from metaanalysis import sensitivity
+
+    y, v = data(kind)
+    res = rma(y, v, method=method, test=test)
+    fast = sensitivity.influence(res)
+    monkeypatch.setattr(sensitivity, "_batched", lambda r: False)
+    loop = sensitivity.influence(res)
+    assert list(fast.columns) == list(loop.columns)
+    for c in fast.columns:
+        if c == "influential":
+            assert fast[c].tolist() == loop[c].tolist()
+            continue
+        np.testing.assert_allclose(fast[c].to_numpy(float), loop[c].to_numpy(float),
+                                   rtol=1e-8, atol=1e-9, err_msg=f"{kind} {c}")
