@@ -1,4 +1,5 @@
-"""Every leave-one-out fit of an intercept-only model in O(k) time and memory.
+"""Every leave-one-out fit, and every cumulative fit, of an intercept-only model in O(k)
+time and memory.
 
 Refitting without effect i needs sums over the other effects of functions of the weights
 ``w_j = 1 / (v_j + tau2_i)`` at that fit's own tau2_i, which differs from fit to fit: done
@@ -14,7 +15,9 @@ at most :data:`RATIO` (truncation error below 1e-15 of the sum); any other fit (
 far when one effect leaves, or a non-finite step) is refitted directly, row by row, by
 :func:`~metaanalysis.models.batch_fit`. The estimators, Fisher scoring with Newton steps,
 step halving at 0 are batch_fit's, so the roots are the same (polished by two more steps
-once converged); tests compare every column with direct refits to 1e-10.
+once converged); tests compare every column with direct refits to 1e-10. Cumulative fits
+(the first j effects, j = 1 ... k) use cumulative power sums the same way
+(:func:`cumulative_fits`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from .models import MAXITER, batch_fit, halve_at_zero
 #: (each fit costs O(terms) per step here): the roots come nearer than rma's own.
 THRESHOLD = 1e-10
 POLISH = 2
+
+#: Cumulative power sums are kept (not recomputed at each step) up to this many numbers.
+CACHED_CELLS = 5_000_000
 
 #: Terms of the series and the largest |d| / min(a) at which they are trusted:
 #: RATIO ** TERMS * TERMS**2 < 1e-15.
@@ -141,7 +147,7 @@ class _Series:
         n = np.arange(TERMS)
         self.coef = np.stack([np.ones(TERMS), n + 1.0, (n + 1.0) * (n + 2) / 2])
 
-    def trusted(self, t):
+    def trusted(self, t, idx=None):
         return np.abs(t - self.tau2) <= RATIO * self.a_min
 
     def sums(self, t, idx=None):
@@ -149,14 +155,15 @@ class _Series:
         ``idx`` (default all, in order) at their ``t``."""
         y, v = (self.y, self.v) if idx is None else (self.y[idx], self.v[idx])
         d = -(np.asarray(t, float) - self.tau2)
-        D = np.empty((TERMS, len(d)))
+        terms = _terms(np.abs(d) / self.a_min)
+        D = np.empty((terms, len(d)))
         D[0] = 1.0
-        for n in range(1, TERMS):
+        for n in range(1, terms):
             D[n] = D[n - 1] * d
         S = np.zeros((4, 3, len(d)))
         own_w = 1 / (v + t)
         for m in (1, 2, 3):
-            block = self.P[m - 1:m - 1 + TERMS] * self.coef[m - 1][:, None]  # (TERMS, 3)
+            block = self.P[m - 1:m - 1 + terms] * self.coef[m - 1][:terms, None]  # (terms, 3)
             S[m] = block.T @ D
             own = own_w**m
             S[m, 0] -= own
@@ -165,12 +172,25 @@ class _Series:
         return S
 
 
-def _fisher(series: _Series, t, method):
-    """batch_fit's Fisher scoring (with its Newton steps and step halving) on every
-    leave-one-out fit at once, through the series; returns tau2 and the fits to refit
-    directly (out of the series' reach, or not converged)."""
+def _terms(ratio) -> int:
+    """Terms of the series for the largest |d| / min(a) among the fits evaluated: the term n
+    is at most C(n + 2, 2) ratio^n of the sum (m <= 3), so stop where that is below 1e-17."""
+    r = float(np.max(ratio, initial=0.0))
+    if not r < 1:
+        return TERMS
+    n = 1
+    while n < TERMS and (n + 2) * (n + 1) / 2 * r**n > 1e-17:
+        n += 1
+    return n
+
+
+def _fisher(series, t, method, skip=None):
+    """batch_fit's Fisher scoring (with its Newton steps and step halving) on every fit at
+    once, through the series (leave-one-out or prefixes); returns tau2 and the fits to refit
+    directly (out of the series' reach, or not converged); ``skip``: fits refitted directly
+    anyway."""
     t = t.copy()
-    exact = np.zeros(len(t), bool)
+    exact = np.zeros(len(t), bool) if skip is None else skip.copy()
     active = np.ones(len(t), bool)
     left = np.full(len(t), POLISH + 1)  # steps still to take once below the threshold
     for _ in range(MAXITER):
@@ -178,7 +198,7 @@ def _fisher(series: _Series, t, method):
         if not len(idx):
             break
         ti = t[idx]
-        far = ~series.trusted(ti)
+        far = ~series.trusted(ti, idx)
         if far.any():
             exact[idx[far]] = True
             idx, ti = idx[~far], ti[~far]
@@ -208,3 +228,151 @@ def _fisher(series: _Series, t, method):
         active[idx] = (left[idx] > 0) & (adj != 0)
     exact |= active
     return t, exact
+
+
+def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float = 95,
+                    tau2: float | None = None) -> dict:
+    """The intercept-only model fitted to the first 1, 2, ..., k effects of ``y`` (in their
+    order), as :func:`~metaanalysis.models.batch_fit` with the mask ``tri(k)`` returns it,
+    in O(k) memory and O(k x terms) time: the same expansion around ``tau2`` (the full-data
+    estimate) with cumulative power sums; prefixes out of the series' reach (usually the
+    first few, whose tau2 is far from the final one) are refitted directly."""
+    y, v = np.asarray(y, float), np.asarray(v, float)
+    k = len(y)
+    method = method.upper()
+    if k < 3 or method not in ("FE", "DL", "HE", "REML", "ML"):
+        return batch_fit(np.broadcast_to(y, (k, k)), np.broadcast_to(v, (k, k)),
+                         np.tri(k, dtype=bool), method=method, test=test, level=level)
+    if tau2 is None:
+        tau2 = float(batch_fit(y[None], v[None], method=method)["tau2"][0])
+    kk = np.arange(1, k + 1, dtype=float)
+    dfs = kk - 1
+    wf = 1 / v
+    centre = float(np.sum(wf * y) / wf.sum())
+    yc = y - centre
+    sw, swy = np.cumsum(wf), np.cumsum(wf * yc)
+    swyy, sww = np.cumsum(wf * yc * yc), np.cumsum(wf * wf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Q = np.maximum(0.0, swyy - swy**2 / sw)
+        trP_fe = sw - sww / sw
+        if method == "FE":
+            t = np.zeros(k)
+        elif method == "DL":
+            t = np.maximum(0.0, (Q - dfs) / trP_fe)
+        elif method == "HE":
+            ybar = np.cumsum(yc) / kk
+            rss = np.cumsum(yc * yc) - kk * ybar**2
+            t = np.maximum(0.0, (rss - np.cumsum(v) * (1 - 1 / kk)) / dfs)
+        else:
+            t = np.full(k, float(tau2))
+    t = np.where(dfs > 0, t, 0.0)
+    series = _PrefixSeries(yc, v, float(tau2))
+    exact = np.zeros(k, bool)
+    exact[:2] = True  # one or two effects: nothing to expand, refitted directly
+    if method in ("REML", "ML"):
+        t, not_reached = _fisher(series, t, method, skip=exact)
+        exact |= not_reached
+    exact |= ~series.trusted(t)
+    sums = series.sums(t)
+    s1 = sums[1, 0]
+    est_c = sums[1, 1] / s1
+    var = 1 / s1
+    crit = dist.norm_isf((1 - level / 100) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2w = (sums[1, 2] - 2 * est_c * sums[1, 1] + est_c**2 * s1) / dfs
+        if test == "knha":
+            var = var * np.where(s2w > np.finfo(float).eps, s2w, 0.0)
+            crit = dist.t_isf((1 - level / 100) / 2, dfs)
+        est = est_c + centre
+        se = np.sqrt(var)
+        z = est / se
+        p = 2 * (dist.t_sf(np.abs(z), dfs) if test == "knha" else dist.norm_sf(np.abs(z)))
+        if method == "FE":
+            I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - dfs) / Q), 0.0)
+            H2 = Q / dfs
+        else:
+            vt = dfs / trP_fe
+            I2, H2 = 100 * t / (vt + t), t / vt + 1
+    out = {"estimate": est, "se": se, "zval": z, "pval": p, "ci_lb": est - crit * se,
+           "ci_ub": est + crit * se, "tau2": t, "Q": Q,
+           "Q_pvalue": dist.chi2_sf(Q, np.maximum(dfs, 1)), "I2": I2, "H2": H2, "k": kk}
+    rows = np.flatnonzero(exact)
+    # refitted directly, a few prefixes at a time (each needs only its own first j columns)
+    for chunk in _chunks(rows, k):
+        width = int(chunk.max()) + 1
+        mask = np.arange(width)[None, :] <= chunk[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # one effect: NaN where undefined
+            direct = batch_fit(np.broadcast_to(y[:width], mask.shape),
+                               np.broadcast_to(v[:width], mask.shape), mask, method=method,
+                               test=test, level=level)
+        for key in out:
+            out[key] = np.asarray(out[key], float).copy()
+            out[key][chunk] = direct[key]
+    return out
+
+
+def _chunks(rows, k, cells: int = 4_000_000):
+    """``rows`` (prefix indices, increasing) in groups of at most ``cells`` array cells."""
+    start = 0
+    while start < len(rows):
+        end = start + 1
+        while end < len(rows) and (end - start + 1) * (rows[end] + 1) <= cells:
+            end += 1
+        yield rows[start:end]
+        start = end
+
+
+class _PrefixSeries:
+    """``S[m, p] = sum_{l <= j} (v_l + tau2_j)^-m y_l^p`` for every prefix j at once: the
+    expansion of the module docstring with cumulative power sums, computed term by term
+    (O(k) memory)."""
+
+    def __init__(self, y, v, tau2):
+        self.y, self.v, self.tau2 = y, v, tau2
+        self.inv = 1 / (v + tau2)
+        self.a_min = np.minimum.accumulate(v + tau2)  # of each prefix
+        n = np.arange(TERMS)
+        self.coef = np.stack([np.ones(TERMS), n + 1.0, (n + 1.0) * (n + 2) / 2])
+        self.cum = None
+        if (3 + TERMS) * 3 * len(y) <= CACHED_CELLS:  # kept for every evaluation
+            self.cum = np.stack([np.stack(c) for c in self._cumulative_powers()])
+
+    def _cumulative_powers(self):
+        """For q = 1 ... 2 + TERMS: the cumulative sums of inv^q, inv^q y, inv^q y^2."""
+        power = self.inv.copy()
+        for _ in range(2 + TERMS):
+            yield (np.cumsum(power), np.cumsum(power * self.y),
+                   np.cumsum(power * self.y * self.y))
+            power *= self.inv
+
+    def trusted(self, t, idx=None):
+        a_min = self.a_min if idx is None else self.a_min[idx]
+        return np.abs(np.asarray(t) - self.tau2) <= RATIO * a_min
+
+    def sums(self, t, idx=None):
+        """S as an array (4, 3, len(t)) for the prefixes ``idx`` (default all) at their t."""
+        x = -(np.asarray(t, float) - self.tau2)
+        k = len(self.y)
+        idx = np.arange(k) if idx is None else np.asarray(idx)
+        S = np.zeros((4, 3, len(idx)))
+        terms = _terms(np.abs(x) / self.a_min[idx])
+        xn = np.ones((terms, len(idx)))
+        for n in range(1, terms):
+            xn[n] = xn[n - 1] * x
+        if self.cum is not None:
+            block = self.cum[:, :, idx]  # (2 + TERMS, 3, len(idx))
+            for m in (1, 2, 3):
+                S[m] = np.einsum("ni,npi->pi", self.coef[m - 1][:terms, None] * xn,
+                                 block[m - 1:m - 1 + terms])
+            return S
+        for q, cum in enumerate(self._cumulative_powers(), start=1):  # the sums of inv^q
+            if q > terms + 2:
+                break
+            cum = [c[idx] for c in cum]
+            for m in (1, 2, 3):
+                n = q - m
+                if 0 <= n < terms:
+                    factor = self.coef[m - 1][n] * xn[n]
+                    for p_ in range(3):
+                        S[m, p_] += factor * cum[p_]
+        return S

@@ -226,10 +226,10 @@ def cumulative(res: RMAResult, order=None) -> pd.DataFrame:
         return pd.DataFrame(rows)
     idx = np.argsort(np.asarray(order), kind="stable") if order is not None else np.arange(res.k)
     if _batched(res):
-        Y, V = res.yi[idx], res.vi[idx]
-        mask = np.tri(res.k, dtype=bool)
-        b = batch_fit(np.broadcast_to(Y, (res.k, res.k)), np.broadcast_to(V, (res.k, res.k)),
-                      mask, method=res.method, test=res.test, level=res.level)
+        from .deletion import cumulative_fits
+
+        b = cumulative_fits(res.yi[idx], res.vi[idx], method=res.method, test=res.test,
+                            level=res.level, tau2=res.tau2)
         return pd.DataFrame({"added": [res.slab[i] for i in idx], "k": np.arange(1, res.k + 1),
                              **{c: b[c] for c in ("estimate", "se", "ci_lb", "ci_ub", "pval",
                                                   "tau2", "I2", "Q")}})

@@ -136,3 +136,48 @@ def test_influence_from_the_o_k_fits_is_the_refit_loop(kind, method, test, monke
             continue
         np.testing.assert_allclose(fast[c].to_numpy(float), loop[c].to_numpy(float),
                                    rtol=1e-8, atol=1e-9, err_msg=f"{kind} {c}")
+
+
+@pytest.mark.parametrize("kind", ["plain", "outlier", "homogeneous", "small", "large_mean"])
+@pytest.mark.parametrize("method", ["REML", "ML", "DL", "HE", "FE"])
+@pytest.mark.parametrize("test", ["z", "knha"])
+def test_every_cumulative_fit_is_the_direct_fit_of_its_prefix(kind, method, test):
+    """cumulative(): each prefix's fit equals the direct fit of the first j effects (batch_fit
+    with tri(k)) to 1e-9 (ML's reference converges linearly: 2e-10 from its root) and rma()
+    on the prefix to 1e-8, in the order given."""
+    from metaanalysis.sensitivity import cumulative
+
+    y, v = data(kind)
+    k = len(y)
+    order = np.random.default_rng(7).permutation(k)
+    res = rma(y, v, method=method, test=test)
+    table = cumulative(res, order=order)
+    idx = np.argsort(order, kind="stable")
+    ys, vs = y[idx], v[idx]
+    with np.errstate(all="ignore"):
+        direct = batch_fit(np.broadcast_to(ys, (k, k)), np.broadcast_to(vs, (k, k)),
+                           np.tri(k, dtype=bool), method=method, test=test)
+    assert table["k"].tolist() == list(range(1, k + 1))
+    for j in range(k):
+        r = rma(ys[:j + 1], vs[:j + 1], method=method, test=test) if j >= 1 else None
+        for c in ("estimate", "se", "ci_lb", "ci_ub", "pval", "tau2", "I2", "Q"):
+            got = float(table[c].iloc[j])
+            assert got == pytest.approx(direct[c][j], rel=1e-9, abs=1e-8, nan_ok=True), (kind, j, c)
+        if r is not None:
+            assert float(table["estimate"].iloc[j]) == pytest.approx(float(r.beta[0]),
+                                                                   rel=1e-8, abs=1e-10)
+            assert float(table["tau2"].iloc[j]) == pytest.approx(r.tau2, rel=1e-8, abs=1e-10)
+
+
+def test_a_long_cumulative_analysis_needs_no_k_by_k_array():
+    """k = 100,000 prefixes (a k x k array would be 80 GB): spot checks against rma()."""
+    rng = np.random.default_rng(2)
+    k = 100_000
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.3 + rng.normal(0, 0.2, k) + rng.normal(0, np.sqrt(v))
+    res = rma(y, v)
+    out = deletion.cumulative_fits(y, v, tau2=res.tau2)
+    for j in (2, 50, 4_321, k - 1):
+        r = rma(y[:j + 1], v[:j + 1])
+        assert out["estimate"][j] == pytest.approx(float(r.beta[0]), rel=1e-9)
+        assert out["tau2"][j] == pytest.approx(r.tau2, rel=1e-8, abs=1e-10)
