@@ -236,13 +236,29 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None) -
         # researcher can open it at the failing cell (site/.build/failed/NAME.ipynb)
         executed_path = staging.parent / f"{job.name}.ipynb"
         executed_path.parent.mkdir(parents=True, exist_ok=True)
-        with _kernel_stderr_filtered():
-            executed = pm.execute_notebook(
-                source, str(executed_path), parameters=params,
-                kernel_name=_kernel_name(), progress_bar=False, log_output=False,
-                execution_timeout=timeout, cwd=str(nb_path.parent), report_mode=False,
-                extra_arguments=KERNEL_ARGUMENTS,
-                kernel_manager_class=kernel_manager_class(threads))
+        from .kernels import kernel_manager_class
+
+        for attempt in (1, 2):
+            with _kernel_stderr_filtered(forward=False) as captured:
+                try:
+                    executed = pm.execute_notebook(
+                        source, str(executed_path), parameters=params,
+                        kernel_name=_kernel_name(), progress_bar=False, log_output=False,
+                        execution_timeout=timeout, cwd=str(nb_path.parent),
+                        report_mode=False, extra_arguments=KERNEL_ARGUMENTS,
+                        kernel_manager_class=kernel_manager_class(threads))
+                    failed = None
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    failed = exc
+            # a new kernel can lose the ports it was given to another process before binding
+            # them (jupyter_client picks them, the kernel binds them; seen once in CI): it
+            # dies at start, and is started again, once, with new ports
+            if failed is not None and attempt == 1 and PORT_TAKEN in captured.text:
+                continue
+            captured.forward()
+            if failed is not None:
+                raise failed
+            break
         profile["execute"] = time.perf_counter() - t0
         if not all((staging / f"{job.name}{s}").exists() for s in (".csv", ".json")):
             # the notebook made no Note for its theme: compute the open data here
@@ -475,12 +491,20 @@ class UnsafePage(ValueError):
     """A rendered page holds an element, attribute or URL outside the allowlist."""
 
 
+#: What a kernel says when the port it was given is taken (see render_one).
+PORT_TAKEN = "Address already in use"
+
+
 class _kernel_stderr_filtered:
     """Capture this process's fd 2 (which the kernel inherits) and forward it without the
     kernel's routine notices (unencrypted local TCP, interrupt at shutdown)."""
 
     NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel",
              "Timeout waiting for execute reply")
+
+    def __init__(self, forward: bool = True):
+        self.forward_on_exit = forward
+        self.text = ""
 
     def __enter__(self):
         import tempfile
@@ -496,10 +520,16 @@ class _kernel_stderr_filtered:
         os.dup2(self.saved, 2)
         os.close(self.saved)
         self.tmp.seek(0)
-        for line in self.quiet(self.tmp.read().decode(errors="replace")):
-            print(line, file=sys.stderr)
+        self.text = self.tmp.read().decode(errors="replace")
         self.tmp.close()
+        if self.forward_on_exit:
+            self.forward()
         return False
+
+    def forward(self) -> None:
+        """Print what was captured, without the routine notices."""
+        for line in self.quiet(self.text):
+            print(line, file=sys.stderr)
 
     @classmethod
     def quiet(cls, text: str) -> list[str]:
@@ -716,6 +746,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         # the biggest bibliographies first, so that the short themes fill the gaps
         runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
         workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
+        from .kernels import kernel_threads
+
         threads = kernel_threads(workers)
         with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent,
                                  initargs=(os.getpid(),)) as pool:
@@ -770,38 +802,6 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
 def _with_jobs(ranked, todo):
     """(outcome, job) pairs of the planned jobs' outcomes."""
     return [(o, todo[i]) for i, o in ranked]
-
-
-#: The environment variables that set how many threads a kernel's BLAS and OpenMP use.
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def kernel_threads(workers: int, cores: int | None = None) -> int:
-    """The BLAS threads each note's kernel gets: the cores shared among the notes rendered at
-    once. With as many kernels as cores, a second BLAS thread per kernel only contends for a
-    busy core (OpenBLAS threads spin while they wait): a cold ``make notes`` took 60 s with
-    them, 41 s without, on 2 cores, with the same bytes (benchmarks/README.md)."""
-    cores = cores or os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
-
-
-def kernel_manager_class(threads: int | None):
-    """The kernel manager papermill starts a note's kernel with: the kernel's environment is
-    this process's, plus ``threads`` BLAS and OpenMP threads unless the user set them (passed
-    to the kernel's process alone, never set in this one)."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    if not threads:
-        return AsyncKernelManager
-
-    class NoteKernelManager(AsyncKernelManager):
-        async def _async_pre_start_kernel(self, **kw):
-            env = dict(kw.pop("env", None) or os.environ)
-            for name in THREAD_VARIABLES:
-                env.setdefault(name, str(threads))
-            return await super()._async_pre_start_kernel(env=env, **kw)
-
-    return NoteKernelManager
 
 
 def _watch_parent(parent: int) -> None:
