@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import distributions as dist
-from .models import MAXITER, batch_fit, halve_at_zero
+from .models import MAXITER, batch_fit, batch_results, halve_at_zero
 
 #: Convergence: rma()'s threshold (a step below 1e-10, relative), then POLISH more steps
 #: (each fit costs O(terms) per step here): the roots come nearer than rma's own.
@@ -85,31 +84,10 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
         t, exact = _fisher(series, t, method)
     exact |= ~series.trusted(t)
     sums = series.sums(t)
-    s1 = sums[1, 0]
-    est_c = sums[1, 1] / s1
-    var = 1 / s1
-    crit = dist.norm_isf((1 - level / 100) / 2)
-    s2w = (sums[1, 2] - 2 * est_c * sums[1, 1] + est_c**2 * s1) / dfs
-    if test == "knha":
-        var = var * np.where(s2w > np.finfo(float).eps, s2w, 0.0)
-        crit = dist.t_isf((1 - level / 100) / 2, dfs)
-    est = est_c + centre
-    se = np.sqrt(var)
-    with np.errstate(divide="ignore", invalid="ignore"):  # se = 0 (Knapp-Hartung, no spread)
-        z = est / se
-    p = 2 * (dist.t_sf(np.abs(z), dfs) if test == "knha" else dist.norm_sf(np.abs(z)))
-    if method == "FE":
-        I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - dfs) / Q), 0.0)
-        H2 = Q / dfs
-    else:
-        vt = dfs / trP_fe
-        I2, H2 = 100 * t / (vt + t), t / vt + 1
-    out = {"estimate": est, "se": se, "zval": z, "pval": p, "ci_lb": est - crit * se,
-           "ci_ub": est + crit * se, "tau2": t, "Q": Q, "Q_pvalue": dist.chi2_sf(Q, dfs),
-           "I2": I2, "H2": H2, "k": np.full(k, kk),
-           # for the case diagnostics: sum of the weights of the k - 1 effects and the
-           # Knapp-Hartung factor sum w (y - b)^2 / (k - 2) of each fit
-           "sw": s1, "s2w": s2w}
+    s1, s2w, est = _estimates(sums, centre, dfs)
+    out = batch_results(est, 1 / s1, s2w, t, Q, trP_fe, np.full(k, kk), method, test, level)
+    # for the case diagnostics: each fit's sum of weights and Knapp-Hartung factor
+    out.update(sw=s1, s2w=s2w)
     rows = np.flatnonzero(exact)
     if len(rows):  # the fits the series does not reach: refitted directly
         mask = np.ones((len(rows), k), bool)
@@ -126,6 +104,15 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
             out[key] = np.asarray(out[key], float).copy()
             out[key][rows] = direct[key]
     return out
+
+
+def _estimates(sums, centre, dfs):
+    """Each fit's sum of weights, Knapp-Hartung factor and estimate from its sums."""
+    s1 = sums[1, 0]
+    est_c = sums[1, 1] / s1
+    with np.errstate(divide="ignore", invalid="ignore"):  # one effect: no factor
+        s2w = (sums[1, 2] - 2 * est_c * sums[1, 1] + est_c**2 * s1) / dfs
+    return s1, s2w, est_c + centre
 
 
 class _Series:
@@ -274,28 +261,8 @@ def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float
         exact |= not_reached
     exact |= ~series.trusted(t)
     sums = series.sums(t)
-    s1 = sums[1, 0]
-    est_c = sums[1, 1] / s1
-    var = 1 / s1
-    crit = dist.norm_isf((1 - level / 100) / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s2w = (sums[1, 2] - 2 * est_c * sums[1, 1] + est_c**2 * s1) / dfs
-        if test == "knha":
-            var = var * np.where(s2w > np.finfo(float).eps, s2w, 0.0)
-            crit = dist.t_isf((1 - level / 100) / 2, dfs)
-        est = est_c + centre
-        se = np.sqrt(var)
-        z = est / se
-        p = 2 * (dist.t_sf(np.abs(z), dfs) if test == "knha" else dist.norm_sf(np.abs(z)))
-        if method == "FE":
-            I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - dfs) / Q), 0.0)
-            H2 = Q / dfs
-        else:
-            vt = dfs / trP_fe
-            I2, H2 = 100 * t / (vt + t), t / vt + 1
-    out = {"estimate": est, "se": se, "zval": z, "pval": p, "ci_lb": est - crit * se,
-           "ci_ub": est + crit * se, "tau2": t, "Q": Q,
-           "Q_pvalue": dist.chi2_sf(Q, np.maximum(dfs, 1)), "I2": I2, "H2": H2, "k": kk}
+    s1, s2w, est = _estimates(sums, centre, dfs)
+    out = batch_results(est, 1 / s1, s2w, t, Q, trP_fe, kk, method, test, level)
     rows = np.flatnonzero(exact)
     # refitted directly, a few prefixes at a time (each needs only its own first j columns)
     for chunk in _chunks(rows, k):

@@ -234,12 +234,8 @@ def _tau2_fisher(y, v, X, method):
             adj = (Py @ Py - _tr_P(w, X, inv)) / _tr_PP(w, X, inv)
         else:  # EB
             adj = (float(Py @ (y - X @ b)) * k / (k - p) - k) / w.sum()
-        if not np.isfinite(adj):
-            adj = 0.0
-        while tau2 + adj < 0:
-            adj /= 2
-        tau2 += adj
-        if abs(adj) <= THRESHOLD * max(1.0, tau2):
+        tau2, done = _fisher_step(tau2, adj)
+        if done:
             return tau2
     # Fisher scoring can oscillate (metafor stops with an error there); the estimate is then
     # found directly: EB's fixed point is the root of Q(tau^2) = k - p, and REML/ML maximise
@@ -274,14 +270,21 @@ def _fisher_intercept(y, v, tau2, method):
         else:
             s3 = float(w2 @ w)
             adj = (yPPy - (s1 - s2 / s1)) / (s2 - 2 * s3 / s1 + (s2 / s1) ** 2)
-        if not np.isfinite(adj):
-            adj = 0.0
-        while tau2 + adj < 0:
-            adj /= 2
-        tau2 += adj
-        if abs(adj) <= THRESHOLD * max(1.0, tau2):
+        tau2, done = _fisher_step(tau2, adj)
+        if done:
             return tau2
     return None
+
+
+def _fisher_step(tau2, adj):
+    """tau2 after a Fisher step ``adj`` (none if not finite), halved until tau2 stays >= 0
+    as metafor does, and whether the iterations have converged."""
+    if not np.isfinite(adj):
+        adj = 0.0
+    while tau2 + adj < 0:
+        adj /= 2
+    tau2 += adj
+    return tau2, abs(adj) <= THRESHOLD * max(1.0, tau2)
 
 
 def _loglik(tau2, y, v, X, method):
@@ -948,17 +951,27 @@ def _batch_fit(Y, V, M, method, test, level, start):
     w = 1.0 / (Vm + tau2[:, None])
     s1 = w.sum(axis=1)
     est = np.einsum("ij,ij->i", w, Yz) / s1
-    var = 1 / s1
-    crit = dist.norm_isf((1 - level / 100) / 2)
+    s2w = None
     if test == "knha":
         re = Yz - est[:, None]
         s2w = np.einsum("ij,ij->i", w, re * re) / dfs
+    return batch_results(est, 1 / s1, s2w, tau2, Q, trP_fe, k, method, test, level)
+
+
+def batch_results(est, var, s2w, tau2, Q, trP_fe, k, method, test, level) -> dict:
+    """batch_fit's columns from each fit's estimate, its variance 1 / sum w, the
+    Knapp-Hartung factor ``s2w`` (sum w (y - b)^2 / (k - 1); used with test "knha"), tau2,
+    the common-effect Q and tr(P), and the number of effects ``k`` (arrays); also used by
+    the O(k) leave-one-out and cumulative fits (:mod:`metaanalysis.deletion`)."""
+    dfs = k - 1
+    crit = dist.norm_isf((1 - level / 100) / 2)
+    if test == "knha":
         var = var * np.where(s2w > np.finfo(float).eps, s2w, 0.0)
         crit = dist.t_isf((1 - level / 100) / 2, dfs)
-    se = np.sqrt(var)
-    z = est / se
-    p = 2 * (dist.t_sf(np.abs(z), dfs) if test == "knha" else dist.norm_sf(np.abs(z)))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # one effect, or se = 0: NaN, inf
+        se = np.sqrt(var)
+        z = est / se
+        p = 2 * (dist.t_sf(np.abs(z), dfs) if test == "knha" else dist.norm_sf(np.abs(z)))
         if method == "FE":
             I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - dfs) / Q), 0.0)
             H2 = Q / dfs
