@@ -31,6 +31,9 @@ from .models import MAXITER, batch_fit, batch_results, halve_at_zero
 THRESHOLD = 1e-10
 POLISH = 2
 
+#: The fits refitted directly are refitted a few at a time: at most this many mask cells.
+DIRECT_CELLS = 4_000_000
+
 #: Cumulative power sums are kept (not recomputed at each step) up to this many numbers.
 CACHED_CELLS = 5_000_000
 
@@ -88,21 +91,24 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
     out = batch_results(est, 1 / s1, s2w, t, Q, trP_fe, np.full(k, kk), method, test, level)
     # for the case diagnostics: each fit's sum of weights and Knapp-Hartung factor
     out.update(sw=s1, s2w=s2w)
+    # the fits the series does not reach: refitted directly, a few at a time (each row of
+    # the mask is k wide, so never more than a few million cells at once)
     rows = np.flatnonzero(exact)
-    if len(rows):  # the fits the series does not reach: refitted directly
-        mask = np.ones((len(rows), k), bool)
-        mask[np.arange(len(rows)), rows] = False
+    step = max(1, DIRECT_CELLS // k)
+    for chunk in (rows[a:a + step] for a in range(0, len(rows), step)):
+        mask = np.ones((len(chunk), k), bool)
+        mask[np.arange(len(chunk)), chunk] = False
         direct = batch_fit(np.broadcast_to(y, mask.shape), np.broadcast_to(v, mask.shape),
                            mask, method=method, test=test, level=level, start=tau2)
-        for n, i in enumerate(rows):
-            keep = mask[n]
+        direct["sw"], direct["s2w"] = np.empty(len(chunk)), np.empty(len(chunk))
+        for n, keep in enumerate(mask):
             w = 1 / (v[keep] + direct["tau2"][n])
-            direct.setdefault("sw", np.empty(len(rows)))[n] = w.sum()
             b = np.sum(w * y[keep]) / w.sum()
-            direct.setdefault("s2w", np.empty(len(rows)))[n] = np.sum(w * (y[keep] - b)**2) / dfs
+            direct["sw"][n] = w.sum()
+            direct["s2w"][n] = np.sum(w * (y[keep] - b)**2) / dfs
         for key in out:
             out[key] = np.asarray(out[key], float).copy()
-            out[key][rows] = direct[key]
+            out[key][chunk] = direct[key]
     return out
 
 
@@ -278,8 +284,9 @@ def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float
     return out
 
 
-def _chunks(rows, k, cells: int = 4_000_000):
+def _chunks(rows, k, cells: int | None = None):
     """``rows`` (prefix indices, increasing) in groups of at most ``cells`` array cells."""
+    cells = cells or DIRECT_CELLS
     start = 0
     while start < len(rows):
         end = start + 1

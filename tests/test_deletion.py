@@ -181,3 +181,27 @@ def test_a_long_cumulative_analysis_needs_no_k_by_k_array():
         r = rma(y[:j + 1], v[:j + 1])
         assert out["estimate"][j] == pytest.approx(float(r.beta[0]), rel=1e-9)
         assert out["tau2"][j] == pytest.approx(r.tau2, rel=1e-8, abs=1e-10)
+
+
+def test_fits_refitted_directly_go_a_few_at_a_time(monkeypatch):
+    """With the series trusted nowhere, every fit is refitted directly, in chunks of a few
+    rows (never a k x k mask): the same numbers as the series gives."""
+    y, v = data("plain")
+    res = rma(y, v)
+    expected = deletion.leave_one_out_fits(y, v, tau2=res.tau2)
+    expected_cum = deletion.cumulative_fits(y, v, tau2=res.tau2)
+    shapes = []
+    original = deletion.batch_fit
+    monkeypatch.setattr(deletion, "batch_fit", lambda Y, V, mask, **kw: (
+        shapes.append(mask.shape), original(Y, V, mask, **kw))[1])
+    monkeypatch.setattr(deletion, "RATIO", 0.0)
+    monkeypatch.setattr(deletion, "DIRECT_CELLS", 3 * len(y))
+    out = deletion.leave_one_out_fits(y, v, tau2=res.tau2)
+    assert len(shapes) == -(-len(y) // 3) and max(s[0] for s in shapes) == 3
+    for c in ("estimate", "se", "tau2", "Q", "I2", "sw", "s2w"):
+        np.testing.assert_allclose(out[c], expected[c], rtol=1e-9, atol=1e-12, err_msg=c)
+    shapes.clear()
+    cum = deletion.cumulative_fits(y, v, tau2=res.tau2)
+    assert max(r * w for r, w in shapes) <= 3 * len(y)
+    for c in ("estimate", "se", "tau2", "Q"):
+        np.testing.assert_allclose(cum[c], expected_cum[c], rtol=1e-9, atol=1e-9, err_msg=c)
