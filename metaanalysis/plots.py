@@ -118,8 +118,9 @@ def new_figure(figsize, ax=None):
 @dataclass
 class Plot:
     """A drawn figure and what a reader needs to know about it: the matplotlib ``figure``,
-    its ``alt`` text (one sentence), and whether it was laid out by hand (``fixed_layout``:
-    saved without the "tight" bounding box). Shows itself as SVG in a notebook; ``svg()``
+    its ``alt`` text (one sentence), and whether it was laid out by hand in its own figure
+    (``fixed_layout``: the house layout, not drawn into a caller's ``ax``); every figure is
+    saved with the house style's tight box. Shows itself as SVG in a notebook; ``svg()``
     gives the :class:`SVGFigure` the site uses, ``savefig`` saves in the house style."""
 
     figure: object
@@ -130,7 +131,7 @@ class Plot:
         return svg_figure(self, caption)
 
     def savefig(self, fname, **kwargs):
-        kwargs.setdefault("bbox_inches", None if self.fixed_layout else "tight")
+        kwargs.setdefault("bbox_inches", "tight")
         with house_style():
             self.figure.savefig(fname, **kwargs)
 
@@ -427,10 +428,9 @@ class SVGFigure:
     ``<figure>`` of :func:`figure_html`. No HTML form: a viewer that sanitizes HTML would
     strip the SVG and show its text."""
 
-    def __init__(self, svg: str, alt: str, caption: str = "", figure=None, dpi: int = 100,
-                 fixed_layout: bool = False):
+    def __init__(self, svg: str, alt: str, caption: str = "", figure=None, dpi: int = 100):
         self.svg, self.alt, self.caption = svg, alt, caption
-        self._figure, self.dpi, self._fixed_layout = figure, dpi, fixed_layout
+        self._figure, self.dpi = figure, dpi
 
     def html(self) -> str:
         """The figure as the site shows it (:func:`figure_html`)."""
@@ -443,9 +443,8 @@ class SVGFigure:
         import io
 
         buf = io.BytesIO()
-        bbox = None if self._fixed_layout else "tight"
         with house_style():
-            self._figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches=bbox,
+            self._figure.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight",
                                  metadata={"Software": None})
         return buf.getvalue()
 
@@ -521,7 +520,6 @@ def svg_figure(plot, caption: str = "") -> SVGFigure:
     import re
 
     fig = getattr(plot, "figure", plot)
-    fixed = getattr(plot, "fixed_layout", False)
     buf = io.StringIO()
     with house_style():
         if _vector_only(fig):  # drawn once (see _tight_bbox)
@@ -541,4 +539,4 @@ def svg_figure(plot, caption: str = "") -> SVGFigure:
     # (round line joins) lives in note.css, so the page's allowlist needs neither
     svg = svg.replace("xlink:href=", "href=").replace(' xmlns:xlink="http://www.w3.org/1999/xlink"', "")
     svg = re.sub(r"<style[^>]*>.*?</style>", "", svg, flags=re.S)
-    return SVGFigure(svg, getattr(plot, "alt", ""), caption, figure=fig, fixed_layout=fixed)
+    return SVGFigure(svg, getattr(plot, "alt", ""), caption, figure=fig)

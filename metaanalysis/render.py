@@ -239,7 +239,7 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None) -
         from .kernels import kernel_manager_class
 
         for attempt in (1, 2):
-            with _kernel_stderr_filtered(forward=False) as captured:
+            with _kernel_stderr_filtered() as captured:
                 try:
                     executed = pm.execute_notebook(
                         source, str(executed_path), parameters=params,
@@ -496,14 +496,14 @@ PORT_TAKEN = "Address already in use"
 
 
 class _kernel_stderr_filtered:
-    """Capture this process's fd 2 (which the kernel inherits) and forward it without the
-    kernel's routine notices (unencrypted local TCP, interrupt at shutdown)."""
+    """Capture this process's fd 2 (which the kernel inherits) into ``text``; ``forward()``
+    prints it without the kernel's routine notices (unencrypted local TCP, interrupt at
+    shutdown)."""
 
     NOISE = ("Kernel is running over TCP without encryption", "KeyboardInterrupt caught in kernel",
              "Timeout waiting for execute reply")
 
-    def __init__(self, forward: bool = True):
-        self.forward_on_exit = forward
+    def __init__(self):
         self.text = ""
 
     def __enter__(self):
@@ -522,8 +522,6 @@ class _kernel_stderr_filtered:
         self.tmp.seek(0)
         self.text = self.tmp.read().decode(errors="replace")
         self.tmp.close()
-        if self.forward_on_exit:
-            self.forward()
         return False
 
     def forward(self) -> None:

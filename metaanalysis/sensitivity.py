@@ -150,9 +150,11 @@ def influence(res: RMAResult) -> pd.DataFrame:
            ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "QE_del")}
     det_full = np.linalg.det(res.vb[btt, btt])
     dfbs = np.full((k, p), np.nan)
-    if _batched(res) and k >= 3:
+    # intercept-only: every left-out fit at once; otherwise one refit per effect
+    at_once = _batched(res) and k >= 3
+    if at_once:
         _influence_intercept(res, hat, pred_full, out, dfbs)
-    for i in range(k if not (_batched(res) and k >= 3) else 0):
+    for i in range(0 if at_once else k):
         y, v, X = _drop(res, i)
         r = _refit_or_nan(res, y, v, X)
         if r is None:  # the deletion leaves a moderator all zero: NA, as metafor
