@@ -4,19 +4,46 @@ left at a page bottom, figures and tables kept whole).
 
 Chromium is the browser the tests already drive (Debian's ``chromium``); where it is missing,
 the notes are still written as HTML and :data:`MISSING` says how to get the PDFs.
+
+A :class:`Printer` is one headless Chromium that prints page after page: it is driven by the
+DevTools protocol over a pair of pipes (``--remote-debugging-pipe``: commands on the child's
+file descriptor 3, answers on 4, each a JSON message ending with a NUL byte), so no port is
+opened and nothing reaches a shell. Starting Chromium is about 0.5-1 s of the 1-3 s a PDF
+took when each page had its own Chromium (``--print-to-pdf``); a render's worker keeps its
+printer for all the notes it renders (:func:`shared_printer`). Each page is printed in its own
+browser context (no cookie, storage or cache from another page) with the options Chromium's
+own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pdf`` writes, but
+for its creation date (tested). When the worker ends, so does its Chromium: the pipe closes,
+and Chromium stops at once when it does (even if the worker was killed).
 """
 
 from __future__ import annotations
 
+import base64
+import fcntl
+import json
 import os
+import select
 import shutil
-import subprocess
+import signal
 import tempfile
+import time
 from pathlib import Path
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 MISSING = ("PDF editions not written: Chromium is not installed (Debian/Ubuntu: apt-get install "
            "chromium); the HTML notes are complete")
+
+#: Chromium's flags: headless, a throw-away profile (added at start), nothing from the network.
+#: (``--no-pdf-header-footer`` is PRINT_OPTIONS' displayHeaderFooter; given as a flag to a
+#: Chromium that is not printing from its command line, it makes 156's renderer crash.)
+FLAGS = ("--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-extensions", "--remote-debugging-pipe")
+
+#: Page.printToPDF's options as Chromium's own ``--print-to-pdf --no-pdf-header-footer``
+#: sets them (the page's CSS ``@page`` gives A4 and the margins).
+PRINT_OPTIONS = {"printBackground": True, "preferCSSPageSize": True,
+                 "displayHeaderFooter": False}
 
 
 def find_chromium() -> str | None:
@@ -24,27 +51,199 @@ def find_chromium() -> str | None:
     return next((p for p in map(shutil.which, NAMES) if p), None)
 
 
-def write_pdf(page: Path, pdf: Path, chromium: str, timeout: float = 120) -> None:
-    """Print ``page`` (a local HTML file) to ``pdf``, atomically; raises RuntimeError with
-    Chromium's own message when it fails. The page loads nothing from the network (its
-    Content-Security-Policy says so) and Chromium runs with a throw-away profile."""
-    tmp = pdf.with_name(f".{pdf.name}.{os.getpid()}.tmp")
-    with tempfile.TemporaryDirectory(prefix="metaanalysis-chromium-") as profile:
-        args = [chromium, "--headless", "--disable-gpu", "--no-first-run",
-                "--no-pdf-header-footer", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--disable-extensions",
-                f"--user-data-dir={profile}", f"--print-to-pdf={tmp}",
-                Path(page).resolve().as_uri()]
+class Printer:
+    """One headless Chromium printing local HTML pages to PDF, one after another.
+
+    ``with Printer(chromium) as printer: printer.print(page, pdf)``. A failure raises
+    RuntimeError with Chromium's reason; a printer whose Chromium stopped or did not answer in
+    time is closed (:attr:`alive` is False) and the next page needs a new printer."""
+
+    def __init__(self, chromium: str, timeout: float = 120):
+        self.chromium, self.timeout = chromium, timeout
+        self._profile = tempfile.mkdtemp(prefix="metaanalysis-chromium-")
+        self._log = os.path.join(self._profile, "stderr.log")
+        self._ids = 0
+        self._buffer = b""
+        self._events: list[dict] = []
+        commands_r, self._commands = os.pipe()
+        self._answers, answers_w = os.pipe()
+        # the child's descriptors 3 and 4 are set by posix_spawn (safe beside threads, no
+        # shell); the ends are first moved above 10 so that dup2 never meets its own number
+        child = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (commands_r, answers_w)]
+        os.close(commands_r)
+        os.close(answers_w)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        log = os.open(self._log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        args = [chromium, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
         try:
-            run = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
+            self._pid = os.posix_spawn(chromium, args, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                (os.POSIX_SPAWN_DUP2, log, 2), (os.POSIX_SPAWN_DUP2, child[0], 3),
+                (os.POSIX_SPAWN_DUP2, child[1], 4)])
+        except OSError as exc:
+            self._pid = None
+            self.close()
+            raise RuntimeError(f"Chromium could not start: {exc}") from None
+        finally:
+            for fd in (null, log, *child):
+                os.close(fd)
+        self._call("Browser.getVersion")  # Chromium is up and answering
+
+    @property
+    def alive(self) -> bool:
+        return self._pid is not None
+
+    def print(self, page: Path, pdf: Path) -> None:
+        """Print ``page`` (a local HTML file) to ``pdf``, atomically. The page loads nothing
+        from the network (its Content-Security-Policy says so)."""
+        page, pdf = Path(page), Path(pdf)
+        deadline = time.monotonic() + self.timeout
+        context = self._call("Target.createBrowserContext", deadline=deadline,
+                             what=page.name)["browserContextId"]
+        try:
+            target = self._call("Target.createTarget", {"url": "about:blank",
+                                                        "browserContextId": context},
+                                deadline=deadline, what=page.name)["targetId"]
+            session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                 deadline=deadline, what=page.name)["sessionId"]
+            self._call("Page.enable", session=session, deadline=deadline, what=page.name)
+            self._call("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session,
+                       deadline=deadline, what=page.name)
+            went = self._call("Page.navigate", {"url": page.resolve().as_uri()},
+                              session=session, deadline=deadline, what=page.name)
+            if went.get("errorText"):
+                raise RuntimeError(f"Chromium could not print {page.name}: "
+                                   f"{went['errorText']}")
+            # the load event of this navigation (its loader), not of the blank page before it
+            self._event(lambda e: e["method"] == "Page.lifecycleEvent"
+                        and e.get("sessionId") == session and e["params"]["name"] == "load"
+                        and e["params"].get("loaderId") == went.get("loaderId"),
+                        deadline, page.name)
+            data = self._call("Page.printToPDF", PRINT_OPTIONS, session=session,
+                              deadline=deadline, what=page.name)["data"]
+        finally:
+            self._events.clear()
+            if self.alive:
+                self._call("Target.disposeBrowserContext", {"browserContextId": context},
+                           deadline=time.monotonic() + 10, what=page.name)
+        body = base64.b64decode(data)
+        if not body:
+            raise RuntimeError(f"Chromium could not print {page.name}: an empty PDF")
+        tmp = pdf.with_name(f".{pdf.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(body)
+            tmp.replace(pdf)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise RuntimeError(f"Chromium did not print {page.name} within {timeout:g} s") \
-                from None
-    if run.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        last = (run.stderr.strip().splitlines() or ["no message"])[-1]
-        raise RuntimeError(f"Chromium could not print {page.name}: {last}")
-    tmp.replace(pdf)
+
+    def close(self) -> None:
+        """Stop Chromium (closing its pipe is enough; killed if it lingers) and remove its
+        profile. Closing twice does nothing."""
+        for fd in ("_commands", "_answers"):
+            if getattr(self, fd, None) is not None:
+                os.close(getattr(self, fd))
+                setattr(self, fd, None)
+        if getattr(self, "_pid", None) is not None:
+            pid, self._pid = self._pid, None
+            end = time.monotonic() + 5
+            while not os.waitpid(pid, os.WNOHANG)[0]:
+                if time.monotonic() > end:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
+        shutil.rmtree(getattr(self, "_profile", ""), ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ the protocol
+    def _call(self, method, params=None, *, session=None, deadline=None, what=None):
+        """Send one command and return its result (events read meanwhile are kept)."""
+        if not self.alive:
+            raise RuntimeError("Chromium has stopped")
+        deadline = deadline or time.monotonic() + self.timeout
+        self._ids += 1
+        message = {"id": self._ids, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        try:
+            os.write(self._commands, json.dumps(message).encode() + b"\0")
+        except OSError:
+            self._stopped(what)
+        while True:
+            answer = self._read(deadline, what)
+            if answer.get("id") == self._ids:
+                if "error" in answer:
+                    raise RuntimeError(f"Chromium could not {_doing(what)}: "
+                                       f"{answer['error'].get('message', answer['error'])}")
+                return answer.get("result", {})
+            if "method" in answer:
+                self._events.append(answer)
+
+    def _event(self, wanted, deadline, what):
+        """The first event (kept or to come) for which ``wanted(event)`` is true."""
+        while True:
+            for i, event in enumerate(self._events):
+                if wanted(event):
+                    del self._events[i]
+                    return event
+            answer = self._read(deadline, what)
+            if "method" in answer:
+                self._events.append(answer)
+
+    def _read(self, deadline, what) -> dict:
+        while b"\0" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._answers], [], [], left)[0]:
+                self.close()
+                raise RuntimeError(f"Chromium did not {_doing(what)} within {self.timeout:g} s")
+            chunk = os.read(self._answers, 1 << 20)
+            if not chunk:
+                self._stopped(what)
+            self._buffer += chunk
+        message, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(message)
+
+    def _stopped(self, what):
+        try:
+            lines = Path(self._log).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        self.close()
+        raise RuntimeError(f"Chromium could not {_doing(what)}: it stopped "
+                           f"({(lines or ['no message'])[-1]})")
+
+
+def _doing(what: str | None) -> str:
+    return f"print {what}" if what else "start"
+
+
+def write_pdf(page: Path, pdf: Path, chromium: str, timeout: float = 120) -> None:
+    """Print ``page`` (a local HTML file) to ``pdf`` with a Chromium of its own, atomically;
+    raises RuntimeError with Chromium's own message when it fails."""
+    with Printer(chromium, timeout) as printer:
+        printer.print(page, pdf)
+
+
+_SHARED: dict[str, Printer] = {}
+
+
+def shared_printer(chromium: str) -> Printer:
+    """This process's printer for ``chromium``, started on first use (and again if it
+    stopped), closed when the process ends: a render's worker prints all its notes with one
+    Chromium. A resource of the process, like an open file: no page's state is kept in it
+    (each page gets its own browser context)."""
+    printer = _SHARED.get(chromium)
+    if printer is None or not printer.alive:
+        from multiprocessing import util
+
+        printer = _SHARED[chromium] = Printer(chromium)
+        # run when the process ends, a render's forked worker included (atexit is not)
+        util.Finalize(printer, printer.close, exitpriority=10)
+    return printer

@@ -314,11 +314,11 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None) -
         _atomic(job.html, body)
         pdf_problem = ""
         if pdf_path is not None:  # the published note's PDF edition, from the page just written
-            from .pdf import write_pdf
+            from .pdf import shared_printer
 
             t0 = time.perf_counter()
-            try:
-                write_pdf(job.html, pdf_path, chromium)
+            try:  # one Chromium for all the notes this worker prints
+                shared_printer(chromium).print(job.html, pdf_path)
             except RuntimeError as exc:  # the HTML note stands; the PDF is reported missing
                 pdf_problem = f"PDF not written: {exc}"
             profile["pdf"] = time.perf_counter() - t0

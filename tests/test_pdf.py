@@ -1,0 +1,153 @@
+"""The PDF printer (metaanalysis/pdf.py): one Chromium printing page after page over the
+DevTools pipe, byte for byte what Chromium's own --print-to-pdf writes, and failing with a
+reason, never hanging, never leaving a Chromium behind."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from metaanalysis.pdf import Printer, find_chromium, shared_printer, write_pdf
+
+CHROMIUM = find_chromium()
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
+                                    "(apt-get install chromium; .ci/run installs it)")
+
+PAGE = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8"><title>{title}</title>
+<style>@page {{ size: A4; margin: 2cm 2cm 2.5cm; @bottom-center {{ content: counter(page)
+" / " counter(pages); }} }} h1 {{ color: #235; }} .box {{ background: #eef; }}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def page(tmp_path, name, title, paragraphs=3):
+    body = "".join(f"<p class=box>Paragraphe {i} : l'effet combiné 0,24.</p>"
+                   for i in range(paragraphs))
+    svg = ('<svg width="300" height="120" xmlns="http://www.w3.org/2000/svg">'
+           '<rect x="10" y="10" width="200" height="50" fill="#c33"/>'
+           '<text x="20" y="100">forêt</text></svg>')
+    path = tmp_path / f"{name}.html"
+    path.write_text(PAGE.format(title=title, body=body + svg), encoding="utf-8")
+    return path
+
+
+def undated(pdf: Path) -> bytes:
+    """A PDF's bytes but for its creation and modification dates."""
+    return re.sub(rb"D:\d{14}[^)]*", b"D:", pdf.read_bytes())
+
+
+def chromium_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purpose
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@needs_chromium
+def test_the_printer_writes_what_chromiums_own_print_to_pdf_writes(tmp_path):
+    """Same options as `chromium --headless --print-to-pdf --no-pdf-header-footer`: the
+    PDFs are the same bytes but for their dates, for a first page and the pages after it
+    (each printed in its own browser context by the same Chromium)."""
+    pages = [page(tmp_path, "a", "Première note", 40), page(tmp_path, "b", "Deuxième", 2)]
+    for p in pages:
+        args = [CHROMIUM, "--headless", "--disable-gpu", "--no-first-run",
+                "--no-pdf-header-footer", f"--user-data-dir={tmp_path / 'profile'}",
+                f"--print-to-pdf={p.with_suffix('.cli.pdf')}", p.as_uri()]
+        if os.geteuid() == 0:
+            args.insert(1, "--no-sandbox")
+        subprocess.run(args, capture_output=True, timeout=120, check=True)
+    with Printer(CHROMIUM) as printer:
+        for p in pages + pages:  # twice: the same page printed again is the same PDF
+            printer.print(p, p.with_suffix(".pdf"))
+            assert undated(p.with_suffix(".pdf")) == undated(p.with_suffix(".cli.pdf")), p
+    from pypdf import PdfReader
+
+    reader = PdfReader(pages[0].with_suffix(".pdf"))
+    assert len(reader.pages) >= 2
+    assert "1 / " in reader.pages[0].extract_text()
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+
+
+@needs_chromium
+def test_a_page_that_cannot_be_printed_is_reported_and_the_printer_goes_on(tmp_path):
+    good = page(tmp_path, "good", "Bonne")
+    with Printer(CHROMIUM) as printer:
+        with pytest.raises(RuntimeError, match=r"missing\.html.*ERR_FILE_NOT_FOUND"):
+            printer.print(tmp_path / "missing.html", tmp_path / "missing.pdf")
+        assert not (tmp_path / "missing.pdf").exists()
+        assert printer.alive
+        printer.print(good, tmp_path / "good.pdf")
+    assert (tmp_path / "good.pdf").read_bytes().startswith(b"%PDF")
+
+
+@needs_chromium
+def test_closing_stops_chromium_and_removes_its_profile(tmp_path):
+    printer = Printer(CHROMIUM)
+    pid, profile = printer._pid, Path(printer._profile)
+    assert chromium_pid_alive(pid) and profile.is_dir()
+    printer.close()
+    printer.close()  # twice is harmless
+    assert not printer.alive and not chromium_pid_alive(pid) and not profile.exists()
+    with pytest.raises(RuntimeError, match="stopped"):
+        printer.print(page(tmp_path, "late", "Tard"), tmp_path / "late.pdf")
+
+
+@needs_chromium
+def test_chromium_stops_when_the_process_that_drives_it_is_killed(tmp_path):
+    """A render's worker killed with its render (os._exit, no clean-up) leaves no Chromium:
+    the pipe closes and Chromium stops."""
+    script = ("import os, sys; from metaanalysis.pdf import Printer, find_chromium; "
+              "p = Printer(find_chromium()); print(p._pid, flush=True); os._exit(1)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    pid = int(run.stdout.split()[0])
+    end = time.monotonic() + 20
+    while chromium_pid_alive(pid) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not chromium_pid_alive(pid)
+
+
+@needs_chromium
+def test_a_process_shares_one_printer_and_replaces_a_stopped_one(tmp_path):
+    first = shared_printer(CHROMIUM)
+    assert shared_printer(CHROMIUM) is first
+    first.close()
+    second = shared_printer(CHROMIUM)
+    assert second is not first and second.alive
+    second.print(page(tmp_path, "p", "Partagé"), tmp_path / "p.pdf")
+    assert (tmp_path / "p.pdf").exists()
+
+
+def fake(tmp_path, body):
+    exe = tmp_path / "fake-chromium"
+    exe.write_text(f"#!/bin/sh\n{body}\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def test_a_chromium_that_stops_at_once_gives_its_reason(tmp_path):
+    exe = fake(tmp_path, 'echo "cannot open display: no such thing" >&2; exit 1')
+    with pytest.raises(RuntimeError, match="could not start: it stopped.*cannot open display"):
+        Printer(exe)
+
+
+def test_a_chromium_that_never_answers_times_out_and_is_stopped(tmp_path):
+    exe = fake(tmp_path, "exec sleep 60")
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"Chromium did not start within 1 s"):
+        Printer(exe, timeout=1)
+    assert time.monotonic() - start < 15
+
+
+def test_a_missing_chromium_is_reported(tmp_path):
+    with pytest.raises(RuntimeError, match="could not start"):
+        write_pdf(tmp_path / "a.html", tmp_path / "a.pdf", str(tmp_path / "no-chromium"))
+    assert not list(Path(tmp_path).glob("*.pdf"))
