@@ -20,6 +20,7 @@ and Chromium stops at once when it does (even if the worker was killed).
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -60,6 +61,9 @@ class Printer:
 
     def __init__(self, chromium: str, timeout: float = 120):
         self.chromium, self.timeout = chromium, timeout
+        # a forked process (a render's worker) inherits this object but not the Chromium:
+        # only the process that started it may drive, wait for or clean up after it
+        self._owner = os.getpid()
         self._profile = tempfile.mkdtemp(prefix="metaanalysis-chromium-")
         self._log = os.path.join(self._profile, "stderr.log")
         self._ids = 0
@@ -93,7 +97,8 @@ class Printer:
 
     @property
     def alive(self) -> bool:
-        return self._pid is not None
+        """Started by this process and still running."""
+        return self._pid is not None and self._owner == os.getpid()
 
     def print(self, page: Path, pdf: Path) -> None:
         """Print ``page`` (a local HTML file) to ``pdf``, atomically. The page loads nothing
@@ -140,20 +145,24 @@ class Printer:
 
     def close(self) -> None:
         """Stop Chromium (closing its pipe is enough; killed if it lingers) and remove its
-        profile. Closing twice does nothing."""
+        profile. Closing twice does nothing; in a forked process, only this process's copies
+        of the pipe are closed (the Chromium and its profile are the parent's)."""
         for fd in ("_commands", "_answers"):
             if getattr(self, fd, None) is not None:
                 os.close(getattr(self, fd))
                 setattr(self, fd, None)
-        if getattr(self, "_pid", None) is not None:
-            pid, self._pid = self._pid, None
+        pid, self._pid = getattr(self, "_pid", None), None
+        if self._owner != os.getpid():
+            return
+        if pid is not None:
             end = time.monotonic() + 5
-            while not os.waitpid(pid, os.WNOHANG)[0]:
-                if time.monotonic() > end:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    break
-                time.sleep(0.02)
+            with contextlib.suppress(ChildProcessError):  # already waited for
+                while not os.waitpid(pid, os.WNOHANG)[0]:
+                    if time.monotonic() > end:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        break
+                    time.sleep(0.02)
         shutil.rmtree(getattr(self, "_profile", ""), ignore_errors=True)
 
     def __enter__(self):
@@ -243,6 +252,8 @@ def shared_printer(chromium: str) -> Printer:
     if printer is None or not printer.alive:
         from multiprocessing import util
 
+        if printer is not None:  # stopped, or the parent's (inherited by a fork)
+            printer.close()
         printer = _SHARED[chromium] = Printer(chromium)
         # run when the process ends, a render's forked worker included (atexit is not)
         util.Finalize(printer, printer.close, exitpriority=10)

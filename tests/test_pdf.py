@@ -126,6 +126,30 @@ def test_a_process_shares_one_printer_and_replaces_a_stopped_one(tmp_path):
     assert (tmp_path / "p.pdf").exists()
 
 
+def _print_in_child(html, pdf):
+    printer = shared_printer(find_chromium())
+    printer.print(html, pdf)
+    return printer._pid
+
+
+@needs_chromium
+def test_a_forked_worker_starts_its_own_printer_and_leaves_its_parents_alone(tmp_path):
+    """A render's workers are forked: one inheriting the parent's printer (a notebook that
+    printed, then rendered) must not drive, wait for or close the parent's Chromium (seen
+    in the suite: two workers on one Chromium's pipe, then "No child processes")."""
+    import multiprocessing
+
+    parent = shared_printer(CHROMIUM)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pids = pool.starmap(_print_in_child, [
+            (page(tmp_path, f"c{i}", f"Enfant {i}"), tmp_path / f"c{i}.pdf") for i in range(2)])
+    assert parent._pid not in pids
+    assert all((tmp_path / f"c{i}.pdf").read_bytes().startswith(b"%PDF") for i in range(2))
+    assert parent.alive
+    parent.print(page(tmp_path, "p", "Parent"), tmp_path / "p.pdf")
+    assert (tmp_path / "p.pdf").exists()
+
+
 def fake(tmp_path, body):
     exe = tmp_path / "fake-chromium"
     exe.write_text(f"#!/bin/sh\n{body}\n")
