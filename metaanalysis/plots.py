@@ -237,6 +237,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
                         weight="bold")
 
     labels_drawn = []
+    marks = []  # (x, row position, size, low, high) of each study row, drawn at once below
     for pos, row in zip(np.arange(n, 0, -1) + 2.0, rows):
         if row[0] == "header":
             ax.annotate(_shorten(row[1], 40), (col(0.02), pos), xycoords=left, va="center",
@@ -247,9 +248,7 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
             _, lab, y, v, wt = row
             a, b_ = y - crit * math.sqrt(v), y + crit * math.sqrt(v)
             size = 4 + 10 * math.sqrt(max(wt, 0.0) / wmax)  # a correlated effect can weigh < 0
-            ax.hlines(pos, tf(a), tf(b_), color=PALETTE["grey"], lw=0.9)
-            ax.scatter([tf(y)], [pos], marker="s", s=size**2 / 2, color=PALETTE["blue"],
-                       zorder=3, linewidths=0)
+            marks.append((tf(y), pos, size**2 / 2, tf(a), tf(b_)))
             ax.annotate(_shorten(lab, 38), (col(0.02), pos), xycoords=left, va="center")
             ax.annotate(ci_text(y, a, b_), (col(0.68), pos), xycoords=left, va="center",
                         family=FONT)
@@ -258,6 +257,10 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
                         (col(0.985), pos), xycoords=left, va="center",
                         ha="right")
             labels_drawn.append(lab)
+    if marks:
+        x_, p_, s_, a_, b_ = map(np.array, zip(*marks))
+        ax.hlines(p_, a_, b_, color=PALETTE["grey"], lw=0.9)
+        ax.scatter(x_, p_, marker="s", s=s_, color=PALETTE["blue"], zorder=3, linewidths=0)
     has_pi = (pooled is not None and res.method not in COMMON_EFFECT_METHODS
               and np.isfinite(pooled["pi_lb"]))
     if pooled is not None:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,18 +125,27 @@ def _notebook_code(path: Path) -> bytes:
     return json.dumps(cells).encode()
 
 
-def fingerprint(root: Path, theme: str, config: dict, params: dict) -> str:
-    """A digest of everything a theme's note depends on."""
+def common_digest(root: Path) -> str:
+    """A digest of what every note depends on: the package's code and the templates."""
+    h = hashlib.sha256()
+    h.update(_package_digest().encode())
+    for p in sorted((root / "templates").rglob("*")):
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprint(root: Path, theme: str, config: dict, params: dict,
+                common: str | None = None) -> str:
+    """A digest of everything a theme's note depends on; ``common``: :func:`common_digest`
+    (computed if not given; a render computes it once for all its notes)."""
     h = hashlib.sha256()
     h.update(_notebook_code(root / config["notebook"]))
     bib = root / config["bibliography"]
     h.update(bib.read_bytes() if bib.exists() else b"")
     h.update(json.dumps(config, sort_keys=True).encode())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(_package_digest().encode())
-    for p in sorted((root / "templates").rglob("*")):
-        if p.is_file():
-            h.update(p.read_bytes())
+    h.update((common or common_digest(root)).encode())
     return h.hexdigest()
 
 
@@ -603,6 +611,7 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
         raise RenderError(f"unknown theme(s) {', '.join(unknown)}: themes are "
                           f"{', '.join(all_themes)}")
     jobs = []
+    common = common_digest(root)
     for theme in names:
         config = all_themes[theme]
         nb_path = root / config["notebook"]
@@ -616,7 +625,7 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
             name = variant_name(theme, changed)
             job = Job(theme, run_params, changed, site / "variants" / f"{name}.html",
                       site / "variants" / "data", name, site / ".build" / f"{name}.json")
-            job.digest = fingerprint(root, theme, config, run_params)
+            job.digest = fingerprint(root, theme, config, run_params, common)
             jobs.append(job)
             continue
         # the published note: each language's edition (French at the site's root, English in
@@ -628,7 +637,7 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
             job = Job(theme, params_lang, {}, folder / f"{theme}.html", folder / "data", theme,
                       site / ".build" / ("" if lang == SITE_LANGS[0] else lang)
                       / f"{theme}.json", alternates=alternates)
-            job.digest = fingerprint(root, theme, config, params_lang)
+            job.digest = fingerprint(root, theme, config, params_lang, common)
             jobs.append(job)
     return jobs
 
@@ -684,8 +693,6 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
            force: bool = False, site: Path | str | None = None, root: Path | str = ROOT,
            timeout: int = 600, progress=None) -> list[Outcome]:
     """Render the given themes (default: all) into ``site``; see the module docstring."""
-    from .bibliography import read_bibliography
-
     from .themes import problems_by_theme, themes_problems
 
     root = Path(root)
@@ -725,6 +732,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
             ranked.append((rank[id(job)], Outcome(job.theme, "up to date", path=str(job.html),
                                                   lang=job_lang(job))))
             continue
+        from .bibliography import read_bibliography
+
         bib = read_bibliography(root / config[job.theme]["bibliography"])
         if bib.errors:
             ranked.append((rank[id(job)], Outcome(
@@ -736,6 +745,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     for o in outcomes:
         say(f"[{o.theme}] {o.status}" + (f": {o.message}" if o.message else ""))
     if runnable:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
         # imported once here, the forked workers inherit papermill and nbconvert loaded
         _skip_iri_format_checker()
         import nbconvert  # noqa: F401

@@ -45,6 +45,44 @@ def test_forest_large_synthesis_groups_per_study():
     assert r.k == 600 and "600" in fig.alt
 
 
+def test_forest_rows_are_one_collection_of_intervals_and_one_of_squares():
+    """The study rows' intervals and squares are one LineCollection and one PathCollection
+    (not two artists per row: education's 167 rows were 334 plot calls): one segment and one
+    square per row, at the row's estimate and interval, the square's area following its
+    weight, in the house colours, the squares above the lines (what each row's own artists
+    drew; the notes' pages were compared in Chromium)."""
+    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib.colors import to_rgba
+
+    from metaanalysis.plots import PALETTE
+
+    d = synthetic(12, 1, seed=4)
+    r = rma(data=d)
+    plot = forest(r, lang="en")
+    ax = plot.figure.axes[0]
+    # (the prediction interval under the pooled diamond is one more line: a collection of 1)
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)
+             and len(c.get_segments()) > 1]
+    squares = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(lines) == 1 and len(squares) == 1
+    lines, squares = lines[0], squares[0]
+    segments, offsets = lines.get_segments(), squares.get_offsets()
+    assert len(segments) == len(offsets) == 12 == len(plot.rows)
+    order = np.argsort([-o[1] for o in offsets])  # top row first: the data's order
+    assert np.array_equal(np.diff(offsets[order, 1]), -np.ones(11))
+    assert np.allclose(offsets[order, 0], d.yi.to_numpy())
+    half = 1.959963984540054 * np.sqrt(d.vi.to_numpy())
+    assert np.allclose([s[:, 0] for s in segments], np.c_[d.yi - half, d.yi + half][order])
+    assert np.allclose([s[:, 1] for s in segments], offsets[:, 1:].repeat(2, axis=1))
+    weights = 1 / (d.vi.to_numpy() + r.tau2)
+    side = np.sqrt(2 * squares.get_sizes()[order])  # s = side**2 / 2, the side in points
+    assert np.allclose(side, 4 + 10 * np.sqrt(weights / weights.max()))
+    assert np.allclose(squares.get_facecolor(), to_rgba(PALETTE["blue"]))
+    assert np.allclose(lines.get_color(), to_rgba(PALETTE["grey"]))
+    assert np.allclose(lines.get_linewidth(), 0.9) and np.allclose(squares.get_linewidth(), 0)
+    assert squares.get_zorder() > lines.get_zorder()
+
+
 def test_forest_ratio_measure_on_natural_scale():
     d = pd.DataFrame({"key": list("abcd"), "yi": np.log([0.5, 0.8, 1.2, 0.7]),
                       "vi": [0.04, 0.05, 0.03, 0.06], "measure": "RR"})
