@@ -677,6 +677,9 @@ class NumberLabels(Sequence):
             raise IndexError(f"label {i} of {self.k}")
         return str(i + 1)
 
+    def __iter__(self):  # (Sequence's own reads them one __getitem__ at a time: 5x slower)
+        return map(str, range(1, self.k + 1))
+
     def __eq__(self, other) -> bool:
         return len(self) == len(other) and list(self) == list(other)
 

@@ -86,3 +86,20 @@ def test_weights_reproduce_the_pooled_estimate():
     for fit in (rma(y, v), rma_mv(y, v, cluster=cl), che(y, v, cluster=cl)):
         assert fit.weights.sum() == pytest.approx(100)
         assert float(np.sum(fit.weights / 100 * fit.yi)) == pytest.approx(fit.estimate, abs=1e-12)
+
+
+def test_number_labels_read_as_the_strings_they_stand_for():
+    """Effects given without names are labelled 1 ... k, built only when read; iterated at
+    once (pandas builds an influence() table's index from them), sliced, or one by one."""
+    from metaanalysis.models import NumberLabels
+
+    labels = NumberLabels(5)
+    assert list(labels) == ["1", "2", "3", "4", "5"] == [labels[i] for i in range(5)]
+    assert labels[-1] == "5" and labels[1:3] == ["2", "3"] and len(labels) == 5
+    assert list(pd.Index(labels)) == list(labels) and labels == ["1", "2", "3", "4", "5"]
+    with pytest.raises(IndexError):
+        labels[5]
+    r = rma(np.array([0.1, 0.3, 0.2, 0.5]), np.array([0.01, 0.02, 0.015, 0.03]))
+    from metaanalysis.sensitivity import influence
+
+    assert list(influence(r).index) == ["1", "2", "3", "4"]
