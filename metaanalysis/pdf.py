@@ -67,7 +67,8 @@ class Printer:
         self._profile = tempfile.mkdtemp(prefix="metaanalysis-chromium-")
         self._log = os.path.join(self._profile, "stderr.log")
         self._ids = 0
-        self._buffer = b""
+        self._buffer = bytearray()  # answers read, up to the end of the last complete one
+        self._scanned = 0  # how much of the buffer is known to hold no NUL
         self._events: list[dict] = []
         commands_r, self._commands = os.pipe()
         self._answers, answers_w = os.pipe()
@@ -207,7 +208,10 @@ class Printer:
                 self._events.append(answer)
 
     def _read(self, deadline, what) -> dict:
-        while b"\0" not in self._buffer:
+        """The next message (a PDF comes as one message of several MB, read in pipe-sized
+        chunks: each chunk is searched once for the NUL that ends a message)."""
+        while (end := self._buffer.find(b"\0", self._scanned)) < 0:
+            self._scanned = len(self._buffer)
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self._answers], [], [], left)[0]:
                 self.close()
@@ -216,7 +220,9 @@ class Printer:
             if not chunk:
                 self._stopped(what)
             self._buffer += chunk
-        message, _, self._buffer = self._buffer.partition(b"\0")
+        message = bytes(self._buffer[:end])
+        del self._buffer[:end + 1]
+        self._scanned = 0
         return json.loads(message)
 
     def _stopped(self, what):

@@ -18,6 +18,7 @@ is what makes an allowlist trustworthy.
 
 from __future__ import annotations
 
+import functools
 import re
 from html.parser import HTMLParser
 
@@ -133,9 +134,7 @@ class _PageChecker(HTMLParser):
         if name not in TAGS and tag not in PAGE_TAGS:
             self.problems.append(f"element <{tag}>")
             return
-        allowed = set(ATTRIBUTES.get("*", ())) | set(ATTRIBUTES.get(name, ())) | set(
-            PAGE_ATTRIBUTES.get(tag, ()))
-        allowed_lower = {a.lower() for a in allowed}
+        allowed_lower = _allowed_lower(name, tag)
         for attr, value in attrs:
             if attr.lower() not in allowed_lower and not (name == "svg" and attr == "xmlns:xlink"):
                 self.problems.append(f"attribute {attr} on <{tag}>")
@@ -145,6 +144,15 @@ class _PageChecker(HTMLParser):
                 self.problems.append(f"<meta http-equiv={value!r}>")
             elif tag == "link" and attr == "rel" and (value or "").lower() != "alternate":
                 self.problems.append(f"<link rel={value!r}> (only rel=alternate)")
+
+
+@functools.lru_cache(maxsize=None)
+def _allowed_lower(name: str, tag: str) -> frozenset:
+    """The attributes allowed on an element (lower case): the same for each of a page's
+    thousands of SVG elements, so made once per element name."""
+    allowed = set(ATTRIBUTES.get("*", ())) | set(ATTRIBUTES.get(name, ())) | set(
+        PAGE_ATTRIBUTES.get(tag, ()))
+    return frozenset(a.lower() for a in allowed)
 
 
 def page_violations(page: str) -> list[str]:
