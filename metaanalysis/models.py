@@ -57,6 +57,12 @@ def _wls(y, w, X):
     return inv @ (X.T @ (w * y)), inv
 
 
+def _wls_intercept(y, w):
+    """:func:`_wls` for X a column of ones: the weighted mean and 1 / sum w."""
+    sw = float(w.sum())
+    return np.array([float(w @ y) / sw]), np.array([[1.0 / sw]])
+
+
 def _tr_P(w, X, inv):
     """tr(P), P = W - W X inv(X'WX) X' W, without forming P."""
     return w.sum() - np.trace(inv @ (X.T @ ((w**2)[:, None] * X)))
@@ -781,27 +787,32 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         raise ValueError("no effects to pool")
     if k < p:
         raise ValueError(f"{k} effect(s) cannot estimate {p} coefficients")
-    if (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
+    # an intercept-only model (a column of ones) has sums where the general one has matrix
+    # products: the same quantities, fewer passes over a large k (1 is never collinear)
+    intercept = p == 1 and bool(np.all(X == 1.0))
+    if not intercept and (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
         raise ValueError("the moderators are collinear: drop one of them")
     tau2 = estimate_tau2(y, v, X, method)
     w = 1 / (v + (tau2 if np.isfinite(tau2) else np.nan))
-    beta, vb = _wls(y, w, X)
+    beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
     dfs = k - p
     if test == "knha" and dfs > 0:
-        s2w = float(np.sum(w * (y - X @ beta) ** 2)) / dfs
+        s2w = float(np.sum(w * (y - (beta[0] if intercept else X @ beta)) ** 2)) / dfs
         vb = vb * (s2w if s2w > np.finfo(float).eps else 0.0)
     # heterogeneity with fixed-effect weights
     if dfs > 0:
         wf = 1 / v
-        bf, invf = _wls(y, wf, X)
-        rf = y - X @ bf
+        bf, invf = _wls_intercept(y, wf) if intercept else _wls(y, wf, X)
+        rf = y - (bf[0] if intercept else X @ bf)
         Q = max(0.0, float(np.sum(wf * rf**2)))  # _rss(y, wf, X), its fit not made twice
         Qp = float(dist.chi2_sf(Q, dfs))
         if method == "FE":
             I2 = max(0.0, 100 * (Q - dfs) / Q) if Q > 0 else 0.0
             H2 = Q / dfs
         else:
-            vt = dfs / _tr_P(wf, X, invf)
+            # tr(P) with X = 1: sum w - sum w^2 / sum w
+            trP = float(wf.sum() - (wf @ wf) * invf[0, 0]) if intercept else _tr_P(wf, X, invf)
+            vt = dfs / trP
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
         tci = (tau2_qprofile(y, v, X, level, tau2) if method != "FE" and qprofile
                else (math.nan, math.nan))
