@@ -33,6 +33,8 @@ BENCHMARKS = {
     "cohen1988": ((0.2, 0.5, 0.8), ("very small", "small", "moderate", "large")),
     "kraft2020": ((0.05, 0.20), ("small", "moderate", "large")),
 }
+#: Each benchmark's source, as a note cites it beside the rule.
+BENCHMARK_SOURCES = {"cohen1988": "Cohen (1988)", "kraft2020": "Kraft (2020)"}
 STANDARDISED = ("SMD", "SMDH", "SMCC", "SMCR")
 CERTAINTY = ("very low", "low", "moderate", "high")
 
@@ -63,6 +65,22 @@ def size(estimate: float, measure: str, benchmark: str = "cohen1988") -> str | N
         return None
     cuts, words = BENCHMARKS[benchmark]
     return words[sum(abs(estimate) >= c for c in cuts)]
+
+
+def size_rule(benchmark: str, lang: str) -> str:
+    """The sentence that says how :func:`size` words a standardised difference: each word
+    from its cut-point (|SMD| at or above it), with the benchmark's source."""
+    from .text import num, t
+
+    cuts, words = BENCHMARKS[benchmark]
+
+    def cut(c):  # as written in the benchmark: 0.2, 0.05
+        return num(c, lang, len(repr(float(c)).split(".")[1].rstrip("0")) or 1)
+    ranges = [t("size_below", lang, size=t(f"size.{words[0]}", lang), cut=cut(cuts[0]))]
+    ranges += [t("size_from", lang, size=t(f"size.{w}", lang), cut=cut(c))
+               for w, c in zip(words[1:], cuts)]
+    return t("size_rule", lang, source=BENCHMARK_SOURCES[benchmark],
+             ranges=" ; ".join(ranges) if lang == "fr" else "; ".join(ranges))
 
 
 def spread(estimate: float, ci_lb: float, ci_ub: float, pi_lb: float, pi_ub: float,

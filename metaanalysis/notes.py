@@ -472,9 +472,16 @@ class Note:
         sentences.append(t("certainty_sentence", lang, label=label, certainty=f["certainty"],
                            meaning=t(f"certainty_meaning.{j.certainty}", lang)))
         plain = " ".join(sentences)
+        # the rule behind the size words, when a message has one ("de taille faible")
+        from .judgements import size_rule
+
+        rules = dict.fromkeys(self.judgement(i).benchmark for i in judged[:5]
+                              if self.judgement(i).size)
+        rule = "".join(f"<p class='rule'>{html.escape(size_rule(b, lang), False)}</p>"
+                       for b in rules)
         return HTML(head + "<ul>" + "".join(items) + "</ul>"
                     f"<p class='plain'><strong>{html.escape(t('plain_summary', lang))}.</strong> "
-                    f"{html.escape(plain, False)}</p></section>")
+                    f"{html.escape(plain, False)}</p>{rule}</section>")
 
     def sources(self):
         """The published meta-analyses this note re-analyses, shown prominently."""

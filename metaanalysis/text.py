@@ -220,6 +220,12 @@ WORDS = {
         "large": {"fr": "importante", "en": "large"},
     },
     "size_clause": {"fr": ", de taille {size}", "en": ", {size} in size"},
+    # the rule behind the size words, said under the key messages (judgements.size_rule)
+    "size_rule": {"fr": "Taille d'une différence de moyennes standardisée, selon {source} : "
+                        "{ranges}.",
+                  "en": "Size of a standardised mean difference, according to {source}: {ranges}."},
+    "size_below": {"fr": "{size} sous {cut}", "en": "{size} below {cut}"},
+    "size_from": {"fr": "{size} à partir de {cut}", "en": "{size} from {cut}"},
     "spread": {
         "consistent": {"fr": "L'effet va dans le même sens dans la plupart des contextes "
                              "étudiés (intervalle de prédiction).",

@@ -9,7 +9,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from metaanalysis.judgements import BENCHMARKS, direction, judge, size, spread
+from metaanalysis.judgements import BENCHMARKS, direction, judge, size, size_rule, spread
 from metaanalysis.models import rma
 from metaanalysis.notes import Note
 from metaanalysis.prose import lint_prose
@@ -81,6 +81,33 @@ def test_key_messages_follow_the_results_in_both_languages():
     # the header puts them right after the title and the question
     head = Note("autonomy", lang="fr").header().data
     assert head.index("<h1>") < head.index("class='summary'") < head.index("key-messages")
+
+
+@pytest.mark.parametrize("benchmark", sorted(BENCHMARKS))
+def test_the_size_rule_says_what_size_does(benchmark):
+    """The sentence under the key messages names the benchmark's source and each word from
+    its cut-point, and size() gives that word at the cut and the previous one just below."""
+    cuts, words = BENCHMARKS[benchmark]
+    for lang, mark in (("fr", ","), ("en", ".")):
+        rule = size_rule(benchmark, lang)
+        assert {"cohen1988": "Cohen (1988)", "kraft2020": "Kraft (2020)"}[benchmark] in rule
+        for c in cuts:
+            assert f"{c:g}".replace(".", mark) in rule
+    en = size_rule(benchmark, "en")
+    assert f"{words[0]} below {cuts[0]:g}" in en
+    for word, c in zip(words[1:], cuts):
+        assert f"{word} from {c:g}" in en
+        assert size(c, "SMD", benchmark) == word and size(-c, "SMD", benchmark) == word
+        assert size(c - 1e-9, "SMD", benchmark) == words[words.index(word) - 1]
+
+
+def test_key_messages_say_the_size_rule_only_where_a_size_word_is_used():
+    fr = Note("education", lang="fr").key_messages().data
+    assert "de taille faible" in fr and "selon Cohen (1988)" in fr and "faible à partir de 0,2" in fr
+    en = Note("autonomy", lang="en").key_messages().data  # one standardised outcome of five
+    assert en.count("class='rule'") == 1 and "small from 0.2" in en
+    ratios = Note("autonomy", lang="en", outcome="mortality").key_messages().data
+    assert "<li>" in ratios and "class='rule'" not in ratios and "Cohen" not in ratios
 
 
 def test_a_variant_changes_the_words_not_just_the_numbers():
