@@ -74,13 +74,13 @@ def size_rule(benchmark: str, lang: str) -> str:
 
     cuts, words = BENCHMARKS[benchmark]
 
-    def cut(c):  # as written in the benchmark: 0.2, 0.05
-        return num(c, lang, len(repr(float(c)).split(".")[1].rstrip("0")) or 1)
+    def cut(c):  # with the benchmark's own decimals: 0.2, 0.05
+        return num(c, lang, len(f"{c:g}".partition(".")[2]))
     ranges = [t("size_below", lang, size=t(f"size.{words[0]}", lang), cut=cut(cuts[0]))]
     ranges += [t("size_from", lang, size=t(f"size.{w}", lang), cut=cut(c))
                for w, c in zip(words[1:], cuts)]
     return t("size_rule", lang, source=BENCHMARK_SOURCES[benchmark],
-             ranges=" ; ".join(ranges) if lang == "fr" else "; ".join(ranges))
+             ranges=t("size_separator", lang).join(ranges))
 
 
 def spread(estimate: float, ci_lb: float, ci_ub: float, pi_lb: float, pi_ub: float,

@@ -57,6 +57,11 @@ def _wls(y, w, X):
     return inv @ (X.T @ (w * y)), inv
 
 
+def _intercept_only(X) -> bool:
+    """X is a single column of ones (a pooled effect): sums stand for its matrix products."""
+    return X.shape[1] == 1 and bool(np.all(X == 1.0))
+
+
 def _wls_intercept(y, w):
     """:func:`_wls` for X a column of ones: the weighted mean and 1 / sum w."""
     sw = float(w.sum())
@@ -225,7 +230,7 @@ def _tau2_fisher(y, v, X, method):
     """ML, REML and EB by Fisher scoring from the HE value, as in metafor's rma.uni."""
     k, p = X.shape
     tau2 = max(0.0, _tau2_he(y, v, X))
-    if p == 1 and method in ("REML", "ML") and np.all(X == 1):
+    if method in ("REML", "ML") and _intercept_only(X):
         tau2 = _fisher_intercept(y, v, tau2, method)
         if tau2 is not None:
             return tau2
@@ -345,7 +350,7 @@ def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None) -> tupl
         return math.nan, math.nan
     alpha = 1 - level / 100
     q_lo, q_hi = dist.chi2_ppf([1 - alpha / 2, alpha / 2], k - p)
-    if p == 1 and np.all(X == 1):
+    if _intercept_only(X):
         lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2)
         return lo, hi
     return _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
@@ -789,7 +794,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         raise ValueError(f"{k} effect(s) cannot estimate {p} coefficients")
     # an intercept-only model (a column of ones) has sums where the general one has matrix
     # products: the same quantities, fewer passes over a large k (1 is never collinear)
-    intercept = p == 1 and bool(np.all(X == 1.0))
+    intercept = _intercept_only(X)
     if not intercept and (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
         raise ValueError("the moderators are collinear: drop one of them")
     tau2 = estimate_tau2(y, v, X, method)

@@ -226,6 +226,7 @@ WORDS = {
                   "en": "Size of a standardised mean difference, according to {source}: {ranges}."},
     "size_below": {"fr": "{size} sous {cut}", "en": "{size} below {cut}"},
     "size_from": {"fr": "{size} à partir de {cut}", "en": "{size} from {cut}"},
+    "size_separator": {"fr": " ; ", "en": "; "},
     "spread": {
         "consistent": {"fr": "L'effet va dans le même sens dans la plupart des contextes "
                              "étudiés (intervalle de prédiction).",

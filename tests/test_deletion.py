@@ -99,12 +99,17 @@ def test_fits_out_of_the_series_reach_are_refitted_directly(monkeypatch):
     assert out["tau2"][5] < res.tau2 / 5
 
 
+def many_effects(k, seed):
+    """k effects around 0.3 with between-study spread 0.2 and variances 0.01-0.2."""
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(0.01, 0.2, k)
+    return 0.3 + rng.normal(0, 0.2, k) + rng.normal(0, np.sqrt(v)), v
+
+
 def test_a_million_effects_leave_one_out_needs_no_k_by_k_array():
     """O(k) memory: k = 200,000 would need 320 GB as a k x k array."""
-    rng = np.random.default_rng(1)
     k = 200_000
-    v = rng.uniform(0.01, 0.2, k)
-    y = 0.3 + rng.normal(0, 0.2, k) + rng.normal(0, np.sqrt(v))
+    y, v = many_effects(k, seed=1)
     res = rma(y, v)
     out = deletion.leave_one_out_fits(y, v, tau2=res.tau2)
     assert np.all(np.isfinite(out["tau2"])) and np.allclose(out["tau2"], res.tau2, rtol=1e-3)
@@ -171,10 +176,8 @@ def test_every_cumulative_fit_is_the_direct_fit_of_its_prefix(kind, method, test
 
 def test_a_long_cumulative_analysis_needs_no_k_by_k_array():
     """k = 100,000 prefixes (a k x k array would be 80 GB): spot checks against rma()."""
-    rng = np.random.default_rng(2)
     k = 100_000
-    v = rng.uniform(0.01, 0.2, k)
-    y = 0.3 + rng.normal(0, 0.2, k) + rng.normal(0, np.sqrt(v))
+    y, v = many_effects(k, seed=2)
     res = rma(y, v)
     out = deletion.cumulative_fits(y, v, tau2=res.tau2)
     for j in (2, 50, 4_321, k - 1):

@@ -71,7 +71,9 @@ def test_forest_rows_are_one_collection_of_intervals_and_one_of_squares():
     order = np.argsort([-o[1] for o in offsets])  # top row first: the data's order
     assert np.array_equal(np.diff(offsets[order, 1]), -np.ones(11))
     assert np.allclose(offsets[order, 0], d.yi.to_numpy())
-    half = 1.959963984540054 * np.sqrt(d.vi.to_numpy())
+    from metaanalysis.distributions import norm_isf
+
+    half = norm_isf(0.025) * np.sqrt(d.vi.to_numpy())  # the 95% interval drawn
     assert np.allclose([s[:, 0] for s in segments], np.c_[d.yi - half, d.yi + half][order])
     assert np.allclose([s[:, 1] for s in segments], offsets[:, 1:].repeat(2, axis=1))
     weights = 1 / (d.vi.to_numpy() + r.tau2)
