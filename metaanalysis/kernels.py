@@ -1,10 +1,12 @@
 """The kernels that execute the notes (for :mod:`metaanalysis.render`): each note runs in
-its own fresh kernel, which gets its share of the machine's cores as BLAS threads.
+its own fresh kernel, which gets its share of the machine's cores as BLAS threads, forked
+from a warm template that has done the kernel's imports once (:mod:`metaanalysis.kernelfork`).
 
 A pool of warm kernels (started, the library imported, before their notebook is known) was
 built and measured on the 2-core machine: make notes took 57-59 s with it and 48-53 s
 without (issue 15's notes), because on cores that are all busy it only moves the kernels'
-start-up into the time of the other note's work; it was not kept.
+start-up into the time of the other note's work; it was not kept. A template saves the
+imports' work itself: they are done once per worker instead of once per note.
 """
 
 from __future__ import annotations
@@ -24,20 +26,56 @@ def kernel_threads(workers: int, cores: int | None = None) -> int:
     return max(1, cores // max(1, workers))
 
 
-def kernel_manager_class(threads: int | None):
+def kernel_manager_class(threads: int | None, warm: bool = False):
     """The kernel manager a note's kernel is started with: the kernel's environment is this
     process's, plus ``threads`` BLAS and OpenMP threads unless the user set them (passed to
-    the kernel's process alone, never set in this one)."""
+    the kernel's process alone, never set in this one). With ``warm``, the kernel is forked
+    from this process's template for its interpreter and environment (started at the first
+    kernel), or started the usual way when the template cannot serve it."""
     from jupyter_client.manager import AsyncKernelManager
 
-    if not threads:
+    if not threads and not warm:
         return AsyncKernelManager
 
     class NoteKernelManager(AsyncKernelManager):
         async def _async_pre_start_kernel(self, **kw):
             env = dict(kw.pop("env", None) or os.environ)
             for name in THREAD_VARIABLES:
-                env.setdefault(name, str(threads))
+                if threads:
+                    env.setdefault(name, str(threads))
             return await super()._async_pre_start_kernel(env=env, **kw)
 
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            # jupyter_client's place to "launch kernel subprocesses differently"; what follows
+            # the launch is LocalProvisioner.launch_kernel's own bookkeeping, with the forked
+            # kernel as its process
+            kernel = _forked(kernel_cmd, kw) if warm else None
+            if kernel is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            provisioner = self.provisioner
+            provisioner.process, provisioner.pid, provisioner.pgid = kernel, kernel.pid, kernel.pid
+            provisioner.cwd = kw.get("cwd") or os.getcwd()
+            self._reconcile_connection_info(provisioner.connection_info)
+
     return NoteKernelManager
+
+
+def _forked(kernel_cmd: list[str], kw: dict):
+    """The kernel forked from this process's template, or None where a template cannot serve
+    (another kind of kernel command, options it does not know, a template that failed)."""
+    from .kernelfork import TemplateError, kernel_command_parts, shared_template
+
+    parts = kernel_command_parts(kernel_cmd)
+    known = {"env", "cwd", "stdin", "stdout", "stderr", "independent", "extra_arguments",
+             "kernel_id"}
+    if parts is None or set(kw) - known or any(kw.get(k) is not None for k in
+                                                ("stdin", "stdout", "stderr")) \
+            or kw.get("independent"):
+        return None
+    prefix, args = parts
+    env = dict(kw.get("env") or os.environ)
+    env["JPY_PARENT_PID"] = str(os.getpid())  # what jupyter_client's launcher adds
+    try:
+        return shared_template(prefix, env).start(args, kw.get("cwd") or os.getcwd(), env)
+    except TemplateError:
+        return None

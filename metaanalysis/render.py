@@ -218,9 +218,12 @@ def command_for(theme: str, changed: dict) -> str:
 KERNEL_ARGUMENTS = ["--PNGFormatter.enabled=False"]
 
 
-def render_one(job: Job, root: Path, timeout: int, threads: int | None = None) -> Outcome:
+def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
+               warm: bool = True) -> Outcome:
     """Execute and convert one note; never raises (failures come back as an Outcome). The
-    note's kernel gets ``threads`` BLAS threads (default: its libraries' own choice)."""
+    note's kernel gets ``threads`` BLAS threads (default: its libraries' own choice); with
+    ``warm``, it is forked from this process's template, which has done a kernel's imports
+    once (:mod:`metaanalysis.kernelfork`), rather than started and imported anew."""
     start = time.perf_counter()
     profile = {}
     try:
@@ -254,7 +257,7 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None) -
                         kernel_name=_kernel_name(), progress_bar=False, log_output=False,
                         execution_timeout=timeout, cwd=str(nb_path.parent),
                         report_mode=False, extra_arguments=KERNEL_ARGUMENTS,
-                        kernel_manager_class=kernel_manager_class(threads))
+                        kernel_manager_class=kernel_manager_class(threads, warm=warm))
                     failed = None
                 except Exception as exc:  # noqa: BLE001 - reported below
                     failed = exc

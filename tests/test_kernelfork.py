@@ -1,0 +1,215 @@
+"""Note kernels forked from a warm template: the same kernel as one started the usual way,
+a fresh process for each note, nothing left running when the render's worker goes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from metaanalysis.kernelfork import (PER_KERNEL, Template, TemplateError, kernel_command_parts,
+                                     shared_template)
+from metaanalysis.kernels import kernel_manager_class
+from metaanalysis.render import _kernel_name
+
+#: What a note's code can see of the process it runs in.
+PROBE = r"""
+import json, os, signal, stat, sys, threading
+import matplotlib
+import numpy
+print(json.dumps({
+    "pid": os.getpid(), "cwd": os.getcwd(), "argv0": sys.argv[0],
+    "argv": [a for a in sys.argv[1:] if not a.startswith(("-f", "--IPKernelApp.parent_handle"))
+             and not a.endswith(".json")],
+    "path": sys.path, "env": {k: v for k, v in os.environ.items() if k not in %r},
+    "backend": matplotlib.get_backend(), "rc": repr(sorted(matplotlib.rcParams.items())),
+    "main": sys.modules["__main__"].__name__, "session_leader": os.getsid(0) == os.getpid(),
+    "sigint": repr(signal.getsignal(signal.SIGINT)), "threads": threading.active_count(),
+    "flags": repr(sys.flags), "executable": sys.executable, "stdin": stat.S_ISFIFO(os.fstat(0).st_mode),
+    "seen": "left_here" in globals(), "random": repr(numpy.random.random()),
+}))
+left_here = 1
+""" % (PER_KERNEL,)
+
+
+def probe(tmp_path, warm: bool, runs: int = 1) -> list[dict]:
+    """The probe's answers from ``runs`` notes executed one after the other."""
+    answers = []
+    for _ in range(runs):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(PROBE)])
+        NotebookClient(nb, kernel_name=_kernel_name(), timeout=120,
+                       kernel_manager_class=kernel_manager_class(1, warm=warm),
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        text = "".join(o.get("text", "") for o in nb.cells[0].outputs if o.get("name") == "stdout")
+        answers.append(json.loads(text))
+    return answers
+
+
+def test_a_forked_kernel_is_the_kernel_a_usual_start_gives(tmp_path):
+    """Each note gets a new process (its own pid, nothing from the note before, its own
+    random seed), and sees what a kernel started the usual way sees: folder, arguments,
+    import path, environment, matplotlib backend and settings, signal handling, session,
+    interpreter options, a pipe for standard input."""
+    usual, = probe(tmp_path, warm=False)
+    first, second = probe(tmp_path, warm=True, runs=2)
+    assert first["pid"] != second["pid"] != usual["pid"]
+    assert not first["seen"] and not second["seen"]
+    assert first["random"] != second["random"]
+    for answer in (first, second):
+        for key in ("cwd", "argv0", "argv", "path", "env", "backend", "rc", "main",
+                    "session_leader", "sigint", "threads", "flags", "executable", "stdin"):
+            assert answer[key] == usual[key], key
+    assert usual["backend"] == "module://matplotlib_inline.backend_inline"
+
+
+def test_a_forked_kernel_draws_figures_and_shows_them_inline(tmp_path):
+    """The figure a cell leaves is displayed by the inline backend, as in a usual kernel."""
+    source = ("import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\n"
+              "ax.plot([1, 2], [3, 4])")
+    outputs = []
+    for warm in (False, True):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        NotebookClient(nb, kernel_name=_kernel_name(), timeout=120,
+                       kernel_manager_class=kernel_manager_class(1, warm=warm)).execute()
+        outputs.append(sorted(k for o in nb.cells[0].outputs for k in o.get("data", {})))
+    assert outputs[0] == outputs[1] and "image/png" in outputs[0]
+
+
+def test_only_ipykernel_launcher_commands_are_forked():
+    assert kernel_command_parts(["/py", "-Xfrozen_modules=off", "-m", "ipykernel_launcher",
+                                 "-f", "c.json", "--x=1"]) == (
+        ["/py", "-Xfrozen_modules=off"], ["-f", "c.json", "--x=1"])
+    assert kernel_command_parts(["/py", "-m", "other_kernel", "-f", "c.json"]) is None
+    assert kernel_command_parts(["julia", "-i", "kernel.jl", "c.json"]) is None
+
+
+def test_a_template_refuses_another_environment(tmp_path):
+    """numpy and ipykernel read the environment when imported: a template serves only
+    kernels whose environment is its own (but for per-kernel variables)."""
+    env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))
+    template = Template([sys.executable], env, modules=("json",))
+    try:
+        assert template.start(["-f", str(tmp_path / "c.json")], str(tmp_path),
+                              dict(env, OPENBLAS_NUM_THREADS="7")) is None
+        assert template.serves(dict(env, JPY_PARENT_PID="1", JPY_SESSION_NAME="x"))
+        assert not template.serves(dict(env, LANG="C.UTF-8x"))
+    finally:
+        template.close()
+
+
+def test_a_kernel_the_template_cannot_give_is_started_the_usual_way(monkeypatch):
+    import metaanalysis.kernelfork
+
+    def broken(prefix, env):
+        raise TemplateError("the template stopped at start")
+
+    monkeypatch.setattr(metaanalysis.kernelfork, "shared_template", broken)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, sys; print(os.getppid() == int(os.environ['JPY_PARENT_PID']))")])
+    NotebookClient(nb, kernel_name=_kernel_name(), timeout=120,
+                   kernel_manager_class=kernel_manager_class(1, warm=True)).execute()
+    assert nb.cells[0].outputs[0]["text"].strip() == "True"
+
+
+def test_a_template_that_cannot_import_says_why(tmp_path):
+    with pytest.raises(TemplateError, match="ModuleNotFoundError: No module named 'no_such_mod"):
+        Template([sys.executable], dict(os.environ), modules=("no_such_module_here",))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+WORKER = r"""
+import os, sys, time, json
+from metaanalysis.kernelfork import Template
+template = Template([sys.executable], dict(os.environ), modules=("json",))
+# a stand-in for a kernel: the template forks it; it runs ipykernel_launcher's arguments,
+# which here only wait (a connection file that never comes makes the kernel wait for it)
+kernel = template.start(["-f", sys.argv[1]], "/", dict(os.environ))
+print(json.dumps({"template": template.process.pid, "kernel": kernel.pid}), flush=True)
+time.sleep(1)
+os._exit(1)  # the worker dies without closing anything
+"""
+
+
+def test_when_the_worker_dies_its_template_and_kernels_go(tmp_path):
+    """A render's worker killed mid-note leaves no template and no kernel running."""
+    run = subprocess.run([sys.executable, "-c", WORKER, str(tmp_path / "never.json")],
+                         capture_output=True, text=True, timeout=120)
+    pids = json.loads(run.stdout.splitlines()[0])
+    deadline = time.monotonic() + 30
+    while (_alive(pids["template"]) or _alive(pids["kernel"])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pids["kernel"]) and not _alive(pids["template"])
+
+
+def test_a_forked_kernel_is_polled_signalled_and_reaped_like_a_popen(tmp_path):
+    env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))
+    template = Template([sys.executable], env, modules=("json",))
+    try:
+        kernel = template.start(["-f", str(tmp_path / "never.json")], str(tmp_path), env)
+        assert kernel.poll() is None
+        with pytest.raises(subprocess.TimeoutExpired):
+            kernel.wait(timeout=0.2)
+        kernel.send_signal(signal.SIGKILL)
+        assert kernel.wait(timeout=30) == -signal.SIGKILL
+        kernel.kill()  # a kernel already reaped is left alone (its pid may be another's)
+        kernel.stdin.close()
+    finally:
+        template.close()
+    assert template.process.poll() is not None
+
+
+def test_a_template_belongs_to_the_process_that_started_it():
+    """A worker forked from a process that has a template starts its own: two processes
+    writing to one template's socket would mix their requests."""
+    env = dict(os.environ, JPY_PARENT_PID="1")
+    first = shared_template([sys.executable], env)
+    try:
+        assert shared_template([sys.executable], env) is first
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: another template, and closing the parent's does nothing
+            try:
+                own = shared_template([sys.executable], env)
+                first.close()
+                os.write(write, str(int(own is not first and own.pid != first.pid)).encode())
+                own.close()
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 10) == b"1"
+        assert first.process.poll() is None  # the child's close() left it running
+        assert first.returncode(1) == -1  # and it answers: pid 1 is not one of its kernels
+    finally:
+        first.close()
+
+
+def test_a_note_from_a_forked_kernel_is_the_same_bytes(tmp_path):
+    """The page and open data of a real note, executed in a forked kernel and in a kernel
+    started the usual way: byte for byte the same."""
+    from test_render import make_project
+
+    from metaanalysis.render import plan, render_one
+
+    root = make_project(tmp_path, ("territories",))
+    files = {}
+    for warm in (False, True):
+        site = tmp_path / f"site-{warm}"
+        job = next(j for j in plan(["territories"], {}, site, root) if j.params.get("lang") == "en")
+        outcome = render_one(job, root, 300, 1, warm=warm)
+        assert outcome.status == "rendered", outcome.message
+        files[warm] = {p.relative_to(site): p.read_bytes() for p in site.rglob("*")
+                       if p.is_file() and p.suffix in (".html", ".csv", ".json")
+                       and ".build" not in p.parts}
+    assert files[True] == files[False] and len(files[True]) == 3
