@@ -266,6 +266,42 @@ def notes_times() -> dict:
         return out
 
 
+def kernel_times(runs: int = 5) -> dict:
+    """A note's kernel: started, the library imported (what every note's first cell does),
+    ready for the next cell, shut down; started the usual way against forked from a warm
+    template (metaanalysis.kernelfork), alternating, medians of ``runs``; and the template's
+    own start, paid once per render worker."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from metaanalysis.kernelfork import Template, kernel_command_parts
+    from metaanalysis.kernels import kernel_manager_class
+    from metaanalysis.render import _kernel_name
+
+    def note(warm: bool) -> float:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "from metaanalysis.notes import Note\nimport metaanalysis.plots")])
+        t0 = time.perf_counter()
+        NotebookClient(nb, kernel_name=_kernel_name(), timeout=120,
+                       kernel_manager_class=kernel_manager_class(1, warm=warm)).execute()
+        return time.perf_counter() - t0
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(_kernel_name()).argv
+    prefix = kernel_command_parts(argv)[0]
+    t0 = time.perf_counter()
+    Template(prefix, dict(os.environ, JPY_PARENT_PID=str(os.getpid()))).close()
+    template = time.perf_counter() - t0
+    note(True)  # this process's template, started once
+    usual, forked = [], []
+    for _ in range(runs):
+        usual.append(note(False))
+        forked.append(note(True))
+    return {"usual": float(np.median(usual)), "forked": float(np.median(forked)),
+            "template": template}
+
+
 def machine() -> str:
     cpu = ""
     try:
@@ -303,6 +339,7 @@ def main(argv=None):
     res["targets"] = engine_targets()
     res["targets"]["forest_education"] = forest_time()
     if not args.no_notes:
+        res["kernels"] = kernel_times()
         res["notes"] = notes_times()
     import bench_review
     if not args.no_review and bench_review.DATA.exists():
@@ -407,6 +444,12 @@ def print_targets(res):
         rows.append(("  with moderators and typos", f"{r['typos_read_s'] * 1000:,.0f} ms",
                      f"{r['typos_ratio_same_gc']:.2f}x bibtexparser", "<= 1.0x",
                      r["typos_ratio_same_gc"] <= 1.0))
+    if "kernels" in res:
+        kt = res["kernels"]
+        rows.append(("a note's kernel, forked", f"{kt['forked']:.2f} s",
+                     f"started the usual way {kt['usual']:.2f} s ({kt['usual'] / kt['forked']:.1f}x);"
+                     f" the template {kt['template']:.2f} s once", "imports done once",
+                     kt["forked"] < kt["usual"]))
     if "notes" in res:
         n = res["notes"]
         for label, key, limit in (("make notes, cold", "cold", 6.0),

@@ -31,9 +31,11 @@ import socket
 import sys
 import threading
 
-#: What a template imports before it is asked for a kernel: what the site's notes import, by
-#: way of the modules that import the rest (IPython, numpy, scipy, pandas, matplotlib).
+#: What a template imports before it is asked for a kernel: what a kernel's start and the
+#: site's notes import, by way of the modules that import the rest (IPython, debugpy, numpy,
+#: scipy, pandas, matplotlib). None of them starts a thread (checked at the template's start).
 PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
+           "ipykernel.debugger", "sqlite3", "pdb", "psutil",  # what the kernel's start imports
            "matplotlib.pyplot", "matplotlib.backends.backend_svg", "pandas", "scipy.optimize",
            "metaanalysis.notes", "metaanalysis.plots", "metaanalysis.figures",
            "metaanalysis.tables", "metaanalysis.rve", "metaanalysis.multilevel",
