@@ -137,8 +137,14 @@ def _become_kernel(sock: socket.socket, request: dict, fds: list[int]) -> None:
         if fd > 2:  # (Popen closes the rest): what its imports opened is the kernel's too
             os.close(fd)
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    # the environment is the template's, which differs from the request's in the per-kernel
+    # variables only, and holds what its imports set (debugpy sets PYDEVD_USE_FRAME_EVAL,
+    # as it does in a kernel started the usual way when ipykernel imports it)
+    for name in PER_KERNEL:
+        if name in request["env"]:
+            os.environ[name] = request["env"][name]
+        else:
+            os.environ.pop(name, None)
     numpy = sys.modules.get("numpy")
     if numpy is not None:  # a new process seeds numpy's global generator from the system
         numpy.random.seed()
@@ -152,7 +158,8 @@ def main(argv: list[str]) -> int:
     if sys.path and (sys.path[0] in ("", os.getcwd())):
         del sys.path[0]
     own_env = dict(os.environ)
-    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+    if not os.environ.get("MPLBACKEND"):  # ipykernel's own test, before any cell
+        os.environ["MPLBACKEND"] = INLINE_BACKEND
     import importlib
     import importlib.util
 
