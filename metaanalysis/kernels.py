@@ -37,7 +37,15 @@ def kernel_manager_class(threads: int | None, warm: bool = False):
     if not threads and not warm:
         return AsyncKernelManager
 
+    from traitlets import default
+
+    client = note_kernel_client()
+
     class NoteKernelManager(AsyncKernelManager):
+        @default("client_factory")
+        def _note_client(self):
+            return client
+
         async def _async_pre_start_kernel(self, **kw):
             env = dict(kw.pop("env", None) or os.environ)
             for name in THREAD_VARIABLES:
@@ -79,3 +87,50 @@ def _forked(kernel_cmd: list[str], kw: dict):
         return shared_template(prefix, env).start(args, kw.get("cwd") or os.getcwd(), env)
     except TemplateError:
         return None
+
+
+def note_kernel_client():
+    """jupyter_client's asynchronous kernel client, but for the wait before the first cell:
+    jupyter_client's ends by reading the kernel's output channel until nothing comes for
+    0.2 s (its messages about the readiness check, which belong to no cell), a fixed 0.2 s
+    per note. This one reads it up to the kernel's "idle" for the readiness check itself, so
+    those messages are the ones read, and the first cell starts as soon as they are."""
+    import time
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class NoteKernelClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+            while True:
+                self.kernel_info()
+                try:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                except Empty:
+                    reply = None
+                # the output channel answers within 0.2 s, or it is not connected yet and
+                # the check starts again (as jupyter_client's)
+                if reply is not None and reply["msg_type"] == "kernel_info_reply" and \
+                        await self._idle_after(reply["parent_header"].get("msg_id"), 0.2):
+                    self._handle_kernel_info_reply(reply)
+                    return
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+        async def _idle_after(self, request: str | None, patience: float) -> bool:
+            """Read the output channel up to the kernel's "idle" after ``request``; False if
+            nothing comes for ``patience`` seconds."""
+            while True:
+                try:
+                    msg = await self.iopub_channel.get_msg(timeout=patience)
+                except Empty:
+                    return False
+                if msg["msg_type"] == "status" and \
+                        msg["content"].get("execution_state") == "idle" and \
+                        msg["parent_header"].get("msg_id") == request:
+                    return True
+
+    return NoteKernelClient

@@ -213,3 +213,35 @@ def test_a_note_from_a_forked_kernel_is_the_same_bytes(tmp_path):
                        if p.is_file() and p.suffix in (".html", ".csv", ".json")
                        and ".build" not in p.parts}
     assert files[True] == files[False] and len(files[True]) == 3
+
+
+def test_the_wait_before_the_first_cell_reads_the_readiness_messages_and_no_more():
+    """The readiness check's own messages are read up to the kernel's "idle" for it (none of
+    a cell's output is taken), and a silent output channel means "ask again"."""
+    import asyncio
+    from queue import Empty
+    from types import SimpleNamespace
+
+    from metaanalysis.kernels import note_kernel_client
+
+    def status(state, parent):
+        return {"msg_type": "status", "content": {"execution_state": state},
+                "parent_header": {"msg_id": parent}}
+
+    class Channel:
+        def __init__(self, messages):
+            self.messages = list(messages)
+
+        async def get_msg(self, timeout=None):
+            if not self.messages:
+                raise Empty
+            return self.messages.pop(0)
+
+    later = {"msg_type": "stream", "content": {"text": "a cell's"}, "parent_header": {}}
+    channel = Channel([status("busy", "check"), status("idle", "earlier check"),
+                       status("idle", "check"), later])
+    idle_after = note_kernel_client()._idle_after
+    assert asyncio.run(idle_after(SimpleNamespace(iopub_channel=channel), "check", 0.2))
+    assert channel.messages == [later]
+    silent = SimpleNamespace(iopub_channel=Channel([status("busy", "check")]))
+    assert not asyncio.run(idle_after(silent, "check", 0.2))
