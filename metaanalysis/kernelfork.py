@@ -243,12 +243,18 @@ class Template:
 
         self.prefix, self.env, self._lock = list(prefix), dict(env), threading.Lock()
         self._owner = os.getpid()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except (AttributeError, OSError) as exc:  # a system without them
+            raise TemplateError(f"no socket pair for a template: {exc}") from exc
         try:
             self.process = subprocess.Popen(
                 [*prefix, "-m", "metaanalysis.kernelfork", str(theirs.fileno()), *modules],
                 pass_fds=[theirs.fileno()], env=self.env, cwd="/",
                 stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:  # the interpreter cannot be started
+            ours.close()
+            raise TemplateError(f"the template could not start: {exc}") from exc
         finally:
             theirs.close()
         self._sock = ours

@@ -12,6 +12,7 @@ imports' work itself: they are done once per worker instead of once per note.
 from __future__ import annotations
 
 import os
+import sys
 
 #: The environment variables that set how many threads a kernel's BLAS and OpenMP use.
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -73,6 +74,8 @@ def _forked(kernel_cmd: list[str], kw: dict):
     (another kind of kernel command, options it does not know, a template that failed)."""
     from .kernelfork import TemplateError, kernel_command_parts, shared_template
 
+    if not sys.platform.startswith("linux"):  # fork, SOCK_SEQPACKET: tested on Linux only
+        return None
     parts = kernel_command_parts(kernel_cmd)
     known = {"env", "cwd", "stdin", "stdout", "stderr", "independent", "extra_arguments",
              "kernel_id"}

@@ -116,9 +116,11 @@ def test_a_kernel_the_template_cannot_give_is_started_the_usual_way(monkeypatch)
     assert nb.cells[0].outputs[0]["text"].strip() == "True"
 
 
-def test_a_template_that_cannot_import_says_why(tmp_path):
+def test_a_template_that_cannot_import_or_start_says_why(tmp_path):
     with pytest.raises(TemplateError, match="ModuleNotFoundError: No module named 'no_such_mod"):
         Template([sys.executable], dict(os.environ), modules=("no_such_module_here",))
+    with pytest.raises(TemplateError, match="could not start.*no-such-python"):
+        Template([str(tmp_path / "no-such-python")], dict(os.environ))
 
 
 def _alive(pid: int) -> bool:
