@@ -329,20 +329,30 @@ def kernel_command_parts(cmd: list[str]) -> tuple[list[str], list[str]] | None:
 
 
 _TEMPLATES: dict[tuple, Template] = {}
+#: Why a template could not start, per process, interpreter and environment: not tried again
+#: for every note (a failure found after the imports would cost each note their time).
+_FAILED: dict[tuple, str] = {}
 
 
 def shared_template(prefix: list[str], env: dict) -> Template:
     """This process's template for kernels of this interpreter and environment, started at
     the first call (a forked worker starts its own: a template answers the process that
-    started it)."""
+    started it). Raises :class:`TemplateError` if it cannot start (once tried)."""
     key = (os.getpid(), tuple(prefix))
+    failed = (key, tuple(sorted((k, v) for k, v in env.items() if k not in PER_KERNEL)))
+    if failed in _FAILED:
+        raise TemplateError(_FAILED[failed])
     template = _TEMPLATES.get(key)
     if template is not None and (template.process.poll() is not None
                                  or not template.serves(env)):
         template.close()
         template = None
     if template is None:
-        template = _TEMPLATES[key] = Template(prefix, {k: v for k, v in env.items()})
+        try:
+            template = _TEMPLATES[key] = Template(prefix, dict(env))
+        except TemplateError as exc:
+            _FAILED[failed] = str(exc)
+            raise
         import multiprocessing.util
 
         multiprocessing.util.Finalize(template, template.close, exitpriority=10)

@@ -247,3 +247,24 @@ def test_the_wait_before_the_first_cell_reads_the_readiness_messages_and_no_more
     assert channel.messages == [later]
     silent = SimpleNamespace(iopub_channel=Channel([status("busy", "check")]))
     assert not asyncio.run(idle_after(silent, "check", 0.2))
+
+
+def test_a_template_that_failed_is_not_started_again_for_every_note(tmp_path, monkeypatch):
+    import metaanalysis.kernelfork as kf
+
+    starts = []
+
+    class Failing:
+        def __init__(self, prefix, env):
+            starts.append(prefix)
+            raise TemplateError("the imports started threads: x")
+
+    monkeypatch.setattr(kf, "Template", Failing)
+    env = dict(os.environ, JPY_PARENT_PID="1")
+    for parent in ("1", "2", "3"):  # three notes, the same interpreter and environment
+        with pytest.raises(TemplateError, match="started threads"):
+            kf.shared_template([str(tmp_path / "py")], dict(env, JPY_PARENT_PID=parent))
+    assert len(starts) == 1
+    with pytest.raises(TemplateError):  # another environment is tried
+        kf.shared_template([str(tmp_path / "py")], dict(env, OTHER="1"))
+    assert len(starts) == 2
