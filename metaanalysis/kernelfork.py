@@ -1,7 +1,7 @@
 """Note kernels forked from a warm template (for :mod:`metaanalysis.kernels`).
 
 A note's kernel spends most of its start importing: IPython and ipykernel, numpy, scipy,
-pandas, matplotlib and this library, about 2 s of CPU per note, the same modules for every
+pandas, matplotlib and this library, 1 to 2 s of CPU per note, the same modules for every
 note. A *template* is a process that does these imports once, before any notebook is known,
 then forks one kernel per note. Each note still runs in its own fresh kernel: a new process,
 forked from a template that has run no note, started by ipykernel exactly as
@@ -9,7 +9,9 @@ forked from a template that has run no note, started by ipykernel exactly as
 environment, working folder, arguments and standard streams). The template only imports
 modules that do not look at the running IPython when imported (``matplotlib_inline``'s
 backend does, so it is left to the kernel); it sets ``MPLBACKEND`` as ipykernel does before
-any cell, so matplotlib reads the same backend as in a kernel started the usual way.
+any cell, so matplotlib reads the same backend as in a kernel started the usual way. It
+freezes the collector before forking (``gc.freeze``): a kernel's collections, and its exit,
+leave the template's objects alone (and their memory shared).
 
 The render's worker talks to its template over a socket pair (``SOCK_SEQPACKET``: one JSON
 message per request, the kernel's standard streams passed as file descriptors), the way
