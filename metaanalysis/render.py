@@ -761,34 +761,51 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         from .kernels import kernel_threads
 
         threads = kernel_threads(workers)
+        import multiprocessing
+
+        others = {p.pid for p in multiprocessing.active_children()}
         with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent,
                                  initargs=(os.getpid(),)) as pool:
-            futures = {}
+            try:
+                futures = {}
 
-            def label(job):
-                lang = job.params.get("lang", SITE_LANGS[0])
-                return f"[{job.theme}]" + (f" ({job.name})" if job.changed else
-                                           f" ({lang})" if lang != SITE_LANGS[0] else "")
+                def label(job):
+                    lang = job.params.get("lang", SITE_LANGS[0])
+                    return f"[{job.theme}]" + (f" ({job.name})" if job.changed else
+                                               f" ({lang})" if lang != SITE_LANGS[0] else "")
 
-            for n, job in enumerate(runnable):
-                say(f"{label(job)} {'running…' if n < workers else 'queued'}")
-                futures[pool.submit(render_one, job, root, timeout, threads)] = job
-            waiting = runnable[workers:]  # the pool starts them in order as workers free up
-            for fut in as_completed(futures):
-                if waiting:
-                    say(f"{label(waiting.pop(0))} running…")
-                try:
-                    o = fut.result()
-                except Exception as exc:  # the worker process itself died
-                    o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}",
-                                lang=job_lang(futures[fut]))
-                outcomes.append(o)
-                ranked.append((rank[id(futures[fut])], o))
-                detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
-                say(f"{label(futures[fut])} {o.status} in {o.seconds:.1f}s"
-                    + (f" ({detail})" if detail else "") + (f": {o.message}" if o.message else ""))
-                if o.status == "rendered" and futures[fut].changed:
-                    say(f"variant: {Path(o.path).resolve()}")
+                for n, job in enumerate(runnable):
+                    say(f"{label(job)} {'running…' if n < workers else 'queued'}")
+                    futures[pool.submit(render_one, job, root, timeout, threads)] = job
+                waiting = runnable[workers:]  # the pool starts them in order as workers free up
+                for fut in as_completed(futures):
+                    if waiting:
+                        say(f"{label(waiting.pop(0))} running…")
+                    try:
+                        o = fut.result()
+                    except Exception as exc:  # the worker process itself died
+                        o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}",
+                                    lang=job_lang(futures[fut]))
+                    outcomes.append(o)
+                    ranked.append((rank[id(futures[fut])], o))
+                    detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
+                    say(f"{label(futures[fut])} {o.status} in {o.seconds:.1f}s"
+                        + (f" ({detail})" if detail else "")
+                        + (f": {o.message}" if o.message else ""))
+                    if o.status == "rendered" and futures[fut].changed:
+                        say(f"variant: {Path(o.path).resolve()}")
+            except KeyboardInterrupt:
+                # Ctrl-C reaches the render alone (its workers ignore SIGINT): the notes not
+                # yet written keep their last good version, and the workers are stopped now
+                # rather than left to finish the queue (their templates, kernels and Chromium
+                # stop with them; their staging folders go at the next render)
+                say("interrupted: the notes rendered so far are written, the others keep "
+                    "their last version")
+                pool.shutdown(wait=False, cancel_futures=True)
+                for process in multiprocessing.active_children():
+                    if process.pid not in others:
+                        process.terminate()
+                raise
     if not runnable and all(o.status == "up to date" for o in outcomes):
         say("everything is up to date")
     variants_index = site / "variants" / "index.html"
@@ -818,8 +835,12 @@ def _with_jobs(ranked, todo):
 
 def _watch_parent(parent: int) -> None:
     """In each worker: die at once when the render that started it dies (``kill -9``), so no
-    orphan writes a page later; the worker's kernel follows (ipykernel watches its parent)."""
+    orphan writes a page later; the worker's kernel follows (ipykernel watches its parent).
+    A worker ignores SIGINT: Ctrl-C is the render's to handle (it stops the workers)."""
+    import signal
     import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch():
         while True:

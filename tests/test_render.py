@@ -443,3 +443,57 @@ def test_a_kernel_that_lost_its_port_is_started_again_once(tmp_path, monkeypatch
                  params={"lang": "en"})
     assert [o.status for o in out] == ["rendered"], out
     assert "Address already in use" not in capfd.readouterr().err
+
+
+def test_ctrl_c_stops_the_render_at_once_and_keeps_the_last_good_notes(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) during a render: the render says so
+    in one line, exits 130 without a traceback, stops its workers, templates and kernels
+    instead of finishing the queue, and the notes already published stay as they were."""
+    import os
+    import signal
+    import time
+
+    root = make_project(tmp_path, ("territories",))
+    site = tmp_path / "site"
+    render(["territories"], root=root, site=site, progress=quiet, params={"lang": "en"})
+    published = site / "en" / "territories.html"
+    before = published.read_bytes()
+    nb = json.loads((root / "notebooks" / "territories.ipynb").read_text())
+    nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": None,
+                           "outputs": [], "source": "import time\ntime.sleep(600)"})
+    (root / "notebooks" / "territories.ipynb").write_text(json.dumps(nb))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "metaanalysis", "render", "--site", str(site)], cwd=root,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def in_project():  # processes working in the project (the kernels run in notebooks/)
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.readlink(f"/proc/{pid}/cwd").startswith(str(root)):
+                    found.append(int(pid))
+            except OSError:
+                pass
+        return [p for p in found if p != run.pid]
+
+    deadline = time.monotonic() + 120
+    while not any(p for p in in_project()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until a note's kernel is running the notebook
+    time.sleep(1)
+    os.killpg(run.pid, signal.SIGINT)
+    try:
+        _, err = run.communicate(timeout=60)  # the sleeping cell would take 600 s
+    finally:
+        if run.poll() is None:  # not stopped: nothing of it may outlive the test
+            os.killpg(run.pid, signal.SIGKILL)
+            for pid in in_project():
+                os.kill(pid, signal.SIGKILL)
+    assert run.returncode == 130, err
+    assert "interrupted: the notes rendered so far are written" in err
+    assert "Traceback" not in err and "exception was never retrieved" not in err
+    assert published.read_bytes() == before
+    deadline = time.monotonic() + 20
+    while in_project() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert in_project() == []
