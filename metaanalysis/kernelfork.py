@@ -285,6 +285,7 @@ class Template:
     def start(self, args: list[str], cwd: str, env: dict) -> ForkedKernel | None:
         """A kernel forked with ``ipykernel_launcher``'s ``args``; None if refused."""
         read, write = os.pipe()
+        reply = {}
         try:
             reply = self._ask({"op": "start", "launcher": self.launcher,
                                "args": [*args, f"--IPKernelApp.parent_handle={self.pid}"],
@@ -292,8 +293,9 @@ class Template:
                               fds=(read, 1, 2))  # as Popen: this process's fds 1 and 2
         finally:
             os.close(read)
+            if "pid" not in reply:  # refused, or the template stopped answering
+                os.close(write)
         if "pid" not in reply:
-            os.close(write)
             return None
         return ForkedKernel(self, reply["pid"], os.fdopen(write, "wb"))
 

@@ -268,3 +268,17 @@ def test_a_template_that_failed_is_not_started_again_for_every_note(tmp_path, mo
     with pytest.raises(TemplateError):  # another environment is tried
         kf.shared_template([str(tmp_path / "py")], dict(env, OTHER="1"))
     assert len(starts) == 2
+
+
+def test_a_template_that_stopped_answering_leaves_no_open_pipe(tmp_path):
+    env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))
+    template = Template([sys.executable], env, modules=("json",))
+    try:
+        template.process.kill()
+        template.process.wait()
+        before = sorted(os.listdir("/proc/self/fd"))
+        with pytest.raises(TemplateError, match="stopped answering"):
+            template.start(["-f", str(tmp_path / "c.json")], str(tmp_path), env)
+        assert sorted(os.listdir("/proc/self/fd")) == before
+    finally:
+        template.close()
