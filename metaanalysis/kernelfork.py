@@ -243,7 +243,7 @@ class Template:
     def __init__(self, prefix: list[str], env: dict, modules=PRELOAD, timeout: float = 120):
         import subprocess
 
-        self.prefix, self.env, self._lock = list(prefix), dict(env), threading.Lock()
+        self.env, self._lock = dict(env), threading.Lock()
         self._owner = os.getpid()
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
