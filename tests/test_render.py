@@ -467,18 +467,18 @@ def test_ctrl_c_stops_the_render_at_once_and_keeps_the_last_good_notes(tmp_path)
         stderr=subprocess.PIPE, text=True, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
-    def in_project():  # processes working in the project (the kernels run in notebooks/)
-        found = []
+    def in_project(folder=root):  # processes working there (the render's workers in the
+        found = []                 # project, its kernels in notebooks/)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
-                if os.readlink(f"/proc/{pid}/cwd").startswith(str(root)):
+                if os.readlink(f"/proc/{pid}/cwd").startswith(str(folder)):
                     found.append(int(pid))
             except OSError:
                 pass
         return [p for p in found if p != run.pid]
 
     deadline = time.monotonic() + 120
-    while not any(p for p in in_project()) and time.monotonic() < deadline:
+    while not in_project(root / "notebooks") and time.monotonic() < deadline:
         time.sleep(0.2)  # until a note's kernel is running the notebook
     time.sleep(1)
     os.killpg(run.pid, signal.SIGINT)
