@@ -42,6 +42,10 @@ CACHED_CELLS = 5_000_000
 TERMS = 40
 RATIO = 0.35
 
+#: Cumulative fits are evaluated in groups taking this many terms (the fewest at which
+#: every fit of the group is within 1e-17 by :func:`_terms`' bound), or TERMS.
+TERM_GROUPS = (4, 8, 12, 16, 24, 32)
+
 
 def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: float = 95,
                        tau2: float | None = None) -> dict:
@@ -177,6 +181,10 @@ def _terms(ratio) -> int:
     return n
 
 
+#: The largest ratio |d| / min(a) each of TERM_GROUPS is enough for (the bound of _terms).
+_GROUP_RATIO = np.array([(1e-17 / ((n + 2) * (n + 1) / 2)) ** (1 / n) for n in TERM_GROUPS])
+
+
 def _fisher(series, t, method, skip=None):
     """batch_fit's Fisher scoring (with its Newton steps and step halving) on every fit at
     once, through the series (leave-one-out or prefixes); returns tau2 and the fits to refit
@@ -298,8 +306,10 @@ def _chunks(rows, k, cells: int | None = None):
 
 class _PrefixSeries:
     """``S[m, p] = sum_{l <= j} (v_l + tau2_j)^-m y_l^p`` for every prefix j at once: the
-    expansion of the module docstring with cumulative power sums, computed term by term
-    (O(k) memory)."""
+    expansion of the module docstring with cumulative power sums (O(k) memory). Each fit
+    takes only the terms its own ratio needs (fits are evaluated in groups of
+    :data:`TERM_GROUPS` terms): most prefixes' tau2 is near the final one and needs a few
+    terms, the first few are far and need many (and only the first columns of the sums)."""
 
     def __init__(self, y, v, tau2):
         self.y, self.v, self.tau2 = y, v, tau2
@@ -309,15 +319,19 @@ class _PrefixSeries:
         self.coef = np.stack([np.ones(TERMS), n + 1.0, (n + 1.0) * (n + 2) / 2])
         self.cum = None
         if (3 + TERMS) * 3 * len(y) <= CACHED_CELLS:  # kept for every evaluation
-            self.cum = np.stack([np.stack(c) for c in self._cumulative_powers()])
+            self.cum = self._cumulative_powers(2 + TERMS, len(y))
 
-    def _cumulative_powers(self):
-        """For q = 1 ... 2 + TERMS: the cumulative sums of inv^q, inv^q y, inv^q y^2."""
-        power = self.inv.copy()
-        for _ in range(2 + TERMS):
-            yield (np.cumsum(power), np.cumsum(power * self.y),
-                   np.cumsum(power * self.y * self.y))
-            power *= self.inv
+    def _cumulative_powers(self, q, width):
+        """(q, 3, width): the cumulative sums of inv^q, inv^q y, inv^q y^2 (q = 1 ... q) over
+        the first ``width`` effects."""
+        inv, y = self.inv[:width], self.y[:width]
+        powers = np.empty((q, 3, width))
+        powers[0, 0] = inv
+        for n in range(1, q):
+            np.multiply(powers[n - 1, 0], inv, out=powers[n, 0])
+        np.multiply(powers[:, 0], y, out=powers[:, 1])
+        np.multiply(powers[:, 1], y, out=powers[:, 2])
+        return np.cumsum(powers, axis=2, out=powers)
 
     def trusted(self, t, idx=None):
         a_min = self.a_min if idx is None else self.a_min[idx]
@@ -326,19 +340,27 @@ class _PrefixSeries:
     def sums(self, t, idx=None):
         """S as an array (4, 3, len(t)) for the prefixes ``idx`` (default all) at their t."""
         x = -(np.asarray(t, float) - self.tau2)
-        k = len(self.y)
-        idx = np.arange(k) if idx is None else np.asarray(idx)
+        idx = np.arange(len(self.y)) if idx is None else np.asarray(idx)
         S = np.zeros((4, 3, len(idx)))
-        terms = _terms(np.abs(x) / self.a_min[idx])
-        xn = np.ones((terms, len(idx)))
-        for n in range(1, terms):
-            xn[n] = xn[n - 1] * x
-        if self.cum is not None:
-            block = self.cum[:, :, idx]  # (2 + TERMS, 3, len(idx))
+        group = np.searchsorted(_GROUP_RATIO, np.abs(x) / self.a_min[idx])
+        for g in np.unique(group):
+            terms = TERM_GROUPS[g] if g < len(TERM_GROUPS) else TERMS
+            members = np.flatnonzero(group == g)
+            sel, xs = idx[members], x[members]
+            if self.cum is not None:
+                block = self.cum[:2 + terms, :, sel]
+            else:  # only the prefixes' own columns, up to the longest of them
+                width = int(sel.max()) + 1
+                block = self._cumulative_powers(2 + terms, width)[:, :, sel]
+            xn = np.empty((terms, len(sel)))
+            xn[0] = 1.0
+            for n in range(1, terms):
+                np.multiply(xn[n - 1], xs, out=xn[n])
             for m in (1, 2, 3):
-                S[m] = np.einsum("ni,npi->pi", self.coef[m - 1][:terms, None] * xn,
-                                 block[m - 1:m - 1 + terms])
-            return S
+                weights = self.coef[m - 1][:terms, None] * xn  # (terms, fits)
+                S[m][:, members] = np.einsum("ni,npi->pi", weights,
+                                             block[m - 1:m - 1 + terms], optimize=False)
+        return S
         for q, cum in enumerate(self._cumulative_powers(), start=1):  # the sums of inv^q
             if q > terms + 2:
                 break

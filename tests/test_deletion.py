@@ -208,3 +208,34 @@ def test_fits_refitted_directly_go_a_few_at_a_time(monkeypatch):
     assert max(r * w for r, w in shapes) <= 3 * len(y)
     for c in ("estimate", "se", "tau2", "Q"):
         np.testing.assert_allclose(cum[c], expected_cum[c], rtol=1e-9, atol=1e-9, err_msg=c)
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_each_prefix_sum_takes_the_terms_its_own_distance_needs(monkeypatch, cached):
+    """The prefix sums S[m, p] = sum_{l <= j} (v_l + t_j)^-m y_l^p, evaluated in groups by
+    the terms each fit needs, equal the direct sums to 1e-13 for distances |t_j - tau2|
+    spanning every group (from 0 to the series' limit), kept or recomputed."""
+    if not cached:
+        monkeypatch.setattr(deletion, "CACHED_CELLS", 0)
+    rng = np.random.default_rng(11)
+    k = 300
+    v = rng.uniform(0.01, 0.2, k)
+    y = rng.normal(0.2, 0.4, k)
+    tau2 = 0.05
+    series = deletion._PrefixSeries(y, v, tau2)
+    assert (series.cum is not None) == cached
+    # each fit's distance, as a share of the series' limit RATIO * min(a), both signs
+    share = np.concatenate([[0.0, 1e-9, 1e-4], rng.uniform(0, 1, k - 3)])
+    sign = np.where(rng.uniform(size=k) < 0.5, -1.0, 1.0)
+    t = tau2 + sign * share * deletion.RATIO * series.a_min
+    idx = np.concatenate([[2, 0, 1], 3 + rng.permutation(k - 3)[:200]])  # a subset, any order
+    S = series.sums(t[idx], idx)
+    groups = np.searchsorted(deletion._GROUP_RATIO, np.abs(t[idx] - tau2) / series.a_min[idx])
+    assert len(np.unique(groups)) == len(deletion.TERM_GROUPS) + 1  # every group was used
+    for n, j in enumerate(idx):
+        a = v[:j + 1] + t[j]
+        for m in (1, 2, 3):
+            for p in range(3):
+                direct = np.sum(a**-m * y[:j + 1]**p)
+                assert S[m, p, n] == pytest.approx(direct, rel=1e-13, abs=1e-13 * np.sum(
+                    a**-m * np.abs(y[:j + 1])**p)), (j, m, p)
