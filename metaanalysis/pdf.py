@@ -13,7 +13,10 @@ took when each page had its own Chromium (``--print-to-pdf``); a render's worker
 printer for all the notes it renders (:func:`shared_printer`). Each page is printed in its own
 browser context (no cookie, storage or cache from another page) with the options Chromium's
 own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pdf`` writes, but
-for its creation date (tested). When the worker ends, so does its Chromium: the pipe closes,
+for its creation date and its links to local files (tested): Chromium turns a page's relative
+links (its open data, the index) into ``file://`` URLs of the machine that printed it, which
+no reader can open and which show that machine's folders; each is written back as the
+relative link the page has (:func:`relative_links`). When the worker ends, so does its Chromium: the pipe closes,
 and Chromium stops at once when it does (even if the worker was killed).
 """
 
@@ -24,11 +27,14 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
 import shutil
 import signal
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -137,6 +143,7 @@ class Printer:
         body = base64.b64decode(data)
         if not body:
             raise RuntimeError(f"Chromium could not print {page.name}: an empty PDF")
+        body = relative_links(body, pdf.resolve().parent)
         tmp = pdf.with_name(f".{pdf.name}.{os.getpid()}.tmp")
         try:
             tmp.write_bytes(body)
@@ -237,6 +244,42 @@ class Printer:
 
 def _doing(what: str | None) -> str:
     return f"print {what}" if what else "start"
+
+
+#: A link's target as Chromium writes it in a PDF: ``/URI (...)``, a literal string (its
+#: parentheses and backslashes escaped by a backslash).
+_URI = re.compile(rb"/URI \(((?:[^()\\]|\\.)*)\)", re.S)
+
+
+def relative_links(body: bytes, folder: Path) -> bytes:
+    """``body`` (a PDF) with each link to a local file (``file://``) made relative to
+    ``folder`` (where the PDF is published, beside the page it was printed from), as the
+    page's own link was: ``data/education.csv``, ``../index.html``. PDF readers resolve a
+    relative link against the PDF's own address, so the links work where the site is
+    published, and the printing machine's folders are not in the file. The new link is
+    written in the same number of bytes, padded with spaces (which PDF syntax ignores
+    between tokens), so the cross-reference table's byte offsets stay right; a link that
+    would not fit (it cannot: the local URL holds the whole path) is left empty rather than
+    pointing at the machine's files. Other links (https, a DOI) are left as they are."""
+    def swap(match):
+        target = re.sub(rb"\\(.)", rb"\1", match.group(1), flags=re.S)  # the string's value
+        if not target.startswith(b"file://"):
+            return match.group(0)
+        url = urllib.parse.urlsplit(target.decode("latin-1"))
+        path = urllib.request.url2pathname(url.path)
+        relative = urllib.parse.quote(os.path.relpath(path, folder).replace(os.sep, "/"),
+                                      safe="/._-~")
+        if url.query:
+            relative += "?" + url.query
+        if url.fragment:
+            relative += "#" + url.fragment
+        literal = re.sub(rb"([()\\])", rb"\\\1", relative.encode("ascii"))
+        new = b"/URI (" + literal + b")"
+        if len(new) > len(match.group(0)):
+            new = b"/URI ()"
+        return new + b" " * (len(match.group(0)) - len(new))
+
+    return _URI.sub(swap, body)
 
 
 def write_pdf(page: Path, pdf: Path, chromium: str, timeout: float = 120) -> None:

@@ -175,3 +175,55 @@ def test_a_missing_chromium_is_reported(tmp_path):
     with pytest.raises(RuntimeError, match="could not start"):
         write_pdf(tmp_path / "a.html", tmp_path / "a.pdf", str(tmp_path / "no-chromium"))
     assert not list(Path(tmp_path).glob("*.pdf"))
+
+
+def test_local_links_become_relative_in_the_same_number_of_bytes():
+    """relative_links: a file:// link (percent-encoded, escaped parentheses, a fragment)
+    becomes the relative link from the PDF's folder, padded to its old length; web links and
+    everything else are untouched."""
+    from metaanalysis.pdf import relative_links
+
+    folder = Path("/srv/la note (v2)/site/en")
+    body = (b"1 0 obj\n<</S /URI\n/URI (file:///srv/la%20note%20\\(v2\\)/site/en/data/x.csv)>>\n"
+            b"2 0 obj\n<</S /URI\n/URI (file:///srv/la%20note%20\\(v2\\)/site/index.html#top)>>\n"
+            b"3 0 obj\n<</S /URI\n/URI (https://doi.org/10.1002/cl2.1152)>>\nendobj\n")
+    out = relative_links(body, folder)
+    assert len(out) == len(body)
+    assert b"file:" not in out and b"srv" not in out
+    uris = re.findall(rb"/URI \(([^)]*)\)( *)>>", out)
+    assert [u for u, _ in uris] == [b"data/x.csv", b"../index.html#top",
+                                    b"https://doi.org/10.1002/cl2.1152"]
+    assert uris[2][1] == b""  # untouched
+    # a name that needs escaping in the URL stays a valid link, percent-encoded
+    odd = b"<</URI (file:///srv/site/data/a%20b\\(1\\).csv)>>"
+    assert relative_links(odd, Path("/srv/site")).rstrip(b" >") == b"<</URI (data/a%20b%281%29.csv)"
+
+
+@needs_chromium
+def test_a_printed_note_links_to_its_open_data_relatively(tmp_path):
+    """Chromium writes a page's relative links as file:// URLs of the printing machine; the
+    PDF keeps the page's own relative links (the open data, the index, in a folder whose name
+    needs escaping), its web links as they are, no trace of the machine's folders, and reads
+    as a valid PDF (its cross-reference offsets intact)."""
+    from pypdf import PdfReader
+
+    site = tmp_path / "dossier (é) v2" / "site"
+    (site / "en" / "data").mkdir(parents=True)
+    body = ('<p><a href="data/note.csv">CSV</a> <a href="data/note.json">JSON</a> '
+            '<a href="../index.html">index</a> <a href="https://doi.org/10.1002/cl2.1152">'
+            'DOI</a></p>')
+    html = site / "en" / "note.html"
+    html.write_text(PAGE.format(title="Note", body=body), encoding="utf-8")
+    pdf = html.with_suffix(".pdf")
+    with Printer(CHROMIUM) as printer:
+        printer.print(html, pdf)
+    raw = pdf.read_bytes()
+    assert b"file:" not in raw and str(tmp_path).encode() not in raw
+    assert b"dossier" not in raw
+    reader = PdfReader(pdf, strict=True)
+    uris = [a.get_object()["/A"]["/URI"] for p in reader.pages for a in p.get("/Annots", [])]
+    assert sorted(uris) == sorted(["data/note.csv", "data/note.json", "../index.html",
+                                   "https://doi.org/10.1002/cl2.1152"])
+    # each resolves, from the PDF's folder, to the file the page links to
+    for uri in (u for u in uris if not u.startswith("https")):
+        assert (pdf.parent / uri).resolve().parent in (site / "en" / "data", site)
