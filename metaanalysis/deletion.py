@@ -361,14 +361,3 @@ class _PrefixSeries:
                 S[m][:, members] = np.einsum("ni,npi->pi", weights,
                                              block[m - 1:m - 1 + terms], optimize=False)
         return S
-        for q, cum in enumerate(self._cumulative_powers(), start=1):  # the sums of inv^q
-            if q > terms + 2:
-                break
-            cum = [c[idx] for c in cum]
-            for m in (1, 2, 3):
-                n = q - m
-                if 0 <= n < terms:
-                    factor = self.coef[m - 1][n] * xn[n]
-                    for p_ in range(3):
-                        S[m, p_] += factor * cum[p_]
-        return S
