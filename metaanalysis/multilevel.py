@@ -397,20 +397,23 @@ class _Stacks:
                                 "V": _v_blocks(V, by_cluster), "n": n})
         self._eigen = None
         for g in self.groups:
-            if np.any(np.linalg.eigvalsh(g["V"])[:, 0] <= 0):
+            # each block's eigenvectors, kept for the criterion (eigen()); its eigenvalues
+            # say whether it is a covariance matrix
+            g["lam"], g["Q"] = np.linalg.eigh(g["V"])  # Q[j, :, i]: eigenvector i of j
+            if np.any(g["lam"][:, 0] <= 0):
                 raise ValueError("V is not positive definite within a cluster (check its "
                                  "correlations)")
 
     def eigen(self) -> dict:
-        """Each cluster's V = Q diag(lam) Q' (once): in that basis M = V + s2w I + s2b 11'
+        """Each cluster's V = Q diag(lam) Q' (decomposed once, when checked): in that basis M = V + s2w I + s2b 11'
         is a diagonal matrix plus a rank-one term, so the criterion needs no inverse
         (:func:`_stacked_eigen`). Arrays over all effects, cluster after cluster: ``lam``,
         ``u`` = Q'1, ``y`` = Q'y, ``X`` = Q'X, and ``starts``, where each cluster begins."""
         if self._eigen is None:
             lam, u, yt, Xt, sizes = [], [], [], [], []
             for g in self.groups:
-                w, Q = np.linalg.eigh(g["V"])  # Q[j, :, i]: eigenvector i of cluster j
-                lam.append(w.ravel())
+                Q = g["Q"]
+                lam.append(g["lam"].ravel())
                 u.append(Q.sum(axis=1).ravel())
                 yt.append(np.einsum("mji,mj->mi", Q, g["y"]).ravel())
                 Xt.append(np.einsum("mji,mjp->mip", Q, g["X"]).reshape(-1, g["X"].shape[2]))
