@@ -58,7 +58,7 @@ def asreview_order(exe: Path, prior, seed: int) -> tuple[list[int], float]:
         t0 = time.perf_counter()
         subprocess.run([str(exe), "simulate", str(DATA), "--prior-idx", *map(str, prior),
                         "--seed", str(seed), "--n-stop", "-1", "-o", str(out)], check=True,
-                       capture_output=True)
+                       capture_output=True, cwd=tmp)  # ASReview leaves a cache file in its folder
         seconds = time.perf_counter() - t0
         with zipfile.ZipFile(out) as z:
             z.extract("results.db", tmp)
