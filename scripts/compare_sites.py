@@ -49,7 +49,9 @@ def _tagged_numbers(svg: str) -> tuple[list[str], list[float]]:
     last = 0
     for tag in TAG.finditer(svg):
         parts.append(svg[last:tag.start()])
-        parts.append(NUMBER.sub(lambda m: numbers.append(float(m.group())) or "\0", tag.group()))
+        markup = tag.group()
+        numbers += [float(n) for n in NUMBER.findall(markup)]
+        parts.append(NUMBER.sub("\0", markup))
         last = tag.end()
     parts.append(svg[last:])
     return parts, numbers
