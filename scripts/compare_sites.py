@@ -185,8 +185,8 @@ def compare_sites(old: Path, new: Path, px: float = 1e-3, rel: float = 1e-6):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("old", type=Path)
-    parser.add_argument("new", type=Path)
+    parser.add_argument("old", type=Path, help="the site rendered before (e.g. a copy of site/)")
+    parser.add_argument("new", type=Path, help="the site rendered after (e.g. site/)")
     parser.add_argument("--px", type=float, default=1e-3,
                         help="largest move of a figure coordinate, in px (default 1e-3)")
     parser.add_argument("--rel", type=float, default=1e-6,
