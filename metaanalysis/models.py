@@ -178,17 +178,10 @@ def _newton_q_root(q_and_slope, target, y, start):
         return 0.0
     if start is not None and np.isfinite(start) and start > 0:
         qs, slope_s = q_and_slope(float(start))
-        if qs - target > 0:  # the root is above the start: find a point below the target
-            lo, hi = float(start), max(2 * float(start), 100.0)
+        if qs - target > 0:  # the root is above the start: the bracket's top is found by
+            # the steps themselves (Q falls to 0, so a step past the root sets it)
+            lo, hi = float(start), math.inf
             t, f, slope = lo, qs - target, slope_s
-            while q_and_slope(hi)[0] - target > 0:
-                lo, hi = hi, max(hi * 10, 10 * float(np.var(y)))
-                if hi > 1e12:
-                    return math.nan
-            if lo != t:
-                t = lo
-                q, slope = q_and_slope(lo)
-                f = q - target
         else:  # between 0 and the start: Newton from the start lands below the root
             lo, hi = 0.0, float(start)
             t, f, slope = hi, qs - target, slope_s
@@ -200,23 +193,30 @@ def _newton_q_root(q_and_slope, target, y, start):
                 return math.nan
         q, slope = q_and_slope(lo)
         t, f = lo, q - target
+    tol = 4 * np.finfo(float).eps
     for _ in range(200):
         # Newton on 1/Q (Q falls like 1/(b + tau2), so 1/Q is nearly straight): the step on
         # Q scaled by Q / target; fewer evaluations than Newton on Q, the same root
         step = -f / slope * ((f + target) / target) if slope < 0 else math.inf
+        if abs(step) <= 1e-15 + tol * abs(t):
+            return t  # the next step is below the rounding of t: t is the root
         new = t + step
-        if not lo < new < hi:  # a step outside the bracket: bisect instead
-            new = 0.5 * (lo + hi)
+        if not lo < new < hi:  # a step outside the bracket: bisect, or reach further up
+            new = 0.5 * (lo + hi) if math.isfinite(hi) else max(10 * lo, 100.0)
+            if new > 1e12:
+                return math.nan
         q, slope = q_and_slope(new)
         f = q - target
         if f > 0:
             lo = new
         else:
             hi = new
-        if f == 0 or abs(new - t) <= 1e-15 + 4 * np.finfo(float).eps * abs(new) \
-                or hi - lo <= 1e-15 + 4 * np.finfo(float).eps * hi:
+        if f == 0 or abs(new - t) <= 1e-15 + tol * abs(new) or (
+                math.isfinite(hi) and hi - lo <= 1e-15 + tol * hi):  # (inf <= inf is true)
             return new
         t = new
+    if not math.isfinite(hi):
+        return math.nan
     return optimize.brentq(lambda x: q_and_slope(x)[0] - target, lo, hi, xtol=1e-15,
                            rtol=4 * np.finfo(float).eps, maxiter=500)
 

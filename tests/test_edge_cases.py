@@ -103,3 +103,33 @@ def test_number_labels_read_as_the_strings_they_stand_for():
     from metaanalysis.sensitivity import influence
 
     assert list(influence(r).index) == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("start", [None, 1e-9, 0.02, 0.5, 40.0])
+@pytest.mark.parametrize("spread", [0.05, 0.6, 8.0])
+def test_the_q_profile_roots_are_brents_from_any_start(start, spread):
+    """The intercept-only Q-profile bounds, found by Newton's steps from the model's tau^2
+    (or without it), whatever that start: far below the roots (the steps then reach up,
+    without a bracket fixed beforehand), between them, above both; the same roots as a
+    bracketing solver's on Q(tau^2) = target, to 1e-12."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(4)
+    k = 30
+    v = rng.uniform(0.01, 0.2, k)
+    y = rng.normal(0.2, spread, k)
+    df = k - 1
+    targets = models.dist.chi2_ppf([0.975, 0.025], df)
+    roots = models._q_roots_intercept(y, v, tuple(targets), start)
+
+    def q(t):
+        w = 1 / (v + t)
+        return float(np.sum(w * (y - np.sum(w * y) / w.sum()) ** 2))
+
+    for root, target in zip(roots, targets):
+        if q(0.0) <= target:
+            assert root == 0.0
+            continue
+        expected = optimize.brentq(lambda t: q(t) - target, 0.0, 1e6, xtol=1e-15,
+                                   rtol=4 * np.finfo(float).eps)
+        assert root == pytest.approx(expected, rel=1e-12, abs=1e-15), (start, spread, target)
