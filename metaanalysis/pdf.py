@@ -16,8 +16,9 @@ own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pd
 for its creation date and its links to local files (tested): Chromium turns a page's relative
 links (its open data, the index) into ``file://`` URLs of the machine that printed it, which
 no reader can open and which show that machine's folders; each is written back as the
-relative link the page has (:func:`relative_links`). When the worker ends, so does its Chromium: the pipe closes,
-and Chromium stops at once when it does (even if the worker was killed).
+relative link the page has (:func:`relative_links`). When the worker ends, so does its
+Chromium: the pipe closes, and Chromium stops at once when it does (even if the worker was
+killed).
 """
 
 from __future__ import annotations
