@@ -405,9 +405,10 @@ class _Stacks:
                                  "correlations)")
 
     def eigen(self) -> dict:
-        """Each cluster's V = Q diag(lam) Q' (decomposed once, when checked): in that basis M = V + s2w I + s2b 11'
-        is a diagonal matrix plus a rank-one term, so the criterion needs no inverse
-        (:func:`_stacked_eigen`). Arrays over all effects, cluster after cluster: ``lam``,
+        """Each cluster's V = Q diag(lam) Q' (decomposed once, when checked): in that basis
+        M = V + s2w I + s2b 11' is a diagonal matrix plus a rank-one term, so the criterion
+        needs no inverse (:func:`_stacked_eigen`). Arrays over all effects, cluster after
+        cluster: ``lam``,
         ``u`` = Q'1, ``y`` = Q'y, ``X`` = Q'X, and ``starts``, where each cluster begins."""
         if self._eigen is None:
             lam, u, yt, Xt, sizes = [], [], [], [], []
