@@ -408,8 +408,8 @@ class _Stacks:
         """Each cluster's V = Q diag(lam) Q' (decomposed once, when checked): in that basis
         M = V + s2w I + s2b 11' is a diagonal matrix plus a rank-one term, so the criterion
         needs no inverse (:func:`_stacked_eigen`). Arrays over all effects, cluster after
-        cluster: ``lam``,
-        ``u`` = Q'1, ``y`` = Q'y, ``X`` = Q'X, and ``starts``, where each cluster begins."""
+        cluster: ``lam``, ``u`` = Q'1, ``y`` = Q'y, ``X`` = Q'X, ``starts`` (where each
+        cluster begins) and ``cluster`` (each effect's cluster number)."""
         if self._eigen is None:
             lam, u, yt, Xt, sizes = [], [], [], [], []
             for g in self.groups:
