@@ -200,11 +200,13 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     pooled = res.predict() if len(res.beta) == 1 else None
     height = 1.5 + 0.22 * (n + 3)
     fixed = ax is None
+    from matplotlib.transforms import BboxTransformTo, blended_transform_factory
     if ax is None:
         fig, ax = new_figure((9.0, height))
         fig.subplots_adjust(left=0.25, right=0.66, top=1 - 0.3 / height, bottom=0.95 / height)
-        # the house layout: text columns at fractions of the figure's width
-        left = ("figure fraction", "data")
+        # the house layout: text columns at fractions of the figure's width (of its box as
+        # made, as matplotlib's "figure fraction" coordinates are)
+        across = BboxTransformTo(fig.figbbox)
 
         def col(f):
             return f
@@ -212,10 +214,17 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         fig = ax.figure
         # in the caller's axes: the same columns relative to the axes (in the house layout
         # the axes span 0.25 to 0.66 of the figure: 0.02 of it is (0.02 - 0.25) / 0.41)
-        left = ("axes fraction", "data")
+        across = ax.transAxes
 
         def col(f):
             return (f - 0.25) / 0.41
+    # the table's cells: a column's x, a row's y (data). Plain texts, not annotations: the
+    # same place, to the byte, for half the work (an annotation recomputes its transform at
+    # every measure and draw)
+    cells = blended_transform_factory(across, ax.transData)
+
+    def cell(text, x, y, **style):
+        ax.text(col(x), y, text, transform=cells, va="center", **style)
     null = 1.0 if ratio else 0.0
     ax.axvline(null, color=PALETTE["black"], lw=0.8, ls="-")
     level = f"{res.level:g}"
@@ -228,20 +237,17 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         d = np.array([[pred["ci_lb"], y], [pred["pred"], y + 0.3], [pred["ci_ub"], y],
                       [pred["pred"], y - 0.3]])
         ax.fill(tf(d[:, 0]), d[:, 1], color=colour, zorder=4)
-        ax.annotate(label, (col(0.02), y), xycoords=left, va="center",
-                    weight="bold" if bold else "normal")
-        ax.annotate(ci_text(pred["pred"], pred["ci_lb"], pred["ci_ub"]), (col(0.68), y),
-                    xycoords=left, va="center", weight="bold" if bold else "normal")
+        cell(label, 0.02, y, weight="bold" if bold else "normal")
+        cell(ci_text(pred["pred"], pred["ci_lb"], pred["ci_ub"]), 0.68, y,
+             weight="bold" if bold else "normal")
         if weight_text:
-            ax.annotate(weight_text, (col(0.985), y), xycoords=left, va="center", ha="right",
-                        weight="bold")
+            cell(weight_text, 0.985, y, ha="right", weight="bold")
 
     labels_drawn = []
     marks = []  # (x, row position, size, low, high) of each study row, drawn at once below
     for pos, row in zip(np.arange(n, 0, -1) + 2.0, rows):
         if row[0] == "header":
-            ax.annotate(_shorten(row[1], 40), (col(0.02), pos), xycoords=left, va="center",
-                        weight="bold", style="italic")
+            cell(_shorten(row[1], 40), 0.02, pos, weight="bold", style="italic")
         elif row[0] == "diamond":
             diamond(pos, row[2], PALETTE["sky"], _shorten(row[1], 38), bold=False)
         else:
@@ -249,13 +255,10 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
             a, b_ = y - crit * math.sqrt(v), y + crit * math.sqrt(v)
             size = 4 + 10 * math.sqrt(max(wt, 0.0) / wmax)  # a correlated effect can weigh < 0
             marks.append((tf(y), pos, size**2 / 2, tf(a), tf(b_)))
-            ax.annotate(_shorten(lab, 38), (col(0.02), pos), xycoords=left, va="center")
-            ax.annotate(ci_text(y, a, b_), (col(0.68), pos), xycoords=left, va="center",
-                        family=FONT)
+            cell(_shorten(lab, 38), 0.02, pos)
+            cell(ci_text(y, a, b_), 0.68, pos, family=FONT)
             # a negative weight (possible in a CHE model) is not a share: a dash and a note
-            ax.annotate(percent(wt, lang, 1) if wt >= 0 else NEGATIVE_WEIGHT,
-                        (col(0.985), pos), xycoords=left, va="center",
-                        ha="right")
+            cell(percent(wt, lang, 1) if wt >= 0 else NEGATIVE_WEIGHT, 0.985, pos, ha="right")
             labels_drawn.append(lab)
     if marks:
         x_, p_, s_, a_, b_ = map(np.array, zip(*marks))
@@ -270,20 +273,16 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         if has_pi:
             ax.hlines(0.25, tf(pooled["pi_lb"]), tf(pooled["pi_ub"]), color=PALETTE["orange"],
                       lw=2.2)
-            ax.annotate(t("prediction", lang), (col(0.02), 0.25), xycoords=left, va="center",
-                        color=PALETTE["grey"])
-            ax.annotate(f"[{num(tf(pooled['pi_lb']), lang, digits)}; "
-                        f"{num(tf(pooled['pi_ub']), lang, digits)}]", (col(0.68), 0.25),
-                        xycoords=left, va="center", color=PALETTE["grey"])
+            cell(t("prediction", lang), 0.02, 0.25, color=PALETTE["grey"])
+            cell(f"[{num(tf(pooled['pi_lb']), lang, digits)}; "
+                 f"{num(tf(pooled['pi_ub']), lang, digits)}]", 0.68, 0.25, color=PALETTE["grey"])
     _x_axis(ax, ratio, lang, np.array(all_lo), np.array(all_hi), pooled)
     ax.set_ylim(-0.4, n + 3.6)
     ax.set_yticks([])
     ax.set_xlabel(axis_label(res.measure, lang))
-    ax.annotate(t("study", lang), (col(0.02), n + 3.1), xycoords=left, weight="bold", va="center")
-    ax.annotate(t("estimate_ci", lang, level=level), (col(0.68), n + 3.1), xycoords=left,
-                weight="bold", va="center")
-    ax.annotate(t("weight", lang), (col(0.985), n + 3.1), xycoords=left, weight="bold",
-                va="center", ha="right")
+    cell(t("study", lang), 0.02, n + 3.1, weight="bold")
+    cell(t("estimate_ci", lang, level=level), 0.68, n + 3.1, weight="bold")
+    cell(t("weight", lang), 0.985, n + 3.1, weight="bold", ha="right")
     # which side favours the intervention, under the axis
     good_right = favours == "higher"
     for side, ha, arrow in (("left", "right", "\u2190 "), ("right", "left", " \u2192")):
@@ -491,6 +490,59 @@ def _vector_only(fig) -> bool:
         a.get_rasterized() for a in fig.findobj() if hasattr(a, "get_rasterized"))
 
 
+def _text_metrics(s, prop, ismath):
+    """The width, height and descent of a text as matplotlib's SVG renderer measures it, kept
+    for the session (see :func:`_svg_canvas`)."""
+    return _measured(s, prop.copy(), ismath)  # a copy: FontProperties is mutable
+
+
+@__import__("functools").lru_cache(maxsize=8192)
+def _measured(s, prop, ismath):
+    from matplotlib.textpath import text_to_path
+
+    return text_to_path.get_text_width_height_descent(s, prop, ismath)
+
+
+def _svg_canvas(fig):
+    """A canvas printing ``fig`` to SVG as matplotlib's own does, byte for byte, but with a
+    renderer whose text measurements are shared by every renderer of the session.
+
+    matplotlib caches a text's size per renderer, and measuring the tight box (one renderer)
+    then drawing (another) measured every text twice: the two forest plots of a note spend
+    most of their time there (FreeType lays out each string). An SVG renderer's measurement
+    depends only on the string, its font properties and whether it is mathtext (it delegates
+    to a TextToPath, as :data:`matplotlib.textpath.text_to_path` is), so one cache serves
+    every renderer. Sets itself as the figure's canvas (restore the former one after)."""
+    import codecs
+
+    from matplotlib import cbook
+    from matplotlib.backends.backend_mixed import MixedModeRenderer
+    from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
+
+    class Renderer(RendererSVG):
+        def get_text_width_height_descent(self, s, prop, ismath):
+            return _text_metrics(s, prop, ismath)
+
+    class Canvas(FigureCanvasSVG):
+        def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None, **_):
+            # FigureCanvasSVG.print_svg (matplotlib 3.11) with the renderer above; print_figure
+            # passes a canvas not of matplotlib's own the options SVG ignores (dpi, colours)
+            with cbook.open_file_cm(filename, "w", encoding="utf-8") as fh:
+                if not cbook.file_requires_unicode(fh):
+                    fh = codecs.getwriter("utf-8")(fh)
+                dpi = self.figure.dpi
+                self.figure.dpi = 72
+                width, height = self.figure.get_size_inches()
+                renderer = MixedModeRenderer(
+                    self.figure, width, height, dpi,
+                    Renderer(width * 72, height * 72, fh, image_dpi=dpi, metadata=metadata),
+                    bbox_inches_restore=bbox_inches_restore)
+                self.figure.draw(renderer)
+                renderer.finalize()
+
+    return Canvas(fig)
+
+
 def _tight_bbox(fig):
     """The bounding box that matplotlib's ``bbox_inches="tight"`` gives the figure's SVG (the
     house style's, for every figure), measured without the drawing pass matplotlib makes
@@ -499,18 +551,17 @@ def _tight_bbox(fig):
     the same SVG renderer at the SVG's 72 dpi. Saved at 72 dpi (the dpi matplotlib's SVG
     backend draws at anyway; it matters only for raster images, see _vector_only), the file
     is the same to the byte (tests/test_figures.py compares every kind of figure; the site's
-    pages were compared byte for byte). Needs the house style (``savefig.pad_inches``)."""
+    pages were compared byte for byte). Needs the house style (``savefig.pad_inches``) and
+    the canvas of :func:`_svg_canvas` (whose texts' sizes the drawing then reuses)."""
     from matplotlib import rcParams
     from matplotlib.backend_bases import _get_renderer
-    from matplotlib.backends.backend_svg import FigureCanvasSVG
 
-    canvas, dpi = fig.canvas, fig.dpi
+    dpi = fig.dpi
     try:
         # the renderer print_svg would draw with (it sets the figure to 72 dpi)
-        renderer = _get_renderer(fig, FigureCanvasSVG(fig).print_svg)
+        renderer = _get_renderer(fig, fig.canvas.print_svg)
         bbox = fig.get_tightbbox(renderer)
     finally:
-        fig.set_canvas(canvas)
         fig.dpi = dpi
     pad = rcParams["savefig.pad_inches"]
     return bbox.padded(pad, pad)
@@ -525,9 +576,14 @@ def svg_figure(plot, caption: str = "") -> SVGFigure:
     fig = getattr(plot, "figure", plot)
     buf = io.StringIO()
     with house_style():
-        if _vector_only(fig):  # drawn once (see _tight_bbox)
-            fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
-                        bbox_inches=_tight_bbox(fig), dpi=SVG_DPI)
+        if _vector_only(fig):  # drawn once (see _tight_bbox), texts measured once
+            canvas = fig.canvas
+            _svg_canvas(fig)
+            try:
+                fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
+                            bbox_inches=_tight_bbox(fig), dpi=SVG_DPI)
+            finally:
+                fig.set_canvas(canvas)
         else:
             fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None},
                         bbox_inches="tight")

@@ -383,3 +383,66 @@ def test_every_kind_of_figure_is_drawn_once_with_matplotlibs_tight_bytes(monkeyp
     draws.clear()
     svg_figure(raster)
     assert len(draws) == 2  # matplotlib's own "tight": measured by a first drawing
+
+
+def test_each_text_of_a_figure_is_measured_once_per_session(monkeypatch):
+    """Measuring the tight box and drawing use two renderers, and matplotlib caches a text's
+    size per renderer: every text was laid out by FreeType twice (most of education's forest
+    plots' time). svg_figure's renderer shares one cache: each distinct text (string and font
+    properties) is measured once, a second figure with the same texts measures none, and the
+    figure keeps its own canvas."""
+    from collections import Counter
+
+    from matplotlib.textpath import text_to_path
+
+    import metaanalysis.plots as plots
+
+    measured = Counter()
+    original = text_to_path.get_text_width_height_descent
+
+    def counting(s, prop, ismath):
+        measured[(s, hash(prop), ismath)] += 1
+        return original(s, prop, ismath)
+
+    monkeypatch.setattr(text_to_path, "get_text_width_height_descent", counting)
+    plots._measured.cache_clear()
+    d = synthetic(9, 1, seed=2)
+    res = rma(data=d)
+    plot = forest(res, lang="fr")
+    canvas = plot.figure.canvas
+    first = svg_figure(plot).svg
+    assert plot.figure.canvas is canvas
+    assert measured and set(measured.values()) == {1}
+    assert "Effet combiné" in first and len(measured) > 3 * 9  # the table's cells: measured
+    measured.clear()
+    assert svg_figure(forest(res, lang="fr")).svg == first
+    assert not measured
+
+
+def test_forest_cells_sit_on_their_rows_columns():
+    """The table's texts (label, estimate and interval, weight) are plain texts on their
+    row's y (data) and their column's x (a fraction of the figure as made, or of the axes
+    when drawn into a caller's axes), vertically centred."""
+    import matplotlib.pyplot as plt
+
+    d = synthetic(5, 1, seed=1)
+    res = rma(data=d)
+    plot = forest(res, lang="en")
+    ax = plot.figure.axes[0]
+    texts = {tx.get_text(): tx for tx in ax.texts}
+    label = texts[plot.rows[0]]
+    x, y = label.get_position()
+    assert x == 0.02 and y == len(plot.rows) + 2  # the top row
+    assert label.get_va() == "center"
+    # its place on the page: the figure's width times 0.02, the row's y through the data
+    px = label.get_transform().transform((x, y))
+    assert np.isclose(px[0], 0.02 * plot.figure.bbox.width)
+    assert np.isclose(px[1], ax.transData.transform((0, y))[1])
+    fig, ax2 = plt.subplots()
+    try:
+        forest(res, lang="en", ax=ax2)
+        t2 = {tx.get_text(): tx for tx in ax2.texts}[plot.rows[0]]
+        assert np.isclose(t2.get_transform().transform(t2.get_position())[0],
+                          ax2.transAxes.transform(((0.02 - 0.25) / 0.41, 0))[0])
+    finally:
+        plt.close(fig)
