@@ -676,8 +676,9 @@ class Note:
         open data (they are still analysed and shown in the note).
         """
         t = self.all_effects.copy()
-        if "file" in t:  # the project's path, never the build machine's
-            t["file"] = t["file"].map(lambda f: _project_path(f, self.root))
+        if "file" in t:  # the project's path, never the build machine's (each file once)
+            paths = {f: _project_path(f, self.root) for f in t["file"].unique()}
+            t["file"] = t["file"].map(paths.__getitem__)
         t = spreadsheet_safe(t)
         if "data_licence" not in t:
             return t, {"n": 0}
