@@ -490,29 +490,23 @@ def _vector_only(fig) -> bool:
         a.get_rasterized() for a in fig.findobj() if hasattr(a, "get_rasterized"))
 
 
-def _text_metrics(s, prop, ismath):
-    """The width, height and descent of a text as matplotlib's SVG renderer measures it, kept
-    for the session (see :func:`_svg_canvas`)."""
-    return _measured(s, prop.copy(), ismath)  # a copy: FontProperties is mutable
-
-
-@__import__("functools").lru_cache(maxsize=8192)
-def _measured(s, prop, ismath):
-    from matplotlib.textpath import text_to_path
-
-    return text_to_path.get_text_width_height_descent(s, prop, ismath)
-
-
 def _svg_canvas(fig):
-    """A canvas printing ``fig`` to SVG as matplotlib's own does, byte for byte, but with a
-    renderer whose text measurements are shared by every renderer of the session.
+    """A canvas printing ``fig`` to SVG as matplotlib's own does, byte for byte, but whose
+    renderers share their texts' measurements.
 
     matplotlib caches a text's size per renderer, and measuring the tight box (one renderer)
-    then drawing (another) measured every text twice: the two forest plots of a note spend
+    then drawing (another) measured every text twice: the two forest plots of a note spent
     most of their time there (FreeType lays out each string). An SVG renderer's measurement
-    depends only on the string, its font properties and whether it is mathtext (it delegates
-    to a TextToPath, as :data:`matplotlib.textpath.text_to_path` is), so one cache serves
-    every renderer. Sets itself as the figure's canvas (restore the former one after)."""
+    depends only on the string, its font properties, whether it is mathtext and the
+    settings in force (font lists, kerning), which hold for one save: the canvas keeps one
+    cache for the renderers of its saves, and is made for one :func:`svg_figure`. Sets
+    itself as the figure's canvas (restore the former one after)."""
+    return _svg_classes()[0](fig)
+
+
+@__import__("functools").cache
+def _svg_classes():
+    """The canvas and renderer classes of :func:`_svg_canvas` (matplotlib imported lazily)."""
     import codecs
 
     from matplotlib import cbook
@@ -520,10 +514,21 @@ def _svg_canvas(fig):
     from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
 
     class Renderer(RendererSVG):
+        def __init__(self, *args, metrics: dict, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._metrics = metrics
+
         def get_text_width_height_descent(self, s, prop, ismath):
-            return _text_metrics(s, prop, ismath)
+            key = (s, prop.copy(), ismath)  # a copy: FontProperties is mutable
+            if key not in self._metrics:
+                self._metrics[key] = super().get_text_width_height_descent(s, prop, ismath)
+            return self._metrics[key]
 
     class Canvas(FigureCanvasSVG):
+        def __init__(self, figure):
+            super().__init__(figure)
+            self._metrics = {}
+
         def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None, **_):
             # FigureCanvasSVG.print_svg (matplotlib 3.11) with the renderer above; print_figure
             # passes a canvas not of matplotlib's own the options SVG ignores (dpi, colours)
@@ -535,12 +540,13 @@ def _svg_canvas(fig):
                 width, height = self.figure.get_size_inches()
                 renderer = MixedModeRenderer(
                     self.figure, width, height, dpi,
-                    Renderer(width * 72, height * 72, fh, image_dpi=dpi, metadata=metadata),
+                    Renderer(width * 72, height * 72, fh, image_dpi=dpi, metadata=metadata,
+                             metrics=self._metrics),
                     bbox_inches_restore=bbox_inches_restore)
                 self.figure.draw(renderer)
                 renderer.finalize()
 
-    return Canvas(fig)
+    return Canvas, Renderer
 
 
 def _tight_bbox(fig):

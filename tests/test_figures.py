@@ -385,38 +385,38 @@ def test_every_kind_of_figure_is_drawn_once_with_matplotlibs_tight_bytes(monkeyp
     assert len(draws) == 2  # matplotlib's own "tight": measured by a first drawing
 
 
-def test_each_text_of_a_figure_is_measured_once_per_session(monkeypatch):
+def test_each_text_of_a_figure_is_measured_once(monkeypatch):
     """Measuring the tight box and drawing use two renderers, and matplotlib caches a text's
     size per renderer: every text was laid out by FreeType twice (most of education's forest
-    plots' time). svg_figure's renderer shares one cache: each distinct text (string and font
-    properties) is measured once, a second figure with the same texts measures none, and the
-    figure keeps its own canvas."""
+    plots' time). svg_figure's renderers share one cache for the figure: each distinct text
+    (string and font properties) is measured once, the SVG is the same, and the figure keeps
+    its own canvas. The cache lives for one figure: settings changed between two figures
+    (a font list, kerning) are measured anew."""
     from collections import Counter
 
-    from matplotlib.textpath import text_to_path
-
-    import metaanalysis.plots as plots
+    from matplotlib.backends.backend_svg import RendererSVG
 
     measured = Counter()
-    original = text_to_path.get_text_width_height_descent
+    original = RendererSVG.get_text_width_height_descent
 
-    def counting(s, prop, ismath):
+    def counting(self, s, prop, ismath):
         measured[(s, hash(prop), ismath)] += 1
-        return original(s, prop, ismath)
+        return original(self, s, prop, ismath)
 
-    monkeypatch.setattr(text_to_path, "get_text_width_height_descent", counting)
-    plots._measured.cache_clear()
     d = synthetic(9, 1, seed=2)
     res = rma(data=d)
     plot = forest(res, lang="fr")
     canvas = plot.figure.canvas
-    first = svg_figure(plot).svg
+    before = svg_figure(forest(res, lang="fr")).svg
+    monkeypatch.setattr(RendererSVG, "get_text_width_height_descent", counting)
+    svg = svg_figure(plot).svg
+    assert svg == before
     assert plot.figure.canvas is canvas
     assert measured and set(measured.values()) == {1}
-    assert "Effet combiné" in first and len(measured) > 3 * 9  # the table's cells: measured
+    assert "Effet combiné" in svg and len(measured) > 3 * 9  # the table's cells: measured
     measured.clear()
-    assert svg_figure(forest(res, lang="fr")).svg == first
-    assert not measured
+    svg_figure(forest(res, lang="fr"))
+    assert measured and set(measured.values()) == {1}  # a new figure: measured again, once
 
 
 def test_forest_cells_sit_on_their_rows_columns():
