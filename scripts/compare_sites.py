@@ -7,7 +7,9 @@ sees is identical and only what no one can see moved, within a tolerance:
 - HTML: every character is identical except the numbers inside an SVG element's markup
   (coordinates, sizes, transforms: ``d="M 302.83533 809.321492"``), which may differ by at
   most ``--px`` (default 1e-3 px). Text a figure shows (its ``<text>`` content) and
-  everything outside the figures compare exactly.
+  everything outside the figures compare exactly. A text's rotation by 0 degrees
+  (``transform="rotate(-0 x y)"``, which matplotlib writes and the notes drop since
+  session 9) is no transform: it is set aside on both sides; any other rotation counts.
 - JSON (open data): the same structure, the same strings, integers and booleans; floats equal
   to ``--rel`` (default 1e-6 relative, 1e-12 absolute near 0).
 - CSV (open data): the same cells; a cell holding a full-precision float in both files (7
@@ -38,6 +40,9 @@ NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 SVG = re.compile(r"<svg\b.*?</svg>", re.S)
 #: A tag's markup (where coordinates live), not the text between tags.
 TAG = re.compile(r"<[^>]*>")
+#: A text's rotation by 0 degrees about a point: no transform (see the module docstring).
+IDENTITY_ROTATION = re.compile(
+    r'(<text\b[^>]*?) transform="rotate\(-?0 -?[\d.]+(?:e[-+]?\d+)? -?[\d.]+(?:e[-+]?\d+)?\)"')
 #: What differs between two prints of the same page.
 PDF_DATES = re.compile(rb"/(?:CreationDate|ModDate) \([^)]*\)")
 
@@ -66,7 +71,11 @@ def compare_html(old: str, new: str, px: float) -> tuple[bool, str]:
         return False, "the page's text or markup outside its figures differs" + _first(
             "".join(old_rest), "".join(new_rest))
     worst, moved = 0.0, 0
-    for n, (a, b) in enumerate(zip(SVG.findall(old), SVG.findall(new)), start=1):
+    old_svg, new_svg = SVG.findall(old), SVG.findall(new)
+    if len(old_svg) != len(new_svg):
+        return False, f"{len(old_svg)} figures against {len(new_svg)}"
+    for n, (a, b) in enumerate(zip(old_svg, new_svg), start=1):
+        a, b = IDENTITY_ROTATION.sub(r"\1", a), IDENTITY_ROTATION.sub(r"\1", b)
         (a_parts, a_num), (b_parts, b_num) = _tagged_numbers(a), _tagged_numbers(b)
         if a_parts != b_parts or len(a_num) != len(b_num):
             return False, f"figure {n}: its text or elements differ" + _first(

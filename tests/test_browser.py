@@ -90,6 +90,49 @@ def test_figure_text_is_legible_on_a_phone(site):
     assert cues >= 3 and cue_visible
 
 
+def test_texts_without_their_rotations_by_zero_look_the_same_to_the_pixel(tmp_path,
+                                                                         monkeypatch):
+    """svg_figure drops matplotlib's ``transform="rotate(-0 x y)"`` from its texts (a
+    browser draws each transformed text apart: slower to show and to print). A rotation by 0
+    is none: the figure is the same, pixel for pixel, on a desktop and on a phone's dense
+    screen, labels, numbers and tick labels included."""
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    import metaanalysis.plots as plots
+    from metaanalysis.models import rma
+
+    rng = np.random.default_rng(3)
+    v = rng.uniform(0.01, 0.1, 8)
+    res = rma(rng.normal(0.3, 0.2, 8), v, slab=[f"Study {i} (20{10 + i})" for i in range(8)])
+    kept = plots.svg_figure(plots.forest(res, lang="fr")).svg
+    monkeypatch.setattr(plots, "IDENTITY_ROTATION", re.compile(r"((?!))"))  # drops nothing
+    matplotlibs = plots.svg_figure(plots.forest(res, lang="fr")).svg
+    assert "rotate(-0 " in matplotlibs and "rotate(-0 " not in kept
+    assert kept.count("<text") == matplotlibs.count("<text")
+    shots = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        for svg in (matplotlibs, kept):
+            page = tmp_path / f"figure{len(shots)}.html"
+            page.write_text(f"<!doctype html><meta charset='utf-8'><body style='margin:0'>{svg}",
+                            encoding="utf-8")
+            for width, scale in ((1280, 1), (390, 3)):
+                tab = browser.new_page(viewport={"width": width, "height": 900},
+                                       device_scale_factor=scale)
+                tab.goto(page.as_uri(), wait_until="load")
+                shots.append(np.asarray(Image.open(io.BytesIO(tab.screenshot(full_page=True)))))
+                tab.close()
+        browser.close()
+    for before, after in ((shots[0], shots[2]), (shots[1], shots[3])):
+        assert before.shape == after.shape and np.array_equal(before, after)
+        assert (before < 128).any()  # something was drawn
+
+
 def test_the_language_switch_leads_to_the_same_note_in_the_other_language(site):
     from playwright.sync_api import sync_playwright
 

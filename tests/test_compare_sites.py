@@ -70,6 +70,21 @@ def test_what_a_reader_would_see_differ_is_a_difference(tmp_path, change, file, 
     assert f"{file}: different" in capsys.readouterr().out
 
 
+def test_a_texts_rotation_by_zero_is_no_transform_and_any_other_is(tmp_path):
+    """matplotlib writes rotate(-0 x y) on aligned texts; the notes drop it (the page looks
+    the same to the pixel: tests/test_browser.py). Without it a page is the same note; a
+    text turned by any angle is a difference."""
+    a = site(tmp_path / "a")
+    b = site(tmp_path / "b")
+    page = b / "note.html"
+    page.write_text(page.read_text().replace(' transform="rotate(-0 20.5 100)"', ""))
+    out = verdicts(a, b)
+    assert out["note.html"][0] == "same", out
+    page.write_text(page.read_text().replace('<text x="20.5"',
+                                             '<text transform="rotate(-90 20.5 100)" x="20.5"'))
+    assert verdicts(a, b)["note.html"][0] == "different"
+
+
 def test_full_precision_floats_may_move_within_the_tolerance(tmp_path):
     data = {"estimate": 0.2420242216900869 * (1 + 3e-9), "k": 1093, "outcome": "reading",
             "ci": [0.19, 0.28]}
