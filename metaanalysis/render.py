@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import hashlib
 import html
 import json
@@ -229,7 +230,6 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
     try:
         import nbformat
         import papermill as pm
-        from nbconvert import HTMLExporter
 
         config = load_themes(root)[job.theme]
         nb_path = root / config["notebook"]
@@ -454,16 +454,10 @@ def convert(nb, resources: dict, root: Path) -> str:
     """An executed notebook as a note page (the ``note`` template); every output and Markdown
     cell passes the allowlist sanitizer, and a page with anything outside the allowlist is
     refused (:class:`UnsafePage`) rather than published."""
-    from nbconvert import HTMLExporter
-
     from .plots import FIGURE_METADATA, figure_html
-    from .sanitize import page_violations, sanitize
+    from .sanitize import page_violations
 
-    exporter = HTMLExporter(template_file="index.html.j2",
-                            extra_template_basedirs=[str(root / "templates")],
-                            template_name="note", exclude_input=True,
-                            exclude_input_prompt=True, exclude_output_prompt=True,
-                            filters={"sanitize": sanitize})
+    exporter = note_exporter(str(root / "templates"))
     # the render's own export cell is not part of the note
     nb.cells = [c for c in nb.cells if EXPORT_TAG not in c.get("metadata", {}).get("tags", [])]
     for cell in nb.cells:
@@ -489,6 +483,25 @@ def convert(nb, resources: dict, root: Path) -> str:
     if problems:
         raise UnsafePage("the page would contain " + "; ".join(sorted(set(problems))[:5]))
     return body
+
+
+@functools.lru_cache(maxsize=4)
+def note_exporter(templates: str):
+    """The exporter of the note pages (nbconvert's HTMLExporter with the ``note`` template in
+    ``templates``), made and its templates compiled once per process: a worker converts note
+    after note with it, as nbconvert's own command converts several notebooks (each
+    conversion gets its own notebook and resources; jinja recompiles a template whose file
+    changed). The render makes it before forking its workers, which inherit it compiled."""
+    from nbconvert import HTMLExporter
+
+    from .sanitize import sanitize
+
+    exporter = HTMLExporter(template_file="index.html.j2", extra_template_basedirs=[templates],
+                            template_name="note", exclude_input=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True,
+                            filters={"sanitize": sanitize})
+    exporter.template  # noqa: B018 - compiles the page's templates now
+    return exporter
 
 
 def _empty_display(output) -> bool:
@@ -754,6 +767,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         _skip_iri_format_checker()
         import nbconvert  # noqa: F401
         import papermill  # noqa: F401
+
+        note_exporter(str(root / "templates"))  # compiled once, here, for every worker
 
         # the biggest bibliographies first, so that the short themes fill the gaps
         runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)

@@ -497,3 +497,49 @@ def test_ctrl_c_stops_the_render_at_once_and_keeps_the_last_good_notes(tmp_path)
     while in_project() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert in_project() == []
+
+
+def test_one_exporter_converts_note_after_note_as_fresh_ones_do():
+    """A worker converts its notes with one exporter, its templates compiled once (before
+    the workers fork): each page is the one a fresh exporter writes, whatever was converted
+    before it (no title, language, figure or parameter of one note on the next)."""
+    import nbformat
+
+    from metaanalysis.plots import FIGURE_METADATA
+    from metaanalysis.render import cite_bibtex, cite_text, convert, note_exporter
+    from metaanalysis.text import PAGE_WORDS
+
+    def notebook(word):
+        md = nbformat.v4.new_markdown_cell(f"## {word}\n\nLe texte de {word}.")
+        code = nbformat.v4.new_code_cell("")
+        code.outputs.append(nbformat.v4.new_output("display_data", data={
+            "image/svg+xml": f'<svg viewBox="0 0 10 10"><text style="font-size: 9px">{word}'
+                             "</text></svg>", "text/plain": word},
+            metadata={FIGURE_METADATA: {"alt": f"alt {word}", "caption": f"cap {word}"}}))
+        return nbformat.v4.new_notebook(cells=[md, code])
+
+    def resources(word, lang):
+        return {"note": {
+            "title": word, "lang": lang, "brand": word, "words": PAGE_WORDS[lang],
+            "date": "2026", "parameters": [("outcome", word)], "changed": [],
+            "variant": False, "variant_label": "", "bibliography": f"{word}.bib",
+            "sha256": "0" * 64, "versions": [("numpy", "2")], "command": f"make note {word}",
+            "csv": f"data/{word}.csv", "json": f"data/{word}.json", "index": "index.html",
+            "comparison": "", "pdf": f"{word}.pdf", "alternates": [], "switch": [],
+            "bibtex": cite_bibtex(word, word, lang, "2026"), "cite": cite_text(word, lang, "2026")}}
+
+    templates = str(REPO / "templates")
+    shared = note_exporter(templates)
+    assert note_exporter(templates) is shared
+    notes = [("lecture", "fr"), ("reading", "en"), ("emploi", "fr")]
+    pages = [convert(notebook(w), resources(w, lang), REPO) for w, lang in notes]
+    note_exporter.cache_clear()
+    try:
+        fresh = []
+        for w, lang in notes:
+            fresh.append(convert(notebook(w), resources(w, lang), REPO))
+            note_exporter.cache_clear()
+    finally:
+        note_exporter.cache_clear()
+    assert pages == fresh
+    assert "lecture" not in pages[1] and "reading" not in pages[2] and 'lang="en"' in pages[1]
