@@ -8,6 +8,7 @@ their natural scale on a log axis.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -42,7 +43,6 @@ def house_style():
 
 def styled(draw):
     """Decorator: run a figure function inside :func:`house_style`."""
-    import functools
 
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
@@ -505,7 +505,7 @@ def _svg_canvas(fig):
     return _svg_classes()[0](fig)
 
 
-@__import__("functools").cache
+@functools.cache
 def _svg_classes():
     """The canvas and renderer classes of :func:`_svg_canvas` (matplotlib imported lazily)."""
     import codecs
@@ -611,8 +611,8 @@ def svg_figure(plot, caption: str = "") -> SVGFigure:
 
 #: matplotlib gives every aligned text (x, y and text-anchor) a rotation about its anchor,
 #: by 0 degrees for a horizontal text: ``transform="rotate(-0 12.96 1588.4177)"``. A rotation
-#: by 0 is no transform, but a browser gives each such text its own transformed drawing: the
-#: 800 texts of education's page made Chromium print it 20-30% slower (and the page 10%
-#: larger). Dropped from the texts (what a reader sees is the same, to the pixel: tested).
+#: by 0 is no transform, but a browser draws each transformed text apart: with them, the
+#: 800 texts of education's page made it 11% larger and Chromium's print of it 5-10% slower.
+#: Dropped from the texts (what a reader sees is the same, to the pixel: tested).
 IDENTITY_ROTATION = re.compile(
     r'(<text\b[^>]*?) transform="rotate\(-?0 -?[\d.]+(?:e[-+]?\d+)? -?[\d.]+(?:e[-+]?\d+)?\)"')
