@@ -457,7 +457,7 @@ def convert(nb, resources: dict, root: Path) -> str:
     from .plots import FIGURE_METADATA, figure_html
     from .sanitize import page_violations
 
-    exporter = note_exporter(str(root / "templates"))
+    exporter = note_exporter(*_templates(root))
     # the render's own export cell is not part of the note
     nb.cells = [c for c in nb.cells if EXPORT_TAG not in c.get("metadata", {}).get("tags", [])]
     for cell in nb.cells:
@@ -485,13 +485,23 @@ def convert(nb, resources: dict, root: Path) -> str:
     return body
 
 
+def _templates(root: Path) -> tuple[str, tuple]:
+    """The project's templates folder and the state of its files (name, size, modification
+    time): :func:`note_exporter`'s key, so an edited template gets a new exporter."""
+    folder = root / "templates"
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return str(folder), tuple((str(p.relative_to(folder)), p.stat().st_size,
+                               p.stat().st_mtime_ns) for p in files)
+
+
 @functools.lru_cache(maxsize=4)
-def note_exporter(templates: str):
+def note_exporter(templates: str, state: tuple = ()):
     """The exporter of the note pages (nbconvert's HTMLExporter with the ``note`` template in
-    ``templates``), made and its templates compiled once per process: a worker converts note
-    after note with it, as nbconvert's own command converts several notebooks (each
-    conversion gets its own notebook and resources; jinja recompiles a template whose file
-    changed). The render makes it before forking its workers, which inherit it compiled."""
+    ``templates``), made and its templates compiled once per process and state of the
+    templates' files (``state``, from :func:`_templates`: nbconvert keeps a compiled template
+    even when its file changes): a worker converts note after note with it, as nbconvert's
+    own command converts several notebooks (each conversion gets its own notebook and
+    resources). The render makes it before forking its workers, which inherit it compiled."""
     from nbconvert import HTMLExporter
 
     from .sanitize import sanitize
@@ -768,7 +778,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
         import nbconvert  # noqa: F401
         import papermill  # noqa: F401
 
-        note_exporter(str(root / "templates"))  # compiled once, here, for every worker
+        note_exporter(*_templates(root))  # compiled once, here, for every worker
 
         # the biggest bibliographies first, so that the short themes fill the gaps
         runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)

@@ -528,9 +528,10 @@ def test_one_exporter_converts_note_after_note_as_fresh_ones_do():
             "comparison": "", "pdf": f"{word}.pdf", "alternates": [], "switch": [],
             "bibtex": cite_bibtex(word, word, lang, "2026"), "cite": cite_text(word, lang, "2026")}}
 
-    templates = str(REPO / "templates")
-    shared = note_exporter(templates)
-    assert note_exporter(templates) is shared
+    from metaanalysis.render import _templates
+
+    shared = note_exporter(*_templates(REPO))
+    assert note_exporter(*_templates(REPO)) is shared
     notes = [("lecture", "fr"), ("reading", "en"), ("emploi", "fr")]
     pages = [convert(notebook(w), resources(w, lang), REPO) for w, lang in notes]
     note_exporter.cache_clear()
@@ -543,3 +544,24 @@ def test_one_exporter_converts_note_after_note_as_fresh_ones_do():
         note_exporter.cache_clear()
     assert pages == fresh
     assert "lecture" not in pages[1] and "reading" not in pages[2] and 'lang="en"' in pages[1]
+
+
+def test_an_edited_template_is_used_by_the_next_conversion(tmp_path):
+    """nbconvert keeps a compiled template even when its file changes: the shared exporter
+    is made anew when a file of the templates folder changes, so a researcher who edits the
+    note's template and renders again in the same session sees the edit."""
+    import nbformat
+
+    from metaanalysis.render import _templates, convert, note_exporter
+
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "templates", root / "templates")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Texte.")])
+    resources = {"note": {"lang": "fr", "words": {}}}
+    before = convert(nbformat.from_dict(nb), dict(resources), root)
+    page = root / "templates" / "note" / "index.html.j2"
+    page.write_text(page.read_text(encoding="utf-8").replace(
+        "</body>", "<p>edited-template-mark</p></body>", 1), encoding="utf-8")
+    after = convert(nbformat.from_dict(nb), dict(resources), root)
+    assert "edited-template-mark" not in before and "edited-template-mark" in after
+    assert note_exporter(*_templates(root)) is note_exporter(*_templates(root))
