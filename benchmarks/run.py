@@ -33,7 +33,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 
-from bench_reader import best_of as best  # noqa: E402
+from bench_reader import best_alternating, best_of as best  # noqa: E402
 
 
 def univariate(k, seed=1):
@@ -128,8 +128,6 @@ def engine_targets() -> dict:
     from metaanalysis.deletion import leave_one_out_fits
     from metaanalysis.models import rma
 
-    from bench_reader import best_alternating
-
     out = {}
     for k in (10_000, 100_000, 1_000_000, 10_000_000):
         d = univariate(k)
@@ -210,8 +208,6 @@ def che_time() -> dict:
     edu = read_effects(ROOT / "bibliographies" / "education.bib")
     d = edu[edu["outcome"] == "reading"]
     y, v, cl = d["yi"].to_numpy(float), d["vi"].to_numpy(float), d["key"].to_numpy()
-    from bench_reader import best_alternating
-
     eigen = multilevel._stacked_eigen
 
     def with_inverses():
