@@ -305,7 +305,7 @@ def kernel_times(runs: int = 5) -> dict:
 
     from metaanalysis.kernelfork import Template, kernel_command_parts
     from metaanalysis.kernels import kernel_manager_class
-    from metaanalysis.render import _kernel_name, _kernel_stderr_filtered
+    from metaanalysis.execution import _kernel_name, _kernel_stderr_filtered
 
     def note(warm: bool) -> float:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(

@@ -546,7 +546,8 @@ def cmd_prisma(args) -> int:
 
 def cmd_new_theme(args) -> int:
     from .notes import find_root
-    from .render import RenderError, new_theme
+    from .parameters import RenderError
+    from .scaffold import new_theme
 
     try:
         paths = new_theme(args.slug, find_root(), title={"fr": args.title_fr,

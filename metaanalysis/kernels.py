@@ -1,4 +1,4 @@
-"""The kernels that execute the notes (for :mod:`metaanalysis.render`): each note runs in
+"""The kernels that execute the notes (for :mod:`metaanalysis.execution`): each note runs in
 its own fresh kernel, which gets its share of the machine's cores as BLAS threads, forked
 from a warm template that has done the kernel's imports once (:mod:`metaanalysis.kernelfork`).
 

@@ -350,7 +350,7 @@ SOF_WORDS = {
            "none": "no concern"},
 }
 
-#: The header and footer of a note page (metaanalysis.render), by language.
+#: The header and footer of a note page (metaanalysis.pages), by language.
 PAGE_WORDS = {
     "fr": {"date": "Données mises à jour le", "parameters": "Paramètres", "data": "Données",
            "software": "Logiciels", "reproduce": "Pour reproduire cette note :",

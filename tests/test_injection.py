@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from metaanalysis.cli import from_make
-from metaanalysis.render import (RenderError, cite_bibtex, cite_text, coerce_parameters,
-                                 command_for, convert,
-                                 new_theme, notebook_parameters, plan, render, variant_name)
+from metaanalysis.fingerprints import plan, variant_name
+from metaanalysis.pages import cite_bibtex, cite_text, command_for, convert
+from metaanalysis.parameters import RenderError, coerce_parameters, notebook_parameters
+from metaanalysis.render import render
+from metaanalysis.scaffold import new_theme
 from metaanalysis.sanitize import escape_markdown, page_violations, safe_url, sanitize
 from metaanalysis.text import PAGE_WORDS
 

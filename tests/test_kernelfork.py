@@ -15,7 +15,7 @@ from nbclient import NotebookClient
 from metaanalysis.kernelfork import (PER_KERNEL, Template, TemplateError, kernel_command_parts,
                                      shared_template)
 from metaanalysis.kernels import kernel_manager_class
-from metaanalysis.render import _kernel_name
+from metaanalysis.execution import _kernel_name
 
 #: What a note's code can see of the process it runs in.
 PROBE = r"""
@@ -202,7 +202,8 @@ def test_a_note_from_a_forked_kernel_is_the_same_bytes(tmp_path):
     started the usual way: byte for byte the same."""
     from test_render import make_project
 
-    from metaanalysis.render import plan, render_one
+    from metaanalysis.execution import render_one
+    from metaanalysis.fingerprints import plan
 
     root = make_project(tmp_path, ("territories",))
     files = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from metaanalysis.notes import PARAMETERS, load_themes
-from metaanalysis.render import notebook_parameters
+from metaanalysis.parameters import notebook_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 THEMES = load_themes(REPO)
@@ -80,7 +80,7 @@ def test_notebook_runs_as_in_jupyterlab(theme):
     import nbformat
     from nbclient import NotebookClient
 
-    from metaanalysis.render import _kernel_name
+    from metaanalysis.execution import _kernel_name
 
     path = REPO / THEMES[theme]["notebook"]
     nb = nbformat.read(path, as_version=4)

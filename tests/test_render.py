@@ -73,6 +73,17 @@ def test_incremental_build_renders_only_what_changed(tmp_path):
     assert (site / "en" / "data" / "autonomy.json").exists()
     second = render(root=root, site=site, progress=quiet)
     assert [o.status for o in second] == ["up to date"] * 4
+    # nothing to do is known without the execution's or the pages' modules (nor numpy,
+    # papermill, nbconvert, matplotlib): a render with nothing to do stays quick
+    code = ("import sys; from pathlib import Path; from metaanalysis.render import render; "
+            f"out = render(root=Path({str(root)!r}), site=Path({str(site)!r}), "
+            "progress=lambda m: None); print([o.status for o in out]); print(*sorted(sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    statuses, loaded = run.stdout.splitlines()
+    assert statuses == str(["up to date"] * 4)
+    heavy = {"metaanalysis.execution", "metaanalysis.pages", "numpy", "papermill", "nbconvert",
+             "matplotlib", "jsonschema"}
+    assert not heavy & set(loaded.split()), heavy & set(loaded.split())
     bib = root / "bibliographies" / "autonomy_copy.bib"
     bib.write_text(bib.read_text() + "\n@comment{an edit}\n")
     third = {(o.theme, o.lang): o.status for o in render(root=root, site=site, progress=quiet)}
@@ -190,13 +201,13 @@ def test_note_links_its_data_cites_itself_and_keeps_provenance_at_the_end(tmp_pa
 
 
 def test_bibtex_of_the_citation_escapes_braces_and_tex_specials():
-    from metaanalysis.render import _bibtex_text
+    from metaanalysis.pages import _bibtex_text
 
     assert _bibtex_text("a}b{c %50 & $x_1#") == "a\\}b\\{c \\%50 \\& \\$x\\_1\\#"
 
 
 def test_new_theme_scaffolds_and_renders(tmp_path):
-    from metaanalysis.render import new_theme
+    from metaanalysis.scaffold import new_theme
 
     root = make_project(tmp_path)
     shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
@@ -247,7 +258,7 @@ def test_outcome_and_exclude_are_checked_against_the_bibliography(tmp_path):
 def test_a_better_bibtex_export_renders_with_every_study_and_effect(tmp_path):
     """A Zotero library exported by Better BibTeX, as a theme of its own: every included study
     and every effect reaches the note and its open data."""
-    from metaanalysis.render import new_theme
+    from metaanalysis.scaffold import new_theme
 
     root = make_project(tmp_path, ("territories",))
     shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
@@ -357,19 +368,21 @@ def test_a_variant_is_compared_with_the_published_note(tmp_path):
 def test_the_open_data_come_from_the_notes_own_note_without_an_environment_variable():
     """No hidden channel: the render adds an explicit, tagged last cell (dropped from the
     page) in which the notebook's own Note writes the open data."""
-    from metaanalysis.render import EXPORT_TAG, export_cell
+    from metaanalysis.execution import export_cell
+    from metaanalysis.pages import EXPORT_TAG
 
     cell = export_cell("autonomy", Path("/tmp/x y"), "autonomy")
     assert EXPORT_TAG in cell.metadata["tags"]
     assert "_export_note(globals().get('note'), 'autonomy', '/tmp/x y', 'autonomy')" in cell.source
+    import metaanalysis.execution
     import metaanalysis.notes
     import metaanalysis.render
     assert "os.environ" not in Path(metaanalysis.notes.__file__).read_text()
     # the render sets no environment variable: the kernel's thread count is passed to the
     # kernel's process explicitly (kernel_manager_class), and nothing else goes that way
     import metaanalysis.kernels
-    source = "".join(Path(m.__file__).read_text() for m in (metaanalysis.render,
-                                                           metaanalysis.kernels))
+    source = "".join(Path(m.__file__).read_text() for m in (
+        metaanalysis.render, metaanalysis.execution, metaanalysis.kernels))
     assert not re.search(r"os\.environ\s*\[[^]]*\]\s*=|os\.environ\.(setdefault|update|pop)|"
                          r"putenv|METAANALYSIS_", source)
 
@@ -506,7 +519,7 @@ def test_one_exporter_converts_note_after_note_as_fresh_ones_do():
     import nbformat
 
     from metaanalysis.plots import FIGURE_METADATA
-    from metaanalysis.render import cite_bibtex, cite_text, convert, note_exporter
+    from metaanalysis.pages import cite_bibtex, cite_text, convert, note_exporter
     from metaanalysis.text import PAGE_WORDS
 
     def notebook(word):
@@ -528,10 +541,10 @@ def test_one_exporter_converts_note_after_note_as_fresh_ones_do():
             "comparison": "", "pdf": f"{word}.pdf", "alternates": [], "switch": [],
             "bibtex": cite_bibtex(word, word, lang, "2026"), "cite": cite_text(word, lang, "2026")}}
 
-    from metaanalysis.render import _templates
+    from metaanalysis.pages import template_state
 
-    shared = note_exporter(*_templates(REPO))
-    assert note_exporter(*_templates(REPO)) is shared
+    shared = note_exporter(*template_state(REPO))
+    assert note_exporter(*template_state(REPO)) is shared
     notes = [("lecture", "fr"), ("reading", "en"), ("emploi", "fr")]
     pages = [convert(notebook(w), resources(w, lang), REPO) for w, lang in notes]
     note_exporter.cache_clear()
@@ -552,7 +565,7 @@ def test_an_edited_template_is_used_by_the_next_conversion(tmp_path):
     note's template and renders again in the same session sees the edit."""
     import nbformat
 
-    from metaanalysis.render import _templates, convert, note_exporter
+    from metaanalysis.pages import convert, note_exporter, template_state
 
     root = tmp_path / "project"
     shutil.copytree(REPO / "templates", root / "templates")
@@ -564,4 +577,4 @@ def test_an_edited_template_is_used_by_the_next_conversion(tmp_path):
         "</body>", "<p>edited-template-mark</p></body>", 1), encoding="utf-8")
     after = convert(nbformat.from_dict(nb), dict(resources), root)
     assert "edited-template-mark" not in before and "edited-template-mark" in after
-    assert note_exporter(*_templates(root)) is note_exporter(*_templates(root))
+    assert note_exporter(*template_state(root)) is note_exporter(*template_state(root))

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metaanalysis.render import _clean_stale, _kernel_stderr_filtered
+from metaanalysis.execution import _kernel_stderr_filtered
+from metaanalysis.render import _clean_stale
 
 REPO = Path(__file__).resolve().parent.parent
 
