@@ -299,7 +299,7 @@ def kernel_times(runs: int = 5) -> dict:
     """A note's kernel: started, the library imported (what every note's first cell does),
     ready for the next cell, shut down; started the usual way against forked from a warm
     template (metaanalysis.kernelfork), alternating, medians of ``runs``; and the template's
-    own start, paid once per render worker."""
+    own start, paid once per render (its workers connect to it)."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -487,7 +487,7 @@ def print_targets(res):
         kt = res["kernels"]
         rows.append(("a note's kernel, forked", f"{kt['forked']:.2f} s",
                      f"usual start {kt['usual']:.2f} s ({kt['usual'] / kt['forked']:.1f}x); "
-                     f"template {kt['template']:.2f} s per worker", "imports done once",
+                     f"template {kt['template']:.2f} s once per render", "imports done once",
                      kt["forked"] < kt["usual"]))
     if "notes" in res:
         n = res["notes"]

@@ -13,13 +13,19 @@ any cell, so matplotlib reads the same backend as in a kernel started the usual 
 freezes the collector before forking (``gc.freeze``): a kernel's collections, and its exit,
 leave the template's objects alone (and their memory shared).
 
-The render's worker talks to its template over a socket pair (``SOCK_SEQPACKET``: one JSON
+A render starts one template, before its workers fork, and each worker connects to it: the
+process that starts a template holds one end of a socket pair (``SOCK_SEQPACKET``), which
+the workers it forks inherit; a process connects by sending, over it, one end of a socket
+pair of its own, and then talks to the template over that private pair alone (one JSON
 message per request, the kernel's standard streams passed as file descriptors), the way
 jupyter_client's ``LocalProvisioner`` talks to a ``Popen``: :class:`ForkedKernel` has the
-``Popen`` methods the provisioner calls. A template refuses a kernel whose environment is not
-its own (numpy and ipykernel read theirs when imported); the caller then starts the kernel
-the usual way. When the worker goes (its end of the socket closes), the template stops its
-kernels and exits; a kernel exits when its template does (ipykernel watches its parent).
+``Popen`` methods the provisioner calls. So the imports are done once per render, not once
+per worker, and while the render's own imports run. A template refuses a kernel whose
+environment is not its own (numpy and ipykernel read theirs when imported); the caller then
+starts the kernel the usual way. When a process goes (its private pair closes), the template
+stops that process's kernels; when no process can connect any more (every copy of the first
+pair is closed: the render and its workers are gone), it exits; a kernel exits when its
+template does (ipykernel watches its parent).
 
 Run as ``python -m metaanalysis.kernelfork FD MODULE...`` by :class:`Template`, never by hand.
 """
@@ -80,44 +86,85 @@ def _differences(env: dict, own: dict) -> list[str]:
 
 # --- the template's side ------------------------------------------------------------------
 
-def _serve(sock: socket.socket, own_env: dict) -> dict | None:
-    """Answer the worker's requests until it goes. Returns only in a forked kernel, with its
-    request; the template itself gets None once its kernels are stopped."""
-    kernels: set[int] = set()
+def _serve(listener: socket.socket, own_env: dict, hello: dict) -> dict | None:
+    """Answer the requests of every process that connects, until none can any more. Each
+    connection gets ``hello`` (the template's pid and launcher, or why it cannot serve).
+    Returns only in a forked kernel, with its request; the template itself gets None once
+    every kernel is stopped."""
+    import select
+
+    clients: dict[socket.socket, set[int]] = {}  # each connection and the kernels it started
+
+    def gone(sock):  # a process gone: so are its kernels (each leads its session)
+        _stop(clients.pop(sock))
+        sock.close()
+
     while True:
-        request, fds = _receive(sock, maxfds=3)
-        if request is None:
-            break
-        if request.get("op") == "start":
-            differs = _differences(request["env"], own_env)
-            if differs or len(fds) != 3:
+        readable, _, _ = select.select([listener, *clients], [], [])
+        for sock in readable:
+            if sock is listener:
+                message, fds = _receive(listener, maxfds=1)
+                if message is None:  # every process that could connect is gone
+                    for client in list(clients):
+                        gone(client)
+                    return None
+                if message.get("op") != "connect" or len(fds) != 1:
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                client = socket.socket(fileno=fds[0])
+                try:
+                    _send(client, hello)
+                except OSError:
+                    client.close()
+                    continue
+                if "ready" in hello:
+                    clients[client] = set()
+                else:
+                    client.close()
+                continue
+            request, fds = _receive(sock, maxfds=3)
+            if request is None:
+                gone(sock)
+                continue
+            kernels = clients[sock]
+            if request.get("op") == "start":
+                differs = _differences(request["env"], own_env)
+                if differs or len(fds) != 3:
+                    for fd in fds:
+                        os.close(fd)
+                    _send(sock, {"refused": "its environment differs in " + ", ".join(differs)
+                                 if differs else "three standard streams were not given"})
+                    continue
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    listener.close()
+                    for client in clients:
+                        if client is not sock:
+                            client.close()
+                    _become_kernel(sock, request, fds)
+                    return request
                 for fd in fds:
                     os.close(fd)
-                _send(sock, {"refused": "its environment differs in " + ", ".join(differs)
-                             if differs else "three standard streams were not given"})
-                continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                _become_kernel(sock, request, fds)
-                return request
-            for fd in fds:
-                os.close(fd)
-            kernels.add(pid)
-            _send(sock, {"pid": pid})
-        elif request.get("op") == "poll":
-            pid = request["pid"]
-            code = None
-            if pid in kernels:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    kernels.discard(pid)
-                    code = os.waitstatus_to_exitcode(status)
-            else:
-                code = -1  # not one of this template's kernels (or already reported)
-            _send(sock, {"returncode": code})
-    for pid in kernels:  # the worker is gone: so are its kernels (each leads its session)
+                kernels.add(pid)
+                _send(sock, {"pid": pid})
+            elif request.get("op") == "poll":
+                pid = request["pid"]
+                code = None
+                if pid in kernels:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        kernels.discard(pid)
+                        code = os.waitstatus_to_exitcode(status)
+                else:
+                    code = -1  # not one of this process's kernels (or already reported)
+                _send(sock, {"returncode": code})
+
+
+def _stop(kernels) -> None:
+    for pid in kernels:
         try:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
@@ -126,7 +173,6 @@ def _serve(sock: socket.socket, own_env: dict) -> dict | None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-    return None
 
 
 def _become_kernel(sock: socket.socket, request: dict, fds: list[int]) -> None:
@@ -168,21 +214,20 @@ def main(argv: list[str]) -> int:
     try:
         for name in modules:
             importlib.import_module(name)
-        launcher = importlib.util.find_spec("ipykernel_launcher").origin
-    except Exception as exc:  # noqa: BLE001 - told to the worker, which starts kernels itself
-        _send(sock, {"failed": f"{type(exc).__name__}: {exc}"})
-        return 1
-    if threading.active_count() != 1:  # a fork copies one thread: nothing may run beside it
-        _send(sock, {"failed": "the imports started threads: "
-                     + ", ".join(t.name for t in threading.enumerate())})
-        return 1
+        hello = {"ready": os.getpid(),
+                 "launcher": importlib.util.find_spec("ipykernel_launcher").origin}
+    except Exception as exc:  # noqa: BLE001 - told to each process, which starts kernels itself
+        hello = {"failed": f"{type(exc).__name__}: {exc}"}
+    if "ready" in hello and threading.active_count() != 1:
+        # a fork copies one thread: nothing may run beside it
+        hello = {"failed": "the imports started threads: "
+                 + ", ".join(t.name for t in threading.enumerate())}
     import gc
 
     gc.freeze()
-    _send(sock, {"ready": os.getpid(), "launcher": launcher})
-    request = _serve(sock, own_env)
+    request = _serve(sock, own_env, hello)
     if request is None:
-        return 0
+        return 0 if "ready" in hello else 1
     # a forked kernel: what ipykernel_launcher does, in this process that has done the imports
     from ipykernel import kernelapp
 
@@ -238,13 +283,19 @@ class ForkedKernel:
 
 class Template:
     """A warm template: ``prefix`` is the kernel command's interpreter and its options (what
-    comes before ``-m ipykernel_launcher``), ``env`` the kernels' environment."""
+    comes before ``-m ipykernel_launcher``), ``env`` the kernels' environment. Started by one
+    process, it serves that process and the processes it forks afterwards and hands it to
+    (:func:`adopt`), each over its own connection. With ``wait`` (the default), the start
+    waits for the template's imports and raises :class:`TemplateError` if it cannot serve;
+    without, it returns at once, and the first request of each process waits."""
 
-    def __init__(self, prefix: list[str], env: dict, modules=PRELOAD, timeout: float = 120):
+    def __init__(self, prefix: list[str], env: dict, modules=PRELOAD, timeout: float = 120,
+                 wait: bool = True):
         import subprocess
 
-        self.env, self._lock = dict(env), threading.Lock()
+        self.prefix, self.env, self.timeout = list(prefix), dict(env), timeout
         self._owner = os.getpid()
+        self._connections: dict[int, _Connection] = {}
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         except (AttributeError, OSError) as exc:  # a system without them
@@ -259,38 +310,73 @@ class Template:
             raise TemplateError(f"the template could not start: {exc}") from exc
         finally:
             theirs.close()
-        self._sock = ours
-        ours.settimeout(timeout)
-        ready, _ = _receive(ours)
-        ours.settimeout(None)
-        if not ready or "ready" not in ready:
-            self.close()
-            raise TemplateError((ready or {}).get("failed", "the template stopped at start"))
-        self.pid, self.launcher = ready["ready"], ready["launcher"]
-
-    def _ask(self, message: dict, fds=()) -> dict:
-        with self._lock:
+        self._listener = ours
+        self.pid = self.process.pid
+        if wait:
             try:
-                _send(self._sock, message, fds)
-                reply, _ = _receive(self._sock)
+                self._connection()
+            except TemplateError:
+                self.close()
+                raise
+
+    def _connection(self) -> "_Connection":
+        """This process's connection to the template (made at its first request)."""
+        pid = os.getpid()
+        connection = self._connections.get(pid)
+        if connection is None:
+            # a forked process keeps none of its parent's connections (their requests and
+            # answers are the parent's)
+            for other in [p for p in self._connections if p != pid]:
+                self._connections.pop(other).sock.close()
+            try:
+                mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             except OSError as exc:
+                raise TemplateError(f"no socket pair for a template: {exc}") from exc
+            try:
+                _send(self._listener, {"op": "connect"}, fds=(its.fileno(),))
+            except OSError as exc:
+                mine.close()
                 raise TemplateError(f"the template stopped answering: {exc}") from exc
-        if reply is None:
-            raise TemplateError("the template stopped answering")
-        return reply
+            finally:
+                its.close()
+            mine.settimeout(self.timeout)
+            hello, _ = _receive(mine)
+            mine.settimeout(None)
+            if not hello or "ready" not in hello:
+                mine.close()
+                raise TemplateError((hello or {}).get("failed", "the template stopped at start"))
+            connection = self._connections[pid] = _Connection(mine, hello["launcher"])
+        return connection
+
+    @property
+    def launcher(self) -> str:
+        return self._connection().launcher
+
+    def alive(self) -> bool:
+        """Whether the template's process runs (asked by any process it serves)."""
+        if os.getpid() == self._owner:
+            return self.process.poll() is None
+        try:  # another process cannot wait for it: Popen.poll would say it exited
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
 
     def serves(self, env: dict) -> bool:
         return not _differences(env, self.env)
 
     def start(self, args: list[str], cwd: str, env: dict) -> ForkedKernel | None:
         """A kernel forked with ``ipykernel_launcher``'s ``args``; None if refused."""
+        connection = self._connection()
         read, write = os.pipe()
         reply = {}
         try:
-            reply = self._ask({"op": "start", "launcher": self.launcher,
-                               "args": [*args, f"--IPKernelApp.parent_handle={self.pid}"],
-                               "cwd": str(cwd), "env": dict(env)},
-                              fds=(read, 1, 2))  # as Popen: this process's fds 1 and 2
+            reply = connection.ask({"op": "start", "launcher": connection.launcher,
+                                    "args": [*args, f"--IPKernelApp.parent_handle={self.pid}"],
+                                    "cwd": str(cwd), "env": dict(env)},
+                                   fds=(read, 1, 2))  # as Popen: this process's fds 1 and 2
         finally:
             os.close(read)
             if "pid" not in reply:  # refused, or the template stopped answering
@@ -301,7 +387,7 @@ class Template:
 
     def returncode(self, pid: int) -> int | None:
         try:
-            return self._ask({"op": "poll", "pid": pid})["returncode"]
+            return self._connection().ask({"op": "poll", "pid": pid})["returncode"]
         except TemplateError:  # the template is gone, and its kernels with it
             try:
                 os.kill(pid, 0)
@@ -312,15 +398,37 @@ class Template:
             return None
 
     def close(self) -> None:
-        """Stop the template (its kernels stop with it); only in the process that started it."""
+        """Stop the template (its kernels stop with it) once every process it serves is
+        gone; only in the process that started it."""
         if os.getpid() != self._owner:
             return
-        self._sock.close()
+        for connection in self._connections.values():
+            connection.sock.close()
+        self._connections.clear()
+        self._listener.close()
         try:
             self.process.wait(timeout=10)
         except Exception:  # noqa: BLE001 - it is stopped below
             self.process.kill()
             self.process.wait()
+
+
+class _Connection:
+    """One process's private socket pair to the template, and the launcher it was told."""
+
+    def __init__(self, sock: socket.socket, launcher: str):
+        self.sock, self.launcher, self._lock = sock, launcher, threading.Lock()
+
+    def ask(self, message: dict, fds=()) -> dict:
+        with self._lock:
+            try:
+                _send(self.sock, message, fds)
+                reply, _ = _receive(self.sock)
+            except OSError as exc:
+                raise TemplateError(f"the template stopped answering: {exc}") from exc
+        if reply is None:
+            raise TemplateError("the template stopped answering")
+        return reply
 
 
 def kernel_command_parts(cmd: list[str]) -> tuple[list[str], list[str]] | None:
@@ -338,17 +446,24 @@ _TEMPLATES: dict[tuple, Template] = {}
 _FAILED: dict[tuple, str] = {}
 
 
+def adopt(template: Template) -> None:
+    """Serve this process's kernels from ``template``, started by the process it was forked
+    from (a render's workers, given the render's template): :func:`shared_template` then
+    returns it for its interpreter and any environment it serves."""
+    _TEMPLATES[(os.getpid(), tuple(template.prefix))] = template
+
+
 def shared_template(prefix: list[str], env: dict) -> Template:
-    """This process's template for kernels of this interpreter and environment, started at
-    the first call (a forked worker starts its own: a template answers the process that
-    started it). Raises :class:`TemplateError` if it cannot start (once tried)."""
+    """This process's template for kernels of this interpreter and environment: the one it
+    adopted (:func:`adopt`), or its own, started at the first call (a forked process does not
+    use its parent's unless it adopts it). Raises :class:`TemplateError` if it cannot start
+    (once tried)."""
     key = (os.getpid(), tuple(prefix))
     failed = (key, tuple(sorted((k, v) for k, v in env.items() if k not in PER_KERNEL)))
     if failed in _FAILED:
         raise TemplateError(_FAILED[failed])
     template = _TEMPLATES.get(key)
-    if template is not None and (template.process.poll() is not None
-                                 or not template.serves(env)):
+    if template is not None and (not template.alive() or not template.serves(env)):
         template.close()
         template = None
     if template is None:

@@ -6,7 +6,8 @@ A pool of warm kernels (started, the library imported, before their notebook is 
 built and measured on the 2-core machine: make notes took 57-59 s with it and 48-53 s
 without (issue 15's notes), because on cores that are all busy it only moves the kernels'
 start-up into the time of the other note's work; it was not kept. A template saves the
-imports' work itself: they are done once per worker instead of once per note.
+imports' work itself: they are done once per render (:func:`note_template`, started by the
+render before its workers fork, each worker connecting to it) instead of once per note.
 """
 
 from __future__ import annotations
@@ -25,6 +26,38 @@ def kernel_threads(workers: int, cores: int | None = None) -> int:
     them, 41 s without, on 2 cores, with the same bytes (benchmarks/README.md)."""
     cores = cores or os.cpu_count() or 1
     return max(1, cores // max(1, workers))
+
+
+def note_template(kernel_name: str, threads: int | None):
+    """A template (:mod:`metaanalysis.kernelfork`) for the kernels :func:`kernel_manager_class`
+    starts with ``threads``: the kernel spec's interpreter and options, as jupyter_client
+    makes its command, and the environment it gives the kernel; started, not waited for
+    (its imports run while the caller goes on). None where kernels are not forked (another
+    system, another kind of kernel, a template that cannot start)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    from .kernelfork import Template, TemplateError, kernel_command_parts
+
+    try:
+        cmd = list(KernelSpecManager().get_kernel_spec(kernel_name).argv)
+    except NoSuchKernel:
+        return None
+    if cmd and cmd[0] in {"python", f"python{sys.version_info[0]}",
+                          "python%i.%i" % sys.version_info[:2]}:
+        cmd[0] = sys.executable  # as jupyter_client's KernelManager.format_kernel_cmd
+    parts = kernel_command_parts(cmd)
+    if parts is None:
+        return None
+    env = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        if threads:
+            env.setdefault(name, str(threads))
+    try:
+        return Template(parts[0], env, wait=False)
+    except TemplateError:
+        return None
 
 
 def kernel_manager_class(threads: int | None, warm: bool = False):

@@ -59,89 +59,97 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     ranked = []  # (position in the plan, outcome): the outcomes come back in the plan's order
     _clean_stale(site)
     runnable = []
-    for job in todo:
-        if not force and up_to_date(job):
-            # the stamp is written only after a successful render of these exact inputs,
-            # so the bibliography was valid then and has not changed since
-            ranked.append((rank[id(job)], Outcome(job.theme, "up to date", path=str(job.html),
-                                                  lang=job_lang(job))))
-            continue
-        from .bibliography import read_bibliography
+    fresh = [not force and up_to_date(job) for job in todo]
+    # a note to render: its kernels' template starts now, and does its imports while this
+    # process reads the bibliographies and does its own (metaanalysis.kernelfork)
+    template = _start_template(fresh.count(False), jobs) if not all(fresh) else None
+    try:
+        for job, is_fresh in zip(todo, fresh):
+            if is_fresh:
+                # the stamp is written only after a successful render of these exact inputs,
+                # so the bibliography was valid then and has not changed since
+                ranked.append((rank[id(job)], Outcome(job.theme, "up to date", path=str(job.html),
+                                                      lang=job_lang(job))))
+                continue
+            from .bibliography import read_bibliography
 
-        bib = read_bibliography(root / config[job.theme]["bibliography"])
-        if bib.errors:
-            ranked.append((rank[id(job)], Outcome(
-                job.theme, "failed", message="the bibliography has errors:\n"
-                + "\n".join(f"  {p}" for p in bib.errors), lang=job_lang(job))))
-        else:
-            runnable.append(job)
-    outcomes += [o for _, o in ranked]
-    for o in outcomes:
-        say(f"[{o.theme}] {o.status}" + (f": {o.message}" if o.message else ""))
-    if runnable:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+            bib = read_bibliography(root / config[job.theme]["bibliography"])
+            if bib.errors:
+                ranked.append((rank[id(job)], Outcome(
+                    job.theme, "failed", message="the bibliography has errors:\n"
+                    + "\n".join(f"  {p}" for p in bib.errors), lang=job_lang(job))))
+            else:
+                runnable.append(job)
+        outcomes += [o for _, o in ranked]
+        for o in outcomes:
+            say(f"[{o.theme}] {o.status}" + (f": {o.message}" if o.message else ""))
+        if runnable:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        # imported once here, the forked workers inherit papermill and nbconvert loaded
-        _skip_iri_format_checker()
-        import nbconvert  # noqa: F401
-        import papermill  # noqa: F401
+            # imported once here, the forked workers inherit papermill and nbconvert loaded
+            _skip_iri_format_checker()
+            import nbconvert  # noqa: F401
+            import papermill  # noqa: F401
 
-        from .execution import render_one
-        from .pages import note_exporter, template_state
+            from .execution import render_one
+            from .pages import note_exporter, template_state
 
-        note_exporter(*template_state(root))  # compiled once, here, for every worker
+            note_exporter(*template_state(root))  # compiled once, here, for every worker
 
-        # the biggest bibliographies first, so that the short themes fill the gaps
-        runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
-        workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
-        from .kernels import kernel_threads
+            # the biggest bibliographies first, so that the short themes fill the gaps
+            runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
+            workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
+            from .kernels import kernel_threads
 
-        threads = kernel_threads(workers)
-        import multiprocessing
+            threads = kernel_threads(workers)
+            import multiprocessing
 
-        others = {p.pid for p in multiprocessing.active_children()}
-        with ProcessPoolExecutor(max_workers=workers, initializer=_watch_parent,
-                                 initargs=(os.getpid(),)) as pool:
-            try:
-                futures = {}
+            others = {p.pid for p in multiprocessing.active_children()}
+            with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
+                                     initargs=(os.getpid(), template)) as pool:
+                try:
+                    futures = {}
 
-                def label(job):
-                    lang = job.params.get("lang", SITE_LANGS[0])
-                    return f"[{job.theme}]" + (f" ({job.name})" if job.changed else
-                                               f" ({lang})" if lang != SITE_LANGS[0] else "")
+                    def label(job):
+                        lang = job.params.get("lang", SITE_LANGS[0])
+                        return f"[{job.theme}]" + (f" ({job.name})" if job.changed else
+                                                   f" ({lang})" if lang != SITE_LANGS[0] else "")
 
-                for n, job in enumerate(runnable):
-                    say(f"{label(job)} {'running…' if n < workers else 'queued'}")
-                    futures[pool.submit(render_one, job, root, timeout, threads)] = job
-                waiting = runnable[workers:]  # the pool starts them in order as workers free up
-                for fut in as_completed(futures):
-                    if waiting:
-                        say(f"{label(waiting.pop(0))} running…")
-                    try:
-                        o = fut.result()
-                    except Exception as exc:  # the worker process itself died
-                        o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}",
-                                    lang=job_lang(futures[fut]))
-                    outcomes.append(o)
-                    ranked.append((rank[id(futures[fut])], o))
-                    detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
-                    say(f"{label(futures[fut])} {o.status} in {o.seconds:.1f}s"
-                        + (f" ({detail})" if detail else "")
-                        + (f": {o.message}" if o.message else ""))
-                    if o.status == "rendered" and futures[fut].changed:
-                        say(f"variant: {Path(o.path).resolve()}")
-            except KeyboardInterrupt:
-                # Ctrl-C reaches the render alone (its workers ignore SIGINT): the notes not
-                # yet written keep their last good version, and the workers are stopped now
-                # rather than left to finish the queue (their templates, kernels and Chromium
-                # stop with them; their staging folders go at the next render)
-                say("interrupted: the notes rendered so far are written, the others keep "
-                    "their last version")
-                pool.shutdown(wait=False, cancel_futures=True)
-                for process in multiprocessing.active_children():
-                    if process.pid not in others:
-                        process.terminate()
-                raise
+                    for n, job in enumerate(runnable):
+                        say(f"{label(job)} {'running…' if n < workers else 'queued'}")
+                        futures[pool.submit(render_one, job, root, timeout, threads)] = job
+                    waiting = runnable[workers:]  # the pool starts them in order as workers free up
+                    for fut in as_completed(futures):
+                        if waiting:
+                            say(f"{label(waiting.pop(0))} running…")
+                        try:
+                            o = fut.result()
+                        except Exception as exc:  # the worker process itself died
+                            o = Outcome(futures[fut].theme, "failed", message=f"worker died: {exc}",
+                                        lang=job_lang(futures[fut]))
+                        outcomes.append(o)
+                        ranked.append((rank[id(futures[fut])], o))
+                        detail = ", ".join(f"{k} {v:.1f}s" for k, v in o.profile.items())
+                        say(f"{label(futures[fut])} {o.status} in {o.seconds:.1f}s"
+                            + (f" ({detail})" if detail else "")
+                            + (f": {o.message}" if o.message else ""))
+                        if o.status == "rendered" and futures[fut].changed:
+                            say(f"variant: {Path(o.path).resolve()}")
+                except KeyboardInterrupt:
+                    # Ctrl-C reaches the render alone (its workers ignore SIGINT): the notes not
+                    # yet written keep their last good version, and the workers are stopped now
+                    # rather than left to finish the queue (their templates, kernels and Chromium
+                    # stop with them; their staging folders go at the next render)
+                    say("interrupted: the notes rendered so far are written, the others keep "
+                        "their last version")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for process in multiprocessing.active_children():
+                        if process.pid not in others:
+                            process.terminate()
+                    raise
+    finally:
+        if template is not None:  # its kernels are done: the workers are gone
+            template.close()
     if not runnable and all(o.status == "up to date" for o in outcomes):
         say("everything is up to date")
     variants_index = site / "variants" / "index.html"
@@ -171,6 +179,27 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
 def _with_jobs(ranked, todo):
     """(outcome, job) pairs of the planned jobs' outcomes."""
     return [(o, todo[i]) for i, o in ranked]
+
+
+def _start_template(notes: int, jobs: int | None):
+    """The template that the kernels of ``notes`` notes, rendered by up to ``jobs`` workers,
+    fork from (:func:`~metaanalysis.kernels.note_template`), started now; None where kernels
+    are not forked. A worker whose kernels it cannot serve starts its own."""
+    from .execution import _kernel_name
+    from .kernels import kernel_threads, note_template
+
+    workers = max(1, min(jobs or os.cpu_count() or 1, notes))
+    return note_template(_kernel_name(), kernel_threads(workers))
+
+
+def _worker_start(parent: int, template) -> None:
+    """Each worker's start: it watches the render (:func:`_watch_parent`) and forks its notes'
+    kernels from the render's ``template`` (inherited when the worker was forked)."""
+    _watch_parent(parent)
+    if template is not None:
+        from .kernelfork import adopt
+
+        adopt(template)
 
 
 def _watch_parent(parent: int) -> None:

@@ -283,3 +283,64 @@ def test_a_template_that_stopped_answering_leaves_no_open_pipe(tmp_path):
         assert sorted(os.listdir("/proc/self/fd")) == before
     finally:
         template.close()
+
+
+def test_one_template_serves_each_process_it_is_handed_to_apart(tmp_path):
+    """A render's template serves its forked workers, each over its own connection: a worker
+    that dies takes its kernels with it and leaves the template and the others' kernels;
+    the template goes once the process that started it closes it."""
+    from metaanalysis.kernelfork import adopt
+
+    env = dict(os.environ, JPY_PARENT_PID=str(os.getpid()))
+    template = Template([sys.executable], env, modules=("json",), wait=False)
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a worker: adopts the template, starts a kernel, dies without cleaning
+            try:
+                adopt(template)
+                own = shared_template([sys.executable], env)
+                kernel = own.start(["-f", str(tmp_path / "child.json")], str(tmp_path), env)
+                os.write(write, json.dumps([own is template, kernel.pid]).encode())
+            finally:
+                os._exit(1)
+        os.waitpid(pid, 0)
+        same, child_kernel = json.loads(os.read(read, 1000))
+        assert same  # the worker's kernel came from the render's template
+        mine = template.start(["-f", str(tmp_path / "parent.json")], str(tmp_path), env)
+        deadline = time.monotonic() + 30
+        while _alive(child_kernel) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child_kernel)  # the worker's kernel went with the worker
+        assert template.alive() and mine.poll() is None  # the rest goes on
+        assert template.returncode(child_kernel) == -1  # not this process's kernel
+    finally:
+        template.close()
+    assert template.process.poll() is not None
+    deadline = time.monotonic() + 30
+    while _alive(mine.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(mine.pid)
+
+
+def test_a_render_forks_its_notes_kernels_from_one_template(tmp_path, monkeypatch):
+    """The render starts the kernels' template once, before its workers fork, and every
+    worker forks its kernels from it (each worker used to start its own)."""
+    import metaanalysis.kernelfork as kf
+    from test_render import make_project
+
+    from metaanalysis.render import render
+
+    started = tmp_path / "templates.txt"
+    original = kf.Template.__init__
+
+    def counted(self, *args, **kwargs):
+        with open(started, "a") as f:  # written by whichever process starts one
+            f.write(f"{os.getpid()}\n")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(kf.Template, "__init__", counted)
+    root = make_project(tmp_path, ("territories",))
+    outcomes = render(root=root, site=tmp_path / "site", jobs=2, progress=lambda m: None)
+    assert [o.status for o in outcomes] == ["rendered", "rendered"], outcomes
+    assert started.read_text().split() == [str(os.getpid())]
