@@ -207,6 +207,18 @@ def _gap_map_html(site: Path, themes: dict, lang: str) -> str:
     return figure_html(fig.svg, fig.alt, fig.caption, lang)
 
 
+def prepare_index() -> None:
+    """Import what :func:`write_index` needs beyond this module: the gap map's figure
+    (matplotlib, pandas), its SVG canvas, jinja2. About a second of a cold render's end,
+    which the render spends instead while its workers render the notes."""
+    import jinja2  # noqa: F401
+    import matplotlib.backends.backend_mixed  # noqa: F401
+    import matplotlib.backends.backend_svg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+    from . import figures  # noqa: F401
+
+
 def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Path:
     """The index of the notes in ``lang`` (``site/index.html``, ``site/en/index.html``), from
     ``templates/site/index.html.j2``: every theme with its headline result, the date of its

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     ranked = []  # (position in the plan, outcome): the outcomes come back in the plan's order
     _clean_stale(site)
     runnable = []
+    preparing = None  # the index pages' imports, done while the workers render
     fresh = [not force and up_to_date(job) for job in todo]
     # a note to render: its kernels' template starts now, and does its imports while this
     # process reads the bibliographies and does its own (metaanalysis.kernelfork)
@@ -118,6 +120,11 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                     for n, job in enumerate(runnable):
                         say(f"{label(job)} {'running…' if n < workers else 'queued'}")
                         futures[pool.submit(render_one, job, root, timeout, threads)] = job
+                    # this process waits for the workers (all forked by now): meanwhile it
+                    # imports what the index pages need, rather than after the last note
+                    preparing = threading.Thread(target=_prepare_index, name="prepare-index",
+                                                 daemon=True)
+                    preparing.start()
                     waiting = runnable[workers:]  # the pool starts them in order as workers free up
                     for fut in as_completed(futures):
                         if waiting:
@@ -165,6 +172,8 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
 
         if find_chromium() is None:
             say(MISSING)
+    if preparing is not None:
+        preparing.join()
     if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
         from .pages import write_index
 
@@ -190,6 +199,17 @@ def _start_template(notes: int, jobs: int | None):
 
     workers = max(1, min(jobs or os.cpu_count() or 1, notes))
     return note_template(_kernel_name(), kernel_threads(workers))
+
+
+def _prepare_index() -> None:
+    """:func:`~metaanalysis.pages.prepare_index`, in the thread it runs in: a failure there is
+    met again, and reported, when the index is written."""
+    try:
+        from .pages import prepare_index
+
+        prepare_index()
+    except Exception:  # noqa: BLE001 - write_index reports it, without a thread's traceback
+        pass
 
 
 def _worker_start(parent: int, template) -> None:

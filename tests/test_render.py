@@ -578,3 +578,13 @@ def test_an_edited_template_is_used_by_the_next_conversion(tmp_path):
     after = convert(nbformat.from_dict(nb), dict(resources), root)
     assert "edited-template-mark" not in before and "edited-template-mark" in after
     assert note_exporter(*template_state(root)) is note_exporter(*template_state(root))
+
+
+def test_the_index_pages_imports_are_prepared_in_advance():
+    """While the workers render the notes, the render imports what the index pages need
+    (pages.prepare_index), so the index is written without them at the end."""
+    code = ("import sys; from metaanalysis.pages import prepare_index; prepare_index(); "
+            "print(*sorted(sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert {"matplotlib.figure", "matplotlib.backends.backend_svg", "jinja2",
+            "metaanalysis.figures"} <= set(run.stdout.split())
