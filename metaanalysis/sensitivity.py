@@ -170,18 +170,18 @@ def influence(res: RMAResult) -> pd.DataFrame:
         dfbs[i] = (res.beta - r.beta) / np.sqrt(s2w * np.diag(vb_del))
         out["tau2_del"][i] = r.tau2
         out["QE_del"][i] = r.Q
-    df = pd.DataFrame(out, index=pd.Index(res.slab, name="slab"))
-    df["hat"] = hat
-    df["weight"] = res.weights
-    for j, name in enumerate(res.names):
-        df[f"dfbs_{name}"] = dfbs[:, j]
-    m = p
     from . import distributions as dist
-    df["influential"] = ((np.abs(df["dffits"]) > 3 * math.sqrt(p / (k - p)))
-                         | (dist.chi2_cdf(df["cook_d"], m) > 0.5)
-                         | (df["hat"] > 3 * p / k)
-                         | (np.abs(dfbs) > 1).any(axis=1))
-    return df
+
+    out["hat"] = hat
+    out["weight"] = res.weights
+    for j, name in enumerate(res.names):
+        out[f"dfbs_{name}"] = dfbs[:, j]
+    out["influential"] = ((np.abs(out["dffits"]) > 3 * math.sqrt(p / (k - p)))
+                          | (dist.chi2_cdf(out["cook_d"], p) > 0.5)
+                          | (hat > 3 * p / k)
+                          | (np.abs(dfbs) > 1).any(axis=1))
+    # one frame built from its columns (a column added to a frame copies it again)
+    return pd.DataFrame(out, index=pd.Index(res.slab, name="slab"))
 
 
 def _influence_intercept(res, hat, pred_full, out, dfbs):
