@@ -107,8 +107,12 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
             import multiprocessing
 
             others = {p.pid for p in multiprocessing.active_children()}
+            # forked workers (whatever the default start method): they inherit the imports,
+            # the compiled exporter and the template (a process cannot be sent to a worker)
+            context = multiprocessing.get_context("fork") if template is not None else None
             with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
-                                     initargs=(os.getpid(), template)) as pool:
+                                     initargs=(os.getpid(), template),
+                                     mp_context=context) as pool:
                 try:
                     futures = {}
 
@@ -194,11 +198,14 @@ def _start_template(notes: int, jobs: int | None):
     """The template that the kernels of ``notes`` notes, rendered by up to ``jobs`` workers,
     fork from (:func:`~metaanalysis.kernels.note_template`), started now; None where kernels
     are not forked. A worker whose kernels it cannot serve starts its own."""
-    from .execution import _kernel_name
-    from .kernels import kernel_threads, note_template
-
     workers = max(1, min(jobs or os.cpu_count() or 1, notes))
-    return note_template(_kernel_name(), kernel_threads(workers))
+    try:
+        from .execution import _kernel_name
+        from .kernels import kernel_threads, note_template
+
+        return note_template(_kernel_name(), kernel_threads(workers))
+    except Exception:  # noqa: BLE001 - each worker then starts its kernels as before, and
+        return None    # meets (and reports) whatever stopped this
 
 
 def _prepare_index() -> None:
