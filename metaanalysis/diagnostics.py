@@ -116,9 +116,15 @@ def confint(res: RMAResult) -> ConfintResult:
 def _confint_mv(res) -> ConfintResult:
     fixed = pd.DataFrame({"estimate": res.beta, "ci_lb": res.ci_lb, "ci_ub": res.ci_ub},
                          index=pd.Index(res.names, name="term"))
+    from .models import _working_unit
+
     reml = res.method == "REML"
-    objective, args = res._objective(reml)
-    est = np.array([res.sigma2_between, res.sigma2_within], dtype=float)
+    # profiled in the fit's working unit (effects in euros: components of the order of 1e12,
+    # which the searches' absolute starts and limits below are not made for), then given
+    # back in the effects' own
+    unit = _working_unit(res.vi)
+    objective, args = res._objective(reml, unit)
+    est = np.array([res.sigma2_between, res.sigma2_within], dtype=float) / unit**2
     if not np.all(np.isfinite(est)):
         raise ValueError("the model did not converge: its variance components have no "
                          "interval")
@@ -153,7 +159,7 @@ def _confint_mv(res) -> ConfintResult:
             ub = math.nan
         else:
             ub = optimize.brentq(profile, est[j], hi, xtol=1e-14, rtol=1e-12)
-        t2 = np.array([est[j], lb, ub])
+        t2 = np.array([est[j], lb, ub]) * unit**2
         rows[name] = t2
         rows[name.replace("sigma2", "sigma")] = np.sqrt(t2)
     random = pd.DataFrame(rows, index=["estimate", "ci_lb", "ci_ub"]).T

@@ -118,9 +118,42 @@ def _tau2_sj(y, v, X):
     return tau0 * _rss(y, 1 / (v + tau0), X) / (k - p)
 
 
+def _working_unit(v) -> float:
+    """The unit in which the optimisers (three-level and CHE fits, their profile intervals,
+    the selection model) work: 1, or, for effects whose sampling variances are far from 1
+    (median below 2^-14 or above 2^14: effects in euros, say), the power of two nearest
+    their typical standard error. Their starts and convergence rules are absolute, made for
+    effects of the order of 1: in euros, a three-level fit stopped at its start, with no
+    warning (variance components 0, a wrong CI). Dividing by a power of two changes no digit
+    of the effects."""
+    m = float(np.median(v)) if len(v) else 1.0
+    if not (m > 0 and math.isfinite(m)) or 2.0**-14 <= m <= 2.0**14:
+        return 1.0
+    return 2.0 ** round(math.log2(math.sqrt(m)))
+
+
+def _q_ceiling(y, X, target) -> float:
+    """A tau^2 at which the generalised Q is at most ``target``, whatever the variances: with
+    w = 1/(v + t) <= 1/t, Q(t) = min_b sum w (y - Xb)^2 <= RSS_ols / t, so Q(t) <= target
+    from t = RSS_ols / target on. The roots' searches stop there rather than at a fixed
+    tau^2 (1e12 was reached by effects in euros, whose tau^2 is of the order of 1e12)."""
+    if X.shape[1] == 1 and np.all(X == 1):
+        rss = float(np.sum((y - np.mean(y)) ** 2))
+    else:
+        beta = np.linalg.lstsq(X, y, rcond=None)[0]
+        rss = float(np.sum((y - X @ beta) ** 2))
+    return rss / target if target > 0 else math.inf
+
+
+def _search_limit(y, X, target) -> float:
+    """Where a root's search gives up (NaN): beyond 1e12 and ten times :func:`_q_ceiling`,
+    which the search never passes but through rounding."""
+    return max(1e12, 10 * _q_ceiling(y, X, target))
+
+
 def _q_root(y, v, X, target) -> float:
     """The tau^2 at which the generalised Q statistic equals ``target`` (0 if already below
-    at 0; NaN if no bracket up to 1e12). Q decreases in tau^2, so the root is unique."""
+    at 0). Q decreases in tau^2, so the root is unique (and below :func:`_q_ceiling`)."""
     if X.shape[1] == 1 and np.all(X == 1):
         return _q_root_intercept(y, v, target)
 
@@ -130,9 +163,10 @@ def _q_root(y, v, X, target) -> float:
     if f(0.0) <= 0:
         return 0.0
     hi = max(100.0, 10 * np.var(y))
+    limit = _search_limit(y, X, target)
     while f(hi) > 0:
         hi *= 10
-        if hi > 1e12:
+        if hi > limit:
             return math.nan
     return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
 
@@ -176,6 +210,7 @@ def _newton_q_root(q_and_slope, target, y, start):
     q0 = q_and_slope(0.0)[0]
     if q0 - target <= 0:
         return 0.0
+    limit = _search_limit(y, np.ones((len(y), 1)), target)
     if start is not None and np.isfinite(start) and start > 0:
         qs, slope_s = q_and_slope(float(start))
         if qs - target > 0:  # the root is above the start: the bracket's top is found by
@@ -189,7 +224,7 @@ def _newton_q_root(q_and_slope, target, y, start):
         lo, hi = 0.0, max(100.0, 10 * float(np.var(y)))
         while q_and_slope(hi)[0] - target > 0:
             lo, hi = hi, hi * 10
-            if hi > 1e12:
+            if hi > limit:
                 return math.nan
         q, slope = q_and_slope(lo)
         t, f = lo, q - target
@@ -202,9 +237,12 @@ def _newton_q_root(q_and_slope, target, y, start):
             return t  # the next step is below the rounding of t: t is the root
         new = t + step
         if not lo < new < hi:  # a step outside the bracket: bisect, or reach further up
-            new = 0.5 * (lo + hi) if math.isfinite(hi) else max(10 * lo, 100.0)
-            if new > 1e12:
-                return math.nan
+            if math.isfinite(hi):
+                new = 0.5 * (lo + hi)  # inside the bracket, whatever its scale
+            else:
+                new = max(10 * lo, 100.0)
+                if new > limit:
+                    return math.nan
         q, slope = q_and_slope(new)
         f = q - target
         if f > 0:

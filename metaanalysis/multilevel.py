@@ -24,7 +24,8 @@ from scipy import optimize, sparse
 
 from . import distributions as dist
 
-from .models import ConvergenceWarning, RMAResult, _prepare, _rss, _tr_P, _wls
+from .models import (ConvergenceWarning, RMAResult, _prepare, _rss, _tr_P, _wls,
+                     _working_unit)
 
 
 class _Blocks:
@@ -179,15 +180,20 @@ class MVResult(RMAResult):
                 "BIC": -2 * ll + parms * math.log(n),
                 "AICc": -2 * ll + 2 * parms * m / (m - parms - 1)}
 
-    def _objective(self, reml: bool):
+    def _objective(self, reml: bool, unit: float = 1.0):
         """The criterion minimised by the fit (minus the restricted or full log-likelihood,
-        with its gradient in the two components) and its arguments."""
-        if self.V is None:
+        with its gradient in the two components) and its arguments; with ``unit`` (a power
+        of two, :func:`_working_unit`), of the effects expressed in that unit (components
+        divided by its square)."""
+        y, v, V = self.yi, self.vi, self.V
+        if unit != 1:
+            y, v, V = y / unit, v / unit**2, (None if V is None else V / unit**2)
+        if V is None:
             blocks = _Blocks(self.cluster)
             o = blocks.order
-            return (_reml if reml else _ml), (self.yi[o], self.vi[o], self.X[o], blocks)
+            return (_reml if reml else _ml), (y[o], v[o], self.X[o], blocks)
         return ((_stacked_reml if reml else _stacked_ml),
-                (_Stacks(self.yi, self.X, self.V, self.cluster),))
+                (_Stacks(y, self.X, V, self.cluster),))
 
     def _nll(self, reml: bool, params) -> float:
         """Minus the (restricted) log-likelihood at the variance components ``params``."""
@@ -287,20 +293,26 @@ def _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure,
         args = (stacks,)
         n_clusters = stacks.n_clusters
         ys, vs, Xs = y, v, X
+    # the components are searched for in a working unit (see _working_unit), then given
+    # back in the effects' own
+    unit = _working_unit(v)
     if V is None:  # start from a univariate REML-like split of the DL tau^2
-        w = 1 / vs
-        tau0 = (max(0.0, (_rss(ys, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(ys, w, Xs)[1]))
+        wy, wv = (ys, vs) if unit == 1 else (ys / unit, vs / unit**2)
+        search = args if unit == 1 else (wy, wv, Xs, blocks)
+        w = 1 / wv
+        tau0 = (max(0.0, (_rss(wy, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(wy, w, Xs)[1]))
                 if k > p else 0)
         starts = ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4))
     else:  # the CHE notes' starts since they were first published (same optimum, same digits)
+        search = args if unit == 1 else (_Stacks(y / unit, X, V / unit**2, cl),)
         starts = ((0.05, 0.05), (0.2, 1e-3), (1e-3, 0.2))
-    best, converged = minimise_components(objective, args, starts)
+    best, converged = minimise_components(objective, search, starts)
     if not converged:
         warnings.warn(f"the three-level {method} fit did not converge ({best.message}); "
                       "results are NaN", ConvergenceWarning, stacklevel=3)
         s2b = s2w = math.nan
     else:
-        s2b, s2w = (float(x) for x in best.x)
+        s2b, s2w = (float(x) * unit**2 for x in best.x)
     _, beta, C = objective((s2b, s2w), *args, grad=False)[:3]
     weights = np.empty(k)
     if V is None:

@@ -145,10 +145,16 @@ def selmodel(res: RMAResult, type: str = "stepfun", steps=(0.025,)) -> Selection
                          "selection weight cannot be estimated; choose other steps")
     z = dist.norm_isf(np.asarray(cuts))  # z_(1 - s_j); -inf for s = 1
     m = len(cuts) - 1
+    # fitted in the working unit (the starts, bounds and steps below are absolute, made for
+    # effects of the order of 1), then given back in the effects' own
+    from .models import _fit, _working_unit
+
+    unit = _working_unit(v)
+    if unit != 1:
+        y, v = y / unit, v / unit**2
     # start from the ML random-effects fit
-    from .models import _fit
-    ml = res if res.method == "ML" else _fit(y, v, X, res.names, "ML", "z", res.level,
-                                              res.measure, r2=False, qprofile=False)
+    ml = res if res.method == "ML" and unit == 1 else _fit(
+        y, v, X, res.names, "ML", "z", res.level, res.measure, r2=False, qprofile=False)
     start = np.r_[ml.beta, max(ml.tau2, 1e-4), np.ones(m)]
 
     def nll(theta):
@@ -177,9 +183,11 @@ def selmodel(res: RMAResult, type: str = "stepfun", steps=(0.025,)) -> Selection
     ll_sel = -best.fun
     ll_ml = _loglik(np.r_[ml.beta, ml.tau2, np.ones(m)], y, v, X, z, group, p)
     lrt = max(0.0, 2 * (ll_sel - ll_ml))
-    return SelectionResult(names=list(res.names), beta=theta[:p], se=se_all[:p],
-                           tau2=float(theta[p]), se_tau2=float(se_all[p]), steps=cuts,
-                           delta=np.r_[1.0, theta[p + 1:]],
+    if unit != 1:  # back in the effects' unit (each density divided by the unit)
+        ll_sel -= k * math.log(unit)
+    return SelectionResult(names=list(res.names), beta=theta[:p] * unit, se=se_all[:p] * unit,
+                           tau2=float(theta[p]) * unit**2, se_tau2=float(se_all[p]) * unit**2,
+                           steps=cuts, delta=np.r_[1.0, theta[p + 1:]],
                            se_delta=np.r_[math.nan, se_all[p + 1:]], LRT=lrt, LRTdf=m,
                            LRTp=float(dist.chi2_sf(lrt, m)), logLik=ll_sel, k=k,
                            level=res.level, counts=counts)

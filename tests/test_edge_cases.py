@@ -133,3 +133,60 @@ def test_the_q_profile_roots_are_brents_from_any_start(start, spread):
         expected = optimize.brentq(lambda t: q(t) - target, 0.0, 1e6, xtol=1e-15,
                                    rtol=4 * np.finfo(float).eps)
         assert root == pytest.approx(expected, rel=1e-12, abs=1e-15), (start, spread, target)
+
+
+@pytest.mark.parametrize("method", ["REML", "ML", "PM", "DL", "EB"])
+@pytest.mark.parametrize("data, moderator", [("bcg", False), ("bcg", True), ("two", False)])
+def test_tau2_and_its_interval_follow_the_effects_unit(method, data, moderator):
+    """Effects in another unit (euros instead of thousands of euros: y times s, variances
+    times s^2) give tau^2 and its Q-profile interval times s^2, whatever s: the searches
+    for the interval's bounds (and PM's estimate) once gave up at tau^2 = 1e12, and the
+    upper bound of effects in euros was NaN, without a word ("two": tau^2 = 0, its upper
+    bound 246 in the data's unit)."""
+    import json
+    from pathlib import Path
+
+    d = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())[
+        "datasets"][data]
+    y, v = np.array(d["yi"]), np.array(d["vi"])
+    mods = np.column_stack([np.arange(len(y), dtype=float)]) if moderator else None
+    base = rma(y, v, method=method, mods=mods)
+    assert np.all(np.isfinite(base.tau2_ci)) and base.tau2_ci[1] > 0
+    # (larger units only: the iterative estimators stop at an absolute step below 1, as
+    # metafor's, so at tau^2 far below 1 they are not exactly proportional)
+    for s in (1e3, 1e6, 1e8):
+        scaled = rma(y * s, v * s * s, method=method, mods=mods)
+        assert scaled.tau2 == pytest.approx(base.tau2 * s * s, rel=1e-6)
+        assert scaled.tau2_ci == pytest.approx(tuple(b * s * s for b in base.tau2_ci),
+                                               rel=1e-6)
+
+
+def test_three_level_che_profile_and_selection_fits_follow_the_effects_unit():
+    """The optimisers' starts and convergence rules are absolute, made for effects of the
+    order of 1: effects in euros (sampling variances of the order of 1e10) once stopped a
+    three-level or CHE fit at its start, with no warning (variance components 0 or 0.2, a
+    wrong se). Each works in a power-of-two unit near the effects' (models._working_unit)
+    and gives its results back in theirs."""
+    from metaanalysis.diagnostics import confint
+    from metaanalysis.multilevel import rma_mv
+    from metaanalysis.rve import che
+    from metaanalysis.selection import selmodel
+
+    rng = np.random.default_rng(5)
+    cl = np.repeat(np.arange(15), 3)
+    y = 0.2 + rng.normal(0, 0.3, 15)[cl] + rng.normal(0, 0.2, 45)
+    v = rng.uniform(0.01, 0.05, 45)
+
+    def results(s):
+        ml, rv = rma_mv(y * s, v * s * s, cluster=cl), che(y * s, v * s * s, cluster=cl)
+        sel = selmodel(rma(y * s, v * s * s), steps=[0.025])
+        return np.r_[ml.sigma2_between / s**2, ml.sigma2_within / s**2, ml.beta / s,
+                     ml.se / s, rv.sigma2_between / s**2, rv.sigma2_within / s**2,
+                     rv.beta / s, rv.se / s,
+                     confint(ml).random[["ci_lb", "ci_ub"]].to_numpy()[[0, 2]].ravel() / s**2,
+                     sel.beta / s, sel.se / s, sel.tau2 / s**2, sel.delta[1:]]
+
+    base = results(1.0)
+    assert np.all(np.isfinite(base)) and base[0] > 0.01 and base[1] > 0.001
+    for s in (1e4, 1e6, 1e-4):
+        assert results(s) == pytest.approx(base, rel=1e-5)
