@@ -487,7 +487,7 @@ def print_targets(res):
         kt = res["kernels"]
         rows.append(("a note's kernel, forked", f"{kt['forked']:.2f} s",
                      f"usual start {kt['usual']:.2f} s ({kt['usual'] / kt['forked']:.1f}x); "
-                     f"template {kt['template']:.2f} s once per render", "imports done once",
+                     f"template {kt['template']:.2f} s per render", "imports done once",
                      kt["forked"] < kt["usual"]))
     if "notes" in res:
         n = res["notes"]
