@@ -135,13 +135,10 @@ def _working_unit(v) -> float:
 def _q_ceiling(y, X, target) -> float:
     """A tau^2 at which the generalised Q is at most ``target``, whatever the variances: with
     w = 1/(v + t) <= 1/t, Q(t) = min_b sum w (y - Xb)^2 <= RSS_ols / t, so Q(t) <= target
-    from t = RSS_ols / target on. The roots' searches stop there rather than at a fixed
-    tau^2 (1e12 was reached by effects in euros, whose tau^2 is of the order of 1e12)."""
-    if X.shape[1] == 1 and np.all(X == 1):
-        rss = float(np.sum((y - np.mean(y)) ** 2))
-    else:
-        beta = np.linalg.lstsq(X, y, rcond=None)[0]
-        rss = float(np.sum((y - X @ beta) ** 2))
+    from t = RSS_ols / target on. The roots' searches give up only beyond it
+    (:func:`_search_limit`), not at a fixed tau^2 (1e12 was reached by effects in euros,
+    whose tau^2 is of the order of 1e12)."""
+    rss = _rss(y, np.ones(len(y)), X)  # the unweighted (OLS) residual sum of squares
     return rss / target if target > 0 else math.inf
 
 
