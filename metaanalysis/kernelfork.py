@@ -348,10 +348,6 @@ class Template:
             connection = self._connections[pid] = _Connection(mine, hello["launcher"])
         return connection
 
-    @property
-    def launcher(self) -> str:
-        return self._connection().launcher
-
     def alive(self) -> bool:
         """Whether the template's process runs (asked by any process it serves)."""
         if os.getpid() == self._owner:

@@ -28,6 +28,17 @@ def kernel_threads(workers: int, cores: int | None = None) -> int:
     return max(1, cores // max(1, workers))
 
 
+def kernel_environment(threads: int | None, env: dict | None = None) -> dict:
+    """A note kernel's environment: ``env`` (default: this process's) with ``threads`` BLAS
+    and OpenMP threads unless the user set them. The template's must be the kernels' own
+    (:func:`note_template`), so both come from here."""
+    env = dict(env or os.environ)
+    for name in THREAD_VARIABLES:
+        if threads:
+            env.setdefault(name, str(threads))
+    return env
+
+
 def note_template(kernel_name: str, threads: int | None):
     """A template (:mod:`metaanalysis.kernelfork`) for the kernels :func:`kernel_manager_class`
     starts with ``threads``: the kernel spec's interpreter and options, as jupyter_client
@@ -50,12 +61,8 @@ def note_template(kernel_name: str, threads: int | None):
     parts = kernel_command_parts(cmd)
     if parts is None:
         return None
-    env = dict(os.environ)
-    for name in THREAD_VARIABLES:
-        if threads:
-            env.setdefault(name, str(threads))
     try:
-        return Template(parts[0], env, wait=False)
+        return Template(parts[0], kernel_environment(threads), wait=False)
     except TemplateError:
         return None
 
@@ -81,10 +88,7 @@ def kernel_manager_class(threads: int | None, warm: bool = False):
             return client
 
         async def _async_pre_start_kernel(self, **kw):
-            env = dict(kw.pop("env", None) or os.environ)
-            for name in THREAD_VARIABLES:
-                if threads:
-                    env.setdefault(name, str(threads))
+            env = kernel_environment(threads, kw.pop("env", None))
             return await super()._async_pre_start_kernel(env=env, **kw)
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):

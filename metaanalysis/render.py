@@ -100,7 +100,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
 
             # the biggest bibliographies first, so that the short themes fill the gaps
             runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
-            workers = max(1, min(jobs or os.cpu_count() or 1, len(runnable)))
+            workers = _workers(jobs, len(runnable))
             from .kernels import kernel_threads
 
             threads = kernel_threads(workers)
@@ -194,11 +194,17 @@ def _with_jobs(ranked, todo):
     return [(o, todo[i]) for i, o in ranked]
 
 
+def _workers(jobs: int | None, notes: int) -> int:
+    """The workers that render ``notes`` notes: ``jobs`` (default: the cores), at most one
+    per note (the template's thread count is computed from the same number)."""
+    return max(1, min(jobs or os.cpu_count() or 1, notes))
+
+
 def _start_template(notes: int, jobs: int | None):
     """The template that the kernels of ``notes`` notes, rendered by up to ``jobs`` workers,
     fork from (:func:`~metaanalysis.kernels.note_template`), started now; None where kernels
     are not forked. A worker whose kernels it cannot serve starts its own."""
-    workers = max(1, min(jobs or os.cpu_count() or 1, notes))
+    workers = _workers(jobs, notes)
     try:
         from .execution import _kernel_name
         from .kernels import kernel_threads, note_template
