@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import MAXITER, batch_fit, batch_results, halve_at_zero
+from .models import MAXITER, _working_unit, batch_fit, batch_results, halve_at_zero
 
 #: Convergence: rma()'s threshold (a step below 1e-10, relative), then POLISH more steps
 #: (each fit costs O(terms) per step here): the roots come nearer than rma's own.
@@ -54,6 +54,9 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
     arrays, one value per left-out effect), in O(k). ``tau2`` is the full-data estimate
     (computed if not given)."""
     y, v = np.asarray(y, float), np.asarray(v, float)
+    unit = _working_unit(v)
+    if unit != 1.0:
+        return _in_unit(leave_one_out_fits, unit, y, v, method, test, level, tau2)
     k = len(y)
     method = method.upper()
     if k < 3 or method not in ("FE", "DL", "HE", "REML", "ML"):
@@ -113,6 +116,24 @@ def leave_one_out_fits(y, v, *, method: str = "REML", test: str = "z", level: fl
         for key in out:
             out[key] = np.asarray(out[key], float).copy()
             out[key][chunk] = direct[key]
+    return out
+
+
+#: How each column of the fits scales with the effects' unit u (the others do not change).
+UNIT_POWERS = {"estimate": 1, "se": 1, "ci_lb": 1, "ci_ub": 1, "tau2": 2, "sw": -2}
+
+
+def _in_unit(fits, unit, y, v, method, test, level, tau2):
+    """``fits`` (leave-one-out or cumulative) computed on the effects in their working unit
+    (:func:`~metaanalysis.models._working_unit`, a power of two: dividing changes no digit)
+    and given back in theirs. The series' power sums reach (v + tau2)^-43: effects with
+    sampling variances of 1e-10 would overflow them, and every convergence rule is absolute;
+    in the working unit neither happens."""
+    out = fits(y / unit, v / (unit * unit), method=method, test=test, level=level,
+               tau2=None if tau2 is None else tau2 / (unit * unit))
+    for key, power in UNIT_POWERS.items():
+        if key in out:
+            out[key] = out[key] * unit**power
     return out
 
 
@@ -239,6 +260,9 @@ def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float
     estimate) with cumulative power sums; prefixes out of the series' reach (usually the
     first few, whose tau2 is far from the final one) are refitted directly."""
     y, v = np.asarray(y, float), np.asarray(v, float)
+    unit = _working_unit(v)
+    if unit != 1.0:
+        return _in_unit(cumulative_fits, unit, y, v, method, test, level, tau2)
     k = len(y)
     method = method.upper()
     if k < 3 or method not in ("FE", "DL", "HE", "REML", "ML"):

@@ -119,14 +119,20 @@ def _tau2_sj(y, v, X):
 
 
 def _working_unit(v) -> float:
-    """The unit in which the optimisers (three-level and CHE fits, their profile intervals,
-    the selection model) work: 1, or, for effects whose sampling variances are far from 1
-    (median below 2^-14 or above 2^14: effects in euros, say), the power of two nearest
-    their typical standard error. Their starts and convergence rules are absolute, made for
-    effects of the order of 1: in euros, a three-level fit stopped at its start, with no
-    warning (variance components 0, a wrong CI). Dividing by a power of two changes no digit
-    of the effects."""
-    m = float(np.median(v)) if len(v) else 1.0
+    """The unit in which the estimators and optimisers work (tau^2 and its Q-profile
+    interval, the batched and leave-one-out fits, three-level and CHE fits and their
+    profile intervals, the selection model): 1, or, for effects whose sampling variances
+    are far from 1 (median below 2^-14 or above 2^14: effects in euros, or rates per
+    person-year), the power of two nearest their typical standard error. Their starts and
+    convergence rules are absolute, made for effects of the order of 1: in euros, a
+    three-level fit stopped at its start, with no warning (variance components 0, a wrong
+    CI); in rates of the order of 1e-5, REML's tau^2 stopped at a step of 1e-10, its
+    interval's searches at 1e-15, 1e-3 of their size. Dividing by a power of two changes
+    no digit of the effects."""
+    v = np.asarray(v)
+    if not v.size or 2.0**-14 <= v.min() and v.max() <= 2.0**14:  # (two passes, no copy:
+        return 1.0  # the median, a partition of a copy, only when it may matter)
+    m = float(np.median(v))
     if not (m > 0 and math.isfinite(m)) or 2.0**-14 <= m <= 2.0**14:
         return 1.0
     return 2.0 ** round(math.log2(math.sqrt(m)))
@@ -362,33 +368,44 @@ def _tau2_direct(y, v, X, method) -> float:
     return math.nan
 
 
-def estimate_tau2(y, v, X, method: str) -> float:
-    """tau^2 by the named estimator (see the module docstring), truncated at 0."""
+def estimate_tau2(y, v, X, method: str, unit: float | None = None) -> float:
+    """tau^2 by the named estimator (see the module docstring), truncated at 0; computed in
+    the effects' working unit (``unit``, by default :func:`_working_unit` of ``v``)."""
     k, p = X.shape
     if method == "FE" or k <= p:
         return 0.0
+    u = _working_unit(v) if unit is None else unit
+    if u != 1.0:
+        y, v = y / u, v / (u * u)
     fn = {"DL": _tau2_dl, "HE": _tau2_he, "HS": _tau2_hs, "SJ": _tau2_sj, "PM": _tau2_pm}.get(
         method)
     tau2 = fn(y, v, X) if fn else _tau2_fisher(y, v, X, method)
-    return max(0.0, tau2) if np.isfinite(tau2) else math.nan
+    return max(0.0, tau2) * (u * u) if np.isfinite(tau2) else math.nan
 
 
-def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None) -> tuple[float, float]:
+def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None,
+                  unit: float | None = None) -> tuple[float, float]:
     """Q-profile confidence interval of tau^2 (Viechtbauer, 2007), as metafor's confint.
 
     The bounds solve Q(tau^2) = chi2 quantiles with k - p degrees of freedom; a bound whose
     Q at 0 is already below the quantile is 0. ``tau2`` (the model's estimate, optional) is
-    where an intercept-only model's root search starts.
+    where an intercept-only model's root search starts. The searches run in the effects'
+    working unit (``unit``, by default :func:`_working_unit` of ``v``).
     """
     k, p = X.shape
     if k - p < 1:
         return math.nan, math.nan
     alpha = 1 - level / 100
     q_lo, q_hi = dist.chi2_ppf([1 - alpha / 2, alpha / 2], k - p)
+    u = _working_unit(v) if unit is None else unit
+    if u != 1.0:
+        y, v = y / u, v / (u * u)
+        tau2 = None if tau2 is None else tau2 / (u * u)
     if _intercept_only(X):
         lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2)
-        return lo, hi
-    return _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
+    else:
+        lo, hi = _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
+    return lo * (u * u), hi * (u * u)
 
 
 # --------------------------------------------------------------------------- design
@@ -832,7 +849,8 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
     intercept = _intercept_only(X)
     if not intercept and (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
         raise ValueError("the moderators are collinear: drop one of them")
-    tau2 = estimate_tau2(y, v, X, method)
+    unit = _working_unit(v)
+    tau2 = estimate_tau2(y, v, X, method, unit)
     w = 1 / (v + (tau2 if np.isfinite(tau2) else np.nan))
     beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
     dfs = k - p
@@ -854,7 +872,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
             trP = float(wf.sum() - (wf @ wf) * invf[0, 0]) if intercept else _tr_P(wf, X, invf)
             vt = dfs / trP
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
-        tci = (tau2_qprofile(y, v, X, level, tau2) if method != "FE" and qprofile
+        tci = (tau2_qprofile(y, v, X, level, tau2, unit) if method != "FE" and qprofile
                else (math.nan, math.nan))
     else:
         Q, Qp, I2, H2, tci = 0.0, 1.0, 0.0, 1.0, (math.nan, math.nan)
@@ -870,7 +888,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         else:
             res.QM, res.QM_pvalue = QM, float(dist.chi2_sf(QM, p - 1))
         if r2 and method != "FE":
-            tau2_0 = estimate_tau2(y, v, X[:, :1], method)
+            tau2_0 = estimate_tau2(y, v, X[:, :1], method, unit)
             res.R2 = 0.0 if tau2_0 == 0 else max(0.0, 100 * (tau2_0 - tau2) / tau2_0)
     return res
 
@@ -936,7 +954,8 @@ BATCH_METHODS = ("FE", "DL", "HE", "REML", "ML")
 
 
 def batch_fit(Y, V, mask=None, *, method: str = "REML", test: str = "z",
-              level: float = 95, start: float | None = None) -> dict:
+              level: float = 95, start: float | None = None,
+              unit: float | None = None) -> dict:
     """Many intercept-only fits at once: row j of ``Y``/``V`` (m x k) is one dataset.
 
     ``mask`` (m x k, True = use) selects each row's effects, so leave-one-out, cumulative
@@ -944,7 +963,9 @@ def batch_fit(Y, V, mask=None, *, method: str = "REML", test: str = "z",
     Same estimators and algorithm as :func:`rma` (Fisher scoring from the HE value for
     REML and ML, step halving at 0), so the numbers are the same; ``start`` replaces the HE
     starting value (e.g. the full-data tau^2 for leave-one-out: fewer iterations, the same
-    root to within the convergence threshold). Returns a dict of arrays
+    root to within the convergence threshold). ``unit``: the effects' working unit, in
+    which the convergence rule is read (by default :func:`_working_unit` of the first row's
+    variances). Returns a dict of arrays
     (estimate, se, zval, pval, ci_lb, ci_ub, tau2, Q, Q_pvalue, I2, H2, k).
     """
     method = method.upper()
@@ -953,6 +974,8 @@ def batch_fit(Y, V, mask=None, *, method: str = "REML", test: str = "z",
     Y = np.atleast_2d(np.asarray(Y, float))
     V = np.broadcast_to(np.atleast_2d(np.asarray(V, float)), Y.shape)
     M = np.ones(Y.shape, bool) if mask is None else np.asarray(mask, bool)
+    if unit is None:
+        unit = _working_unit(V[0]) if len(V) else 1.0
     threads = min(os.cpu_count() or 1, 8)
     if Y.size >= 1_000_000 and threads > 1 and len(Y) >= 2 * threads:
         # numpy releases the GIL in elementwise work: rows split across cores
@@ -961,12 +984,12 @@ def batch_fit(Y, V, mask=None, *, method: str = "REML", test: str = "z",
         chunks = np.array_split(np.arange(len(Y)), threads)
         with ThreadPoolExecutor(threads) as pool:
             parts = list(pool.map(lambda ix: _batch_fit(Y[ix], V[ix], M[ix], method, test,
-                                                        level, start), chunks))
+                                                        level, start, unit), chunks))
         return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    return _batch_fit(Y, V, M, method, test, level, start)
+    return _batch_fit(Y, V, M, method, test, level, start, unit)
 
 
-def _batch_fit(Y, V, M, method, test, level, start):
+def _batch_fit(Y, V, M, method, test, level, start, unit):
     # left-out effects get an infinite variance (zero weight) and a zero effect, so every
     # sum below runs over whole rows without a mask (np.where on large arrays is slow)
     out = ~M
@@ -1000,7 +1023,7 @@ def _batch_fit(Y, V, M, method, test, level, start):
             with np.errstate(divide="ignore", invalid="ignore"):
                 tau2 = np.where(dfs > 0, np.maximum(0.0, (rss - sv * (1 - 1 / k)) / dfs), 0.0)
         if method in ("REML", "ML"):
-            tau2 = _batch_fisher(Yz, Vm, tau2, method)
+            tau2 = _batch_fisher(Yz, Vm, tau2, method, unit)
     tau2 = np.where(dfs > 0, tau2, 0.0)  # one effect: no heterogeneity to estimate
     w = 1.0 / (Vm + tau2[:, None])
     s1 = w.sum(axis=1)
@@ -1052,11 +1075,14 @@ def halve_at_zero(t, adj):
     return adj
 
 
-def _batch_fisher(Y, V, tau2, method):
+def _batch_fisher(Y, V, tau2, method, unit=1.0):
     """Fisher scoring on every row at once; V holds inf where an effect is left out.
 
-    The k-wide work arrays are allocated once and reused (allocating them anew at each
-    iteration costs more than the arithmetic)."""
+    The convergence rule is rma()'s in the working ``unit`` (a power of two: a step below
+    THRESHOLD times max(unit^2, tau2) is that rule on the effects divided by the unit, to
+    the bit). The k-wide work arrays are allocated once and reused (allocating them anew at
+    each iteration costs more than the arithmetic)."""
+    scale = unit * unit
     tau2 = tau2.copy()
     active = np.ones(len(tau2), bool)
     w, w2, r = np.empty_like(V), np.empty_like(V), np.empty_like(V)
@@ -1094,10 +1120,11 @@ def _batch_fisher(Y, V, tau2, method):
             adj = np.where(use & np.isfinite(newton), newton, adj)
         adj = halve_at_zero(t, np.where(np.isfinite(adj), adj, 0.0))
         tau2[idx] = t + adj
-        active[idx] = np.abs(adj) > THRESHOLD * np.maximum(1.0, tau2[idx])
+        active[idx] = np.abs(adj) > THRESHOLD * np.maximum(scale, tau2[idx])
     for i in np.flatnonzero(active):  # oscillating rows: the direct search, row by row
         keep = np.isfinite(V[i])
-        tau2[i] = _tau2_direct(Y[i, keep], V[i, keep], np.ones((int(keep.sum()), 1)), method)
+        tau2[i] = scale * _tau2_direct(Y[i, keep] / unit, V[i, keep] / scale,
+                                       np.ones((int(keep.sum()), 1)), method)
     if np.isnan(tau2[active]).any():
         warnings.warn(f"{int(np.isnan(tau2).sum())} batched {method} fit(s) did not converge: "
                       "NaN", ConvergenceWarning, stacklevel=3)

@@ -142,7 +142,10 @@ def test_tau2_and_its_interval_follow_the_effects_unit(method, data, moderator):
     times s^2) give tau^2 and its Q-profile interval times s^2, whatever s: the searches
     for the interval's bounds (and PM's estimate) once gave up at tau^2 = 1e12, and the
     upper bound of effects in euros was NaN, without a word ("two": tau^2 = 0, its upper
-    bound 246 in the data's unit)."""
+    bound 246 in the data's unit). Smaller units too (rates per person-year, say): the
+    iterative estimators stop at an absolute step (1e-10, as metafor's) and the interval's
+    searches at 1e-15, which at sampling variances of 1e-10 left tau^2 and its bounds 1e-3
+    off; every estimator now works in the effects' working unit (models._working_unit)."""
     import json
     from pathlib import Path
 
@@ -152,13 +155,13 @@ def test_tau2_and_its_interval_follow_the_effects_unit(method, data, moderator):
     mods = np.column_stack([np.arange(len(y), dtype=float)]) if moderator else None
     base = rma(y, v, method=method, mods=mods)
     assert np.all(np.isfinite(base.tau2_ci)) and base.tau2_ci[1] > 0
-    # (larger units only: the iterative estimators stop at an absolute step below 1, as
-    # metafor's, so at tau^2 far below 1 they are not exactly proportional)
-    for s in (1e3, 1e6, 1e8):
+    for s in (1e3, 1e6, 1e8, 1e-3, 1e-5, 1e-7):
         scaled = rma(y * s, v * s * s, method=method, mods=mods)
-        assert scaled.tau2 == pytest.approx(base.tau2 * s * s, rel=1e-6)
+        assert scaled.tau2 == pytest.approx(base.tau2 * s * s, rel=1e-9)
         assert scaled.tau2_ci == pytest.approx(tuple(b * s * s for b in base.tau2_ci),
-                                               rel=1e-6)
+                                               rel=1e-9)
+        assert scaled.beta == pytest.approx(base.beta * s, rel=1e-9)
+        assert scaled.se == pytest.approx(base.se * s, rel=1e-9)
 
 
 def test_three_level_che_profile_and_selection_fits_follow_the_effects_unit():
