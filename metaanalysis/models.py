@@ -80,6 +80,49 @@ def _tr_PP(w, X, inv):
     return (w**2).sum() - 2 * np.trace(inv @ (X.T @ ((w**3)[:, None] * X))) + np.trace(MB @ MB)
 
 
+#: The Fisher information's sums cancel when one weight dominates (one study 1e6+ times
+#: more precise than the others at tau^2 near 0): below this fraction of sum w^2 it is
+#: computed again from P's entries (:func:`_traces_exact`, :func:`_intercept_traces`).
+CANCELLED = 1e-6
+#: One effect dominates a set when its weight^3 is more than this share of the sum of
+#: weights^3 (a study 1e4+ times more precise than a few others): the batched, leave-one-out
+#: and cumulative sums are then not used for the fits it dominates (rma()'s own fit is).
+DOMINANT = 0.99
+
+
+def _traces_exact(w, X, inv):
+    """tr(P) and tr(PP) from P's entries, a block of rows at a time: every term of tr(PP) =
+    sum P_ij^2 is positive, so nothing cancels, where :func:`_tr_P` and :func:`_tr_PP`
+    subtract terms of the order of max w^2 and lose every digit when one weight is 1e6
+    times the others' (rma raised ZeroDivisionError, or stopped at a wrong tau^2). O(k^2 p)
+    time, O(k) memory per row: used only then."""
+    k = len(w)
+    WX = w[:, None] * X
+    G = WX @ inv
+    tr_p = tr_pp = 0.0
+    for a in range(0, k, 512):
+        b = min(k, a + 512)
+        block = -(G[a:b] @ WX.T)  # (W X inv X' W) rows a..b, negated
+        rows = np.arange(b - a)
+        block[rows, rows + a] += w[a:b]
+        tr_p += float(block[rows, rows + a].sum())
+        tr_pp += float(np.einsum("ij,ij->", block, block))
+    return tr_p, tr_pp
+
+
+def _intercept_traces(w, s1, s2):
+    """tr(P) and tr(PP) of an intercept-only model without cancellation (see
+    :func:`_traces_exact`), in O(k): P_ii = w_i r_i / s1 and P_ij = -w_i w_j / s1 with r_i =
+    sum_{j != i} w_j; so tr(P) = sum w r / s1 and tr(PP) = sum w^2 (r^2 + q) / s1^2 with q_i =
+    sum_{j != i} w_j^2. The largest weight's r and q are summed from the others, not taken
+    as a difference (every other weight is at most half of s1: no digit lost there)."""
+    i = int(np.argmax(w))
+    r, q = s1 - w, s2 - w * w
+    others = np.delete(w, i)
+    r[i], q[i] = others.sum(), others @ others
+    return float(w @ r) / s1, float((w * w) @ (r * r + q)) / (s1 * s1)
+
+
 def _rss(y, w, X):
     """The generalised Q statistic sum w (y - X b)^2 for weights w."""
     b, _ = _wls(y, w, X)
@@ -283,7 +326,10 @@ def _tau2_fisher(y, v, X, method):
         if method == "ML":
             adj = (Py @ Py - w.sum()) / (w**2).sum()
         elif method == "REML":
-            adj = (Py @ Py - _tr_P(w, X, inv)) / _tr_PP(w, X, inv)
+            tr_p, tr_pp = _tr_P(w, X, inv), _tr_PP(w, X, inv)
+            if not tr_pp > CANCELLED * float(w @ w):
+                tr_p, tr_pp = _traces_exact(w, X, inv)
+            adj = (Py @ Py - tr_p) / tr_pp
         else:  # EB
             adj = (float(Py @ (y - X @ b)) * k / (k - p) - k) / w.sum()
         tau2, done = _fisher_step(tau2, adj)
@@ -305,8 +351,10 @@ def _fisher_intercept(y, v, tau2, method):
     passes per step: with w = 1/(v + tau2) and y centred at its common-effect mean, sum w,
     sum w^2, sum w^3, sum w y, sum w^2 y, sum w^2 y^2 give the estimate b, y'PPy = sum w^2
     (y - b)^2, tr(P) = sum w - sum w^2 / sum w and tr(PP) = sum w^2 - 2 sum w^3 / sum w +
-    (sum w^2 / sum w)^2 (the general formulas with X = 1). The same steps and stopping rule;
-    None if the steps do not settle (the general loop then decides)."""
+    (sum w^2 / sum w)^2 (the general formulas with X = 1). Where one weight dominates so
+    that tr(PP) cancels (below CANCELLED of sum w^2), y'PPy and the traces are computed
+    without differences of large sums (:func:`_intercept_traces`). The same steps and
+    stopping rule; None if the steps do not settle (the general loop then decides)."""
     yc = y - float(np.sum(y / v) / np.sum(1 / v))
     y2 = yc * yc
     w, w2 = np.empty_like(v), np.empty_like(v)
@@ -314,14 +362,16 @@ def _fisher_intercept(y, v, tau2, method):
         np.add(v, tau2, out=w)
         np.reciprocal(w, out=w)
         np.multiply(w, w, out=w2)
-        s1, s2 = float(w.sum()), float(w2.sum())
+        s1, s2, s3 = float(w.sum()), float(w2.sum()), float(w2 @ w)
         b = float(w @ yc) / s1
-        yPPy = float(w2 @ y2) - 2 * b * float(w2 @ yc) + b * b * s2
-        if method == "ML":
-            adj = (yPPy - s1) / s2
-        else:
-            s3 = float(w2 @ w)
-            adj = (yPPy - (s1 - s2 / s1)) / (s2 - 2 * s3 / s1 + (s2 / s1) ** 2)
+        tr_p, tr_pp = s1 - s2 / s1, s2 - 2 * s3 / s1 + (s2 / s1) ** 2
+        if tr_pp > CANCELLED * s2:
+            yPPy = float(w2 @ y2) - 2 * b * float(w2 @ yc) + b * b * s2
+        else:  # one weight dominates: no differences of large sums
+            wr = w * (yc - b)
+            yPPy = float(wr @ wr)
+            tr_p, tr_pp = _intercept_traces(w, s1, s2)
+        adj = (yPPy - s1) / s2 if method == "ML" else (yPPy - tr_p) / tr_pp
         tau2, done = _fisher_step(tau2, adj)
         if done:
             return tau2
@@ -1068,9 +1118,9 @@ def halve_at_zero(t, adj):
     step vanishes)."""
     neg = t + adj < 0
     if neg.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             h = np.where(t > 0, np.ceil(np.log2(-adj / t)), np.inf)
-        adj = np.where(neg, np.where(np.isfinite(h), adj / 2.0**h, 0.0), adj)
+            adj = np.where(neg, np.where(np.isfinite(h), adj / 2.0**h, 0.0), adj)
         adj = np.where(neg & (t + adj < 0), adj / 2, adj)
     return adj
 
@@ -1085,11 +1135,12 @@ def _batch_fisher(Y, V, tau2, method, unit=1.0):
     scale = unit * unit
     tau2 = tau2.copy()
     active = np.ones(len(tau2), bool)
+    hard = np.zeros(len(tau2), bool)
     w, w2, r = np.empty_like(V), np.empty_like(V), np.empty_like(V)
     for _ in range(MAXITER):
         idx = np.flatnonzero(active)
         if not len(idx):
-            return tau2
+            break
         n = len(idx)
         t = tau2[idx]
         Yi = Y if n == len(Y) else Y[idx]
@@ -1103,24 +1154,37 @@ def _batch_fisher(Y, V, tau2, method, unit=1.0):
         np.subtract(Yi, b[:, None], out=ri)
         np.multiply(ri, ri, out=ri)
         yPPy = np.einsum("ij,ij->i", w2i, ri)  # y'PPy = sum (w r)^2
+        s3 = np.einsum("ij,ij->i", w2i, wi)
+        # rows where one effect's weight dominates (its cube over DOMINANT of their sum):
+        # Fisher's steps there are far shorter than the distance to the root (the expected
+        # information is inflated; at tau2 near 0 it cancels to nothing: see
+        # _fisher_intercept), so each is fitted alone below, as rma() fits it
+        dominated = wi.max(axis=1) ** 3 > DOMINANT * s3
+        if dominated.any():
+            hard[idx[dominated]] = True
         if method == "ML":
             adj = (yPPy - s1) / s2
         else:
-            s3 = np.einsum("ij,ij->i", w2i, wi)
             trP = s1 - s2 / s1
             trPP = s2 - 2 * s3 / s1 + (s2 / s1) ** 2
-            adj = (yPPy - trP) / trPP
+            with np.errstate(divide="ignore", invalid="ignore"):  # (a dominated row's
+                adj = (yPPy - trP) / trPP  # tr(PP) can cancel to 0: that row is refitted)
             # Newton's step on the same score (derivative -2 y'PPPy + tr(PP)) converges
             # quadratically near the root; taken only where it agrees with the Fisher step
             # and is not more than twice as long, so the root reached is the same
             yPPPy = np.einsum("ij,ij->i", w2i * wi, ri) if n * V.shape[1] >= 1_000_000 else \
                 np.einsum("ij,ij,ij->i", w2i, wi, ri)
-            newton = (yPPy - trP) / (2 * yPPPy - trPP)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                newton = (yPPy - trP) / (2 * yPPPy - trPP)
             use = (np.sign(newton) == np.sign(adj)) & (np.abs(newton) <= 2 * np.abs(adj))
             adj = np.where(use & np.isfinite(newton), newton, adj)
         adj = halve_at_zero(t, np.where(np.isfinite(adj), adj, 0.0))
         tau2[idx] = t + adj
-        active[idx] = np.abs(adj) > THRESHOLD * np.maximum(scale, tau2[idx])
+        active[idx] = (np.abs(adj) > THRESHOLD * np.maximum(scale, tau2[idx])) & ~hard[idx]
+    for i in np.flatnonzero(hard):
+        keep = np.isfinite(V[i])
+        tau2[i] = estimate_tau2(Y[i, keep], V[i, keep], np.ones((int(keep.sum()), 1)), method,
+                                unit)
     for i in np.flatnonzero(active):  # oscillating rows: the direct search, row by row
         keep = np.isfinite(V[i])
         tau2[i] = scale * _tau2_direct(Y[i, keep] / unit, V[i, keep] / scale,

@@ -264,3 +264,39 @@ def test_leave_one_out_and_cumulative_fits_follow_the_effects_unit(method, s):
                        ~np.eye(k, dtype=bool), method=method)
     np.testing.assert_allclose(direct["tau2"], leave_one_out(base)["tau2"].to_numpy() * s * s,
                                rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("method", ["REML", "ML", "DL", "HE", "FE"])
+def test_one_study_far_more_precise_leave_one_out_and_cumulative_are_the_refits(method):
+    """One study 1e5 ... 1e9 times more precise than the others (a registry beside small
+    trials): the fits are rma()'s refits without each effect and of each prefix (tau2 to
+    1e-6, or both within the convergence step of 0; estimates and se to 1e-6), with no
+    numpy warning. Sums from which its term was removed once lost every digit (the
+    leave-one-out tau2 without it was 0.8 off, DL's 19%), power sums overflowed, and
+    Fisher's steps on the sums it dominates stopped far from the root."""
+    import warnings
+
+    from metaanalysis.models import THRESHOLD
+    from metaanalysis.sensitivity import cumulative
+
+    rng = np.random.default_rng(3)
+    for trial in range(8):
+        k = int(rng.integers(5, 25))
+        v = rng.uniform(0.01, 0.2, k)
+        y = 0.3 + rng.normal(0, np.sqrt(v)) * rng.uniform(0.3, 2)
+        for tiny in (1e-6, 1e-8, 1e-10):
+            vt = v.copy()
+            vt[(3 * trial) % k] = tiny
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                res = rma(y, vt, method=method)
+                loo, cum = leave_one_out(res), cumulative(res)
+            subsets = [(np.arange(k) != i, loo.iloc[i]) for i in range(k)]
+            subsets += [(np.arange(k) <= j, cum.iloc[j]) for j in range(1, k)]
+            for keep, got in subsets:
+                want = rma(y[keep], vt[keep], method=method)
+                if max(got["tau2"], want.tau2) > THRESHOLD:
+                    assert got["tau2"] == pytest.approx(want.tau2, rel=1e-6), (trial, tiny)
+                if tiny >= 1e-8:  # (within 1e-10 of 0, tau2 still moves a 1e-10 variance)
+                    assert got["estimate"] == pytest.approx(want.beta[0], rel=1e-6)
+                    assert got["se"] == pytest.approx(want.se[0], rel=1e-6), (trial, tiny)

@@ -193,3 +193,67 @@ def test_three_level_che_profile_and_selection_fits_follow_the_effects_unit():
     assert np.all(np.isfinite(base)) and base[0] > 0.01 and base[1] > 0.001
     for s in (1e4, 1e6, 1e-4):
         assert results(s) == pytest.approx(base, rel=1e-5)
+
+
+
+def _exact_score(y, v, x, method):
+    """The (restricted) log-likelihood's derivative in tau^2 (times 2) in exact rational
+    arithmetic (fractions): y'PPy - tr(P) for REML, y'PPy - sum w for ML, with X = [1, x]
+    (x None: intercept only). The reference for fits whose floating-point traces cancel."""
+    from fractions import Fraction as F
+
+    def score(t):
+        w = [1 / (F(vi) + F(t)) for vi in v]
+        cols = [[F(1)] * len(y)] + ([[F(xi) for xi in x]] if x is not None else [])
+        p = len(cols)
+        A = [[sum(wi * a * b for wi, a, b in zip(w, ci, cj)) for cj in cols] for ci in cols]
+        c = [sum(wi * a * F(yi) for wi, a, yi in zip(w, ci, y)) for ci in cols]
+        if p == 1:
+            inv = [[1 / A[0][0]]]
+        else:
+            det = A[0][0] * A[1][1] - A[0][1] * A[1][0]
+            inv = [[A[1][1] / det, -A[0][1] / det], [-A[1][0] / det, A[0][0] / det]]
+        b = [sum(inv[i][j] * c[j] for j in range(p)) for i in range(p)]
+        fit = [sum(b[j] * cols[j][n] for j in range(p)) for n in range(len(y))]
+        yppy = sum((wi * (F(yi) - f)) ** 2 for wi, yi, f in zip(w, y, fit))
+        if method == "ML":
+            return yppy - sum(w)
+        B = [[sum(wi * wi * a * bb for wi, a, bb in zip(w, ci, cj)) for cj in cols]
+             for ci in cols]
+        return yppy - (sum(w) - sum(inv[i][j] * B[j][i] for i in range(p) for j in range(p)))
+
+    return score
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("moderator", [False, True])
+def test_one_study_far_more_precise_than_the_others(method, moderator):
+    """One study whose sampling variance is 1e5 ... 1e9 times the others' (a registry of
+    millions beside small trials, or a variance typed in the wrong unit), few studies,
+    tau^2 near 0: the Fisher information sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2
+    then cancels to nothing (rma raised ZeroDivisionError, or stopped at a wrong tau^2).
+    tau^2 is a maximum of the (restricted) likelihood to 1e-8: its score, in exact rational
+    arithmetic, changes sign from + to - there (or is not positive at tau^2 = 0, where the
+    steps stop within 1e-10)."""
+    import warnings as w
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for trial in range(12):
+        k = int(rng.integers(4, 10))
+        v = rng.uniform(0.01, 0.2, k)
+        y = 0.3 + rng.normal(0, np.sqrt(v)) * rng.uniform(0.3, 2.0)
+        x = np.arange(k, dtype=float) if moderator else None
+        for tiny in (1e-6, 1e-8, 1e-10):
+            vt = v.copy()
+            vt[trial % k] = tiny
+            with w.catch_warnings():
+                w.simplefilter("error")  # no warning either: these are ordinary data
+                t = rma(y, vt, method=method, mods=None if x is None else x[:, None]).tau2
+            score = _exact_score(y, vt, x, method)
+            if t <= models.THRESHOLD:  # (the steps towards 0 stop below 1e-10, metafor's
+                assert score(0.0) <= 0, (trial, tiny)  # rule, which is 1e-5 there)
+            else:
+                assert score(t * (1 - 1e-8)) > 0 > score(t * (1 + 1e-8)), (trial, tiny, t)
+                checked += 1
+    assert checked >= 10  # most sets have tau^2 > 0: the test is not only about 0
