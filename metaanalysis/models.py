@@ -185,16 +185,21 @@ def _q_ceiling(y, X, target) -> float:
     """A tau^2 at which the generalised Q is at most ``target``, whatever the variances: with
     w = 1/(v + t) <= 1/t, Q(t) = min_b sum w (y - Xb)^2 <= RSS_ols / t, so Q(t) <= target
     from t = RSS_ols / target on. The roots' searches give up only beyond it
-    (:func:`_search_limit`), not at a fixed tau^2 (1e12 was reached by effects in euros,
+    (:func:`_beyond_search`), not at a fixed tau^2 (1e12 was reached by effects in euros,
     whose tau^2 is of the order of 1e12)."""
-    rss = _rss(y, np.ones(len(y)), X)  # the unweighted (OLS) residual sum of squares
+    if X is None:  # intercept only
+        rss = float(np.sum((y - y.mean()) ** 2))
+    else:
+        rss = _rss(y, np.ones(len(y)), X)  # the unweighted (OLS) residual sum of squares
     return rss / target if target > 0 else math.inf
 
 
-def _search_limit(y, X, target) -> float:
-    """Where a root's search gives up (NaN): beyond 1e12 and ten times :func:`_q_ceiling`,
-    which the search never passes but through rounding."""
-    return max(1e12, 10 * _q_ceiling(y, X, target))
+def _beyond_search(t, y, X, target) -> bool:
+    """Whether a root's search has gone too far at ``t`` (it then gives up: NaN): beyond 1e12
+    and ten times :func:`_q_ceiling` (``X`` None: intercept only), which the search never
+    passes but through rounding. The ceiling is computed only beyond 1e12 (a pass over the
+    data that the searches of effects of ordinary size never need)."""
+    return t > 1e12 and t > 10 * _q_ceiling(y, X, target)
 
 
 def _q_root(y, v, X, target) -> float:
@@ -209,10 +214,9 @@ def _q_root(y, v, X, target) -> float:
     if f(0.0) <= 0:
         return 0.0
     hi = max(100.0, 10 * np.var(y))
-    limit = _search_limit(y, X, target)
     while f(hi) > 0:
         hi *= 10
-        if hi > limit:
+        if _beyond_search(hi, y, X, target):
             return math.nan
     return optimize.brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
 
@@ -256,7 +260,6 @@ def _newton_q_root(q_and_slope, target, y, start):
     q0 = q_and_slope(0.0)[0]
     if q0 - target <= 0:
         return 0.0
-    limit = _search_limit(y, np.ones((len(y), 1)), target)
     if start is not None and np.isfinite(start) and start > 0:
         qs, slope_s = q_and_slope(float(start))
         if qs - target > 0:  # the root is above the start: the bracket's top is found by
@@ -270,7 +273,7 @@ def _newton_q_root(q_and_slope, target, y, start):
         lo, hi = 0.0, max(100.0, 10 * float(np.var(y)))
         while q_and_slope(hi)[0] - target > 0:
             lo, hi = hi, hi * 10
-            if hi > limit:
+            if _beyond_search(hi, y, None, target):
                 return math.nan
         q, slope = q_and_slope(lo)
         t, f = lo, q - target
@@ -287,7 +290,7 @@ def _newton_q_root(q_and_slope, target, y, start):
                 new = 0.5 * (lo + hi)  # inside the bracket, whatever its scale
             else:
                 new = max(10 * lo, 100.0)
-                if new > limit:
+                if _beyond_search(new, y, None, target):
                     return math.nan
         q, slope = q_and_slope(new)
         f = q - target
