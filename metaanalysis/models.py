@@ -226,16 +226,25 @@ def _q_root_intercept(y, v, target, start=None) -> float:
     return _q_roots_intercept(y, v, (target,), start)[0]
 
 
-def _q_roots_intercept(y, v, targets, start=None) -> list:
+def _centred(y, v, wf=None):
+    """``y`` centred at its common-effect mean (sum y/v / sum 1/v; ``wf``: 1/v if already
+    computed) and its square: the intercept-only searches' data (nothing cancels in their
+    sums). Computed once per fit (:func:`_fit`) for the estimate and its interval."""
+    yc = y - float(np.sum(y / v) / (np.sum(1 / v) if wf is None else wf.sum()))
+    return yc, yc * yc
+
+
+def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None) -> list:
     """:func:`_q_root` of each target for an intercept-only model, in a few passes over the
     data: Q(t) = sum w y^2 - (sum w y)^2 / sum w with w = 1/(v + t) (y centred first, so
     nothing cancels), dQ/dt = -sum w^2 (y - mu)^2; Newton's method inside a bracket that it
     keeps, bisecting whenever a step would leave it (Q is decreasing, so the bracket always
     holds the root). With ``start`` (the model's tau^2, between the two bounds of an
     interval) each root starts from there: Q is convex, so Newton from either side reaches
-    the root in a few steps, and Q at 0 and at ``start`` are computed once for all targets."""
-    yc = y - float(np.sum(y / v) / np.sum(1 / v))
-    y2 = yc * yc
+    the root in a few steps, and Q at 0 and at ``start`` are computed once for all targets
+    (Q at 0 is the common-effect Q: ``q0`` when the caller has it; ``centred``: see
+    :func:`_centred`)."""
+    yc, y2 = _centred(y, v) if centred is None else centred
     w = np.empty_like(v)
     cache = {}
 
@@ -253,11 +262,12 @@ def _q_roots_intercept(y, v, targets, start=None) -> list:
             cache[t] = (q, slope)
         return q, slope
 
-    return [_newton_q_root(q_and_slope, target, y, start) for target in targets]
+    return [_newton_q_root(q_and_slope, target, y, start, q0) for target in targets]
 
 
-def _newton_q_root(q_and_slope, target, y, start):
-    q0 = q_and_slope(0.0)[0]
+def _newton_q_root(q_and_slope, target, y, start, q0=None):
+    if q0 is None:
+        q0 = q_and_slope(0.0)[0]
     if q0 - target <= 0:
         return 0.0
     if start is not None and np.isfinite(start) and start > 0:
@@ -313,12 +323,12 @@ def _tau2_pm(y, v, X):
     return _q_root(y, v, X, k - p)
 
 
-def _tau2_fisher(y, v, X, method):
+def _tau2_fisher(y, v, X, method, centred=None):
     """ML, REML and EB by Fisher scoring from the HE value, as in metafor's rma.uni."""
     k, p = X.shape
     tau2 = max(0.0, _tau2_he(y, v, X))
     if method in ("REML", "ML") and _intercept_only(X):
-        tau2 = _fisher_intercept(y, v, tau2, method)
+        tau2 = _fisher_intercept(y, v, tau2, method, centred)
         if tau2 is not None:
             return tau2
         tau2 = max(0.0, _tau2_he(y, v, X))
@@ -349,7 +359,7 @@ def _tau2_fisher(y, v, X, method):
     return tau2
 
 
-def _fisher_intercept(y, v, tau2, method):
+def _fisher_intercept(y, v, tau2, method, centred=None):
     """:func:`_tau2_fisher`'s iterations for an intercept-only model (REML, ML) in a few
     passes per step: with w = 1/(v + tau2) and y centred at its common-effect mean, sum w,
     sum w^2, sum w^3, sum w y, sum w^2 y, sum w^2 y^2 give the estimate b, y'PPy = sum w^2
@@ -357,9 +367,9 @@ def _fisher_intercept(y, v, tau2, method):
     (sum w^2 / sum w)^2 (the general formulas with X = 1). Where one weight dominates so
     that tr(PP) cancels (below CANCELLED of sum w^2), y'PPy and the traces are computed
     without differences of large sums (:func:`_intercept_traces`). The same steps and
-    stopping rule; None if the steps do not settle (the general loop then decides)."""
-    yc = y - float(np.sum(y / v) / np.sum(1 / v))
-    y2 = yc * yc
+    stopping rule; None if the steps do not settle (the general loop then decides).
+    ``centred``: see :func:`_centred`."""
+    yc, y2 = _centred(y, v) if centred is None else centred
     w, w2 = np.empty_like(v), np.empty_like(v)
     for _ in range(MAXITER):
         np.add(v, tau2, out=w)
@@ -421,29 +431,34 @@ def _tau2_direct(y, v, X, method) -> float:
     return math.nan
 
 
-def estimate_tau2(y, v, X, method: str, unit: float | None = None) -> float:
+def estimate_tau2(y, v, X, method: str, unit: float | None = None, centred=None) -> float:
     """tau^2 by the named estimator (see the module docstring), truncated at 0; computed in
-    the effects' working unit (``unit``, by default :func:`_working_unit` of ``v``)."""
+    the effects' working unit (``unit``, by default :func:`_working_unit` of ``v``).
+    ``centred`` (:func:`_centred` of y and v, in unit 1) spares intercept-only REML and ML
+    fits computing it again."""
     k, p = X.shape
     if method == "FE" or k <= p:
         return 0.0
     u = _working_unit(v) if unit is None else unit
     if u != 1.0:
-        y, v = y / u, v / (u * u)
+        y, v, centred = y / u, v / (u * u), None
     fn = {"DL": _tau2_dl, "HE": _tau2_he, "HS": _tau2_hs, "SJ": _tau2_sj, "PM": _tau2_pm}.get(
         method)
-    tau2 = fn(y, v, X) if fn else _tau2_fisher(y, v, X, method)
+    tau2 = fn(y, v, X) if fn else _tau2_fisher(y, v, X, method, centred)
     return max(0.0, tau2) * (u * u) if np.isfinite(tau2) else math.nan
 
 
 def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None,
-                  unit: float | None = None) -> tuple[float, float]:
+                  unit: float | None = None, centred=None,
+                  Q: float | None = None) -> tuple[float, float]:
     """Q-profile confidence interval of tau^2 (Viechtbauer, 2007), as metafor's confint.
 
     The bounds solve Q(tau^2) = chi2 quantiles with k - p degrees of freedom; a bound whose
     Q at 0 is already below the quantile is 0. ``tau2`` (the model's estimate, optional) is
     where an intercept-only model's root search starts. The searches run in the effects'
-    working unit (``unit``, by default :func:`_working_unit` of ``v``).
+    working unit (``unit``, by default :func:`_working_unit` of ``v``). For an
+    intercept-only model, ``centred`` (:func:`_centred`, in unit 1) and ``Q`` (the
+    common-effect Q statistic, Q at tau^2 = 0) spare computing them again.
     """
     k, p = X.shape
     if k - p < 1:
@@ -454,8 +469,9 @@ def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None,
     if u != 1.0:
         y, v = y / u, v / (u * u)
         tau2 = None if tau2 is None else tau2 / (u * u)
+        centred = None  # (Q, a ratio of sums of squares, is the same in any unit)
     if _intercept_only(X):
-        lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2)
+        lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2, centred, Q)
     else:
         lo, hi = _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
     return lo * (u * u), hi * (u * u)
@@ -586,7 +602,7 @@ class RMAResult:
         DL, HS, HE, and 2 k² / ((k - p) (sum w)²) for EB and PM; NaN for FE and SJ."""
         if self.method in ("FE", "MH", "PETO", "SJ"):
             return math.nan
-        y, v, X = self.yi, self.vi, self.X
+        v, X = self.vi, self.X
         k, p = X.shape
         if k - p < 1:
             return math.nan
@@ -833,9 +849,11 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
         slab = frame[slab].astype(str).tolist()
     if not isinstance(slab, NumberLabels):
         slab = list(slab)
-    bad = ~np.isfinite(y) | ~np.isfinite(v) | ~np.all(np.isfinite(X), axis=1)
+    finite = np.isfinite(y).all() and np.isfinite(v).all() and np.isfinite(X).all()
+    bad = np.zeros(k, bool) if finite else (
+        ~np.isfinite(y) | ~np.isfinite(v) | ~np.all(np.isfinite(X), axis=1))
     keep = ~bad
-    if bad.any():
+    if not finite:
         dropped = [slab[i] for i in np.flatnonzero(bad)]
         warnings.warn(f"{bad.sum()} row(s) with missing yi, vi or moderator values were "
                       f"dropped: {', '.join(dropped)}", MissingDataWarning, stacklevel=3)
@@ -848,8 +866,9 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     # drop columns of X that are constant zero after dropping rows (unused factor levels)
     used = np.any(X != 0, axis=0)
     used[0] = True
-    X = X[:, used]
-    names = [n for n, u in zip(names, used) if u]
+    if not used.all():
+        X = X[:, used]
+        names = [n for n, u in zip(names, used) if u]
     if keep_mask:
         return y, v, X, names, slab, frame, keep
     return y, v, X, names, slab, frame
@@ -903,7 +922,11 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
     if not intercept and (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
         raise ValueError("the moderators are collinear: drop one of them")
     unit = _working_unit(v)
-    tau2 = estimate_tau2(y, v, X, method, unit)
+    wf = 1 / v
+    # an intercept-only model's searches (REML/ML and the Q-profile) share y centred
+    centred = _centred(y, v, wf) if intercept and unit == 1.0 and k > p and (
+        method in ("REML", "ML") or (qprofile and method != "FE")) else None
+    tau2 = estimate_tau2(y, v, X, method, unit, centred)
     w = 1 / (v + (tau2 if np.isfinite(tau2) else np.nan))
     beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
     dfs = k - p
@@ -912,7 +935,6 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         vb = vb * (s2w if s2w > np.finfo(float).eps else 0.0)
     # heterogeneity with fixed-effect weights
     if dfs > 0:
-        wf = 1 / v
         bf, invf = _wls_intercept(y, wf) if intercept else _wls(y, wf, X)
         rf = y - (bf[0] if intercept else X @ bf)
         Q = max(0.0, float(np.sum(wf * rf**2)))  # _rss(y, wf, X), its fit not made twice
@@ -925,7 +947,8 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
             trP = float(wf.sum() - (wf @ wf) * invf[0, 0]) if intercept else _tr_P(wf, X, invf)
             vt = dfs / trP
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
-        tci = (tau2_qprofile(y, v, X, level, tau2, unit) if method != "FE" and qprofile
+        tci = (tau2_qprofile(y, v, X, level, tau2, unit, centred, Q)
+               if method != "FE" and qprofile
                else (math.nan, math.nan))
     else:
         Q, Qp, I2, H2, tci = 0.0, 1.0, 0.0, 1.0, (math.nan, math.nan)
