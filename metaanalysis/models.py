@@ -234,6 +234,46 @@ def _centred(y, v, wf=None):
     return yc, yc * yc
 
 
+#: The intercept-only searches take their sums over at most this many effects at a time: the
+#: weights of a block stay in cache while its sums are taken (one pass over memory instead
+#: of six). Up to BLOCK effects (262,144), one block: the sums are those of the whole
+#: arrays, to the bit.
+BLOCK = 1 << 18
+
+
+def _weight_sums(v, t, yc, y2, w, w2=None):
+    """With w = 1/(v + t), over blocks of :data:`BLOCK` effects: the Q-profile's sums (sum w,
+    sum w yc, sum w y2, sum w^2, sum w^2 yc, sum w^2 y2, 0), or with a second work array
+    ``w2`` the Fisher step's (sum w, sum w yc, 0, sum w^2, sum w^2 yc, sum w^2 y2, sum w^3).
+    ``w``, ``w2``: work arrays of min(k, BLOCK) values (for k <= BLOCK, ``w`` holds the
+    weights afterwards with ``w2``, their squares without)."""
+    k = len(v)
+    totals = (0.0,) * 7
+    for a in range(0, k, BLOCK):
+        b = min(k, a + BLOCK)
+        n = b - a
+        if n == k:
+            wb, w2b, vb, ycb, y2b = w, w2, v, yc, y2
+        else:
+            wb, w2b = w[:n], None if w2 is None else w2[:n]
+            vb, ycb, y2b = v[a:b], yc[a:b], y2[a:b]
+        np.add(vb, t, out=wb)
+        np.reciprocal(wb, out=wb)
+        s1, swy = float(wb.sum()), float(wb @ ycb)
+        if w2b is None:
+            swy2 = float(wb @ y2b)
+            np.multiply(wb, wb, out=wb)  # (the weights' squares, in place)
+            sums = (s1, swy, swy2, float(wb.sum()), float(wb @ ycb), float(wb @ y2b), 0.0)
+        else:
+            np.multiply(wb, wb, out=w2b)
+            sums = (s1, swy, 0.0, float(w2b.sum()), float(w2b @ ycb), float(w2b @ y2b),
+                    float(w2b @ wb))
+        if n == k:
+            return sums
+        totals = tuple(x + y for x, y in zip(totals, sums))
+    return totals
+
+
 def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None) -> list:
     """:func:`_q_root` of each target for an intercept-only model, in a few passes over the
     data: Q(t) = sum w y^2 - (sum w y)^2 / sum w with w = 1/(v + t) (y centred first, so
@@ -245,19 +285,16 @@ def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None) -> list
     (Q at 0 is the common-effect Q: ``q0`` when the caller has it; ``centred``: see
     :func:`_centred`)."""
     yc, y2 = _centred(y, v) if centred is None else centred
-    w = np.empty_like(v)
+    w = np.empty(min(len(v), BLOCK))
     cache = {}
 
     def q_and_slope(t):
         if t in cache:
             return cache[t]
-        np.add(v, t, out=w)
-        np.reciprocal(w, out=w)
-        sw, swy = float(w.sum()), float(w @ yc)
+        sw, swy, swy2, sw2, sw2y, sw2y2, _ = _weight_sums(v, t, yc, y2, w)
         mu = swy / sw
-        q = float(w @ y2) - swy * mu
-        np.multiply(w, w, out=w)
-        slope = -(float(w @ y2) - 2 * mu * float(w @ yc) + mu * mu * float(w.sum()))
+        q = swy2 - swy * mu
+        slope = -(sw2y2 - 2 * mu * sw2y + mu * mu * sw2)
         if t == 0.0 or t == start:
             cache[t] = (q, slope)
         return q, slope
@@ -370,17 +407,16 @@ def _fisher_intercept(y, v, tau2, method, centred=None):
     stopping rule; None if the steps do not settle (the general loop then decides).
     ``centred``: see :func:`_centred`."""
     yc, y2 = _centred(y, v) if centred is None else centred
-    w, w2 = np.empty_like(v), np.empty_like(v)
+    w, w2 = np.empty(min(len(v), BLOCK)), np.empty(min(len(v), BLOCK))
     for _ in range(MAXITER):
-        np.add(v, tau2, out=w)
-        np.reciprocal(w, out=w)
-        np.multiply(w, w, out=w2)
-        s1, s2, s3 = float(w.sum()), float(w2.sum()), float(w2 @ w)
-        b = float(w @ yc) / s1
+        s1, swy, _, s2, s2y, s2y2, s3 = _weight_sums(v, tau2, yc, y2, w, w2)
+        b = swy / s1
         tr_p, tr_pp = s1 - s2 / s1, s2 - 2 * s3 / s1 + (s2 / s1) ** 2
         if tr_pp > CANCELLED * s2:
-            yPPy = float(w2 @ y2) - 2 * b * float(w2 @ yc) + b * b * s2
+            yPPy = s2y2 - 2 * b * s2y + b * b * s2
         else:  # one weight dominates: no differences of large sums
+            if len(w) < len(v):  # (the weights were taken a block at a time)
+                w = 1 / (v + tau2)
             wr = w * (yc - b)
             yPPy = float(wr @ wr)
             tr_p, tr_pp = _intercept_traces(w, s1, s2)
@@ -866,9 +902,8 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     # drop columns of X that are constant zero after dropping rows (unused factor levels)
     used = np.any(X != 0, axis=0)
     used[0] = True
-    if not used.all():
-        X = X[:, used]
-        names = [n for n, u in zip(names, used) if u]
+    X = X[:, used]  # (a copy in Fortran order, which BLAS's last bits depend on: kept)
+    names = [n for n, u in zip(names, used) if u]
     if keep_mask:
         return y, v, X, names, slab, frame, keep
     return y, v, X, names, slab, frame

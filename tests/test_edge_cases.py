@@ -257,3 +257,22 @@ def test_one_study_far_more_precise_than_the_others(method, moderator):
                 assert score(t * (1 - 1e-8)) > 0 > score(t * (1 + 1e-8)), (trial, tiny, t)
                 checked += 1
     assert checked >= 10  # most sets have tau^2 > 0: the test is not only about 0
+
+
+@pytest.mark.parametrize("method", ["REML", "ML", "PM", "DL"])
+@pytest.mark.parametrize("block", [1, 7, 16])
+def test_sums_taken_a_block_at_a_time_are_the_whole_arrays_sums(monkeypatch, method, block):
+    """Above models.BLOCK effects the intercept-only searches (Fisher steps, Q-profile) take
+    their sums a block at a time, the last block shorter: the same estimate, interval and
+    se as from whole arrays, to 1e-12 (the order of the additions differs)."""
+    rng = np.random.default_rng(8)
+    k = 50
+    v = rng.uniform(0.01, 0.2, k)
+    y = 0.3 + rng.normal(0, 0.3, k)
+    whole = rma(y, v, method=method)
+    monkeypatch.setattr(models, "BLOCK", block)
+    blocked = rma(y, v, method=method)
+    assert blocked.tau2 == pytest.approx(whole.tau2, rel=1e-12)
+    assert blocked.tau2_ci == pytest.approx(whole.tau2_ci, rel=1e-12)
+    assert blocked.se == pytest.approx(whole.se, rel=1e-12)
+    assert blocked.beta == pytest.approx(whole.beta, rel=1e-12)
