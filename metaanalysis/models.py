@@ -415,11 +415,10 @@ def _fisher_intercept(y, v, tau2, method, centred=None):
         if tr_pp > CANCELLED * s2:
             yPPy = s2y2 - 2 * b * s2y + b * b * s2
         else:  # one weight dominates: no differences of large sums
-            if len(w) < len(v):  # (the weights were taken a block at a time)
-                w = 1 / (v + tau2)
-            wr = w * (yc - b)
+            whole = w if len(w) == len(v) else 1 / (v + tau2)  # (else taken by blocks)
+            wr = whole * (yc - b)
             yPPy = float(wr @ wr)
-            tr_p, tr_pp = _intercept_traces(w, s1, s2)
+            tr_p, tr_pp = _intercept_traces(whole, s1, s2)
         adj = (yPPy - s1) / s2 if method == "ML" else (yPPy - tr_p) / tr_pp
         tau2, done = _fisher_step(tau2, adj)
         if done:

@@ -261,14 +261,22 @@ def test_one_study_far_more_precise_than_the_others(method, moderator):
 
 @pytest.mark.parametrize("method", ["REML", "ML", "PM", "DL"])
 @pytest.mark.parametrize("block", [1, 7, 16])
-def test_sums_taken_a_block_at_a_time_are_the_whole_arrays_sums(monkeypatch, method, block):
+@pytest.mark.parametrize("dominant", [False, True])
+def test_sums_taken_a_block_at_a_time_are_the_whole_arrays_sums(monkeypatch, method, block,
+                                                                  dominant):
     """Above models.BLOCK effects the intercept-only searches (Fisher steps, Q-profile) take
     their sums a block at a time, the last block shorter: the same estimate, interval and
-    se as from whole arrays, to 1e-12 (the order of the additions differs)."""
+    se as from whole arrays, to 1e-12 (the order of the additions differs); also with one
+    study far more precise than the others, the Fisher steps then taken with the traces
+    that need the whole weights (at every step here: models.CANCELLED raised)."""
     rng = np.random.default_rng(8)
     k = 50
     v = rng.uniform(0.01, 0.2, k)
-    y = 0.3 + rng.normal(0, 0.3, k)
+    y = 0.3 + rng.normal(0, 0.3, k) * (0.4 if dominant else 1)
+    if dominant:
+        v[17] = 1e-9
+    if dominant:
+        monkeypatch.setattr(models, "CANCELLED", 2.0)  # (the exact traces at every step)
     whole = rma(y, v, method=method)
     monkeypatch.setattr(models, "BLOCK", block)
     blocked = rma(y, v, method=method)
