@@ -61,6 +61,34 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     _clean_stale(site)
     runnable = []
     preparing = None  # the index pages' imports, done while the workers render
+    finished = False
+
+    def finish():
+        """The variants' and the site's index pages, and the last words."""
+        if not runnable and all(o.status == "up to date" for o in outcomes):
+            say("everything is up to date")
+        variants_index = site / "variants" / "index.html"
+        if (site / "variants" / "data").is_dir() and (not variants_index.exists() or any(
+                o.status == "rendered" and j.changed for o, j in _with_jobs(ranked, todo))):
+            from .pages import write_variants_index
+
+            write_variants_index(site, root)
+        if any(j.changed for j in todo) and variants_index.exists():
+            say(f"variants: {variants_index.resolve()}")
+        if any(o.status == "rendered" and not j.changed for o, j in _with_jobs(ranked, todo)):
+            from .pdf import MISSING, find_chromium
+
+            if find_chromium() is None:
+                say(MISSING)
+        if preparing is not None:
+            preparing.join()
+        if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
+            from .pages import write_index
+
+            for lang in SITE_LANGS:
+                write_index(site, root, lang=lang, skip=set(bad))
+        say(f"site: {(site / 'index.html').resolve()}")
+
     fresh = [not force and up_to_date(job) for job in todo]
     # a note to render: its kernels' template starts now, and does its imports while this
     # process reads the bibliographies and does its own (metaanalysis.kernelfork)
@@ -158,32 +186,16 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                         if process.pid not in others:
                             process.terminate()
                     raise
+                # every note is in: the workers end (their Chromium, their kernels'
+                # managers: 0.3 s) while this process writes the index pages
+                pool.shutdown(wait=False)
+                finish()
+                finished = True
     finally:
         if template is not None:  # its kernels are done: the workers are gone
             template.close()
-    if not runnable and all(o.status == "up to date" for o in outcomes):
-        say("everything is up to date")
-    variants_index = site / "variants" / "index.html"
-    if (site / "variants" / "data").is_dir() and (not variants_index.exists() or any(
-            o.status == "rendered" and j.changed for o, j in _with_jobs(ranked, todo))):
-        from .pages import write_variants_index
-
-        write_variants_index(site, root)
-    if any(j.changed for j in todo) and variants_index.exists():
-        say(f"variants: {variants_index.resolve()}")
-    if any(o.status == "rendered" and not j.changed for o, j in _with_jobs(ranked, todo)):
-        from .pdf import MISSING, find_chromium
-
-        if find_chromium() is None:
-            say(MISSING)
-    if preparing is not None:
-        preparing.join()
-    if any(o.status == "rendered" for o in outcomes) or not (site / "index.html").exists():
-        from .pages import write_index
-
-        for lang in SITE_LANGS:
-            write_index(site, root, lang=lang, skip=set(bad))
-    say(f"site: {(site / 'index.html').resolve()}")
+    if not finished:
+        finish()
     # themes refused before planning first, then the jobs in the plan's order
     planned = [o for _, o in sorted(ranked, key=lambda x: x[0])]
     return [o for o in outcomes if all(o is not p for p in planned)] + planned
