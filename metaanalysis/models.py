@@ -520,12 +520,15 @@ def design_matrix(data: pd.DataFrame | None, mods, k: int, intercept: bool = Tru
     indicator variables against their first level in sorted order (R's treatment contrasts),
     named ``column=level``.
     """
+    if mods is None or (isinstance(mods, (list, tuple)) and not mods):
+        # (built in place: a column_stack of one column copies it, 80 MB at 10^7 effects)
+        if not intercept:
+            raise ValueError("no intercept and no moderators: a model needs one of them")
+        return np.ones((k, 1)), ["intercept"]
     cols, names = [], []
     if intercept:
         cols.append(np.ones(k))
         names.append("intercept")
-    if mods is None or (isinstance(mods, (list, tuple)) and not mods):
-        return np.column_stack(cols), names
     if isinstance(mods, str):
         mods = [mods]
     if isinstance(mods, (list, tuple)) and all(isinstance(m, str) for m in mods):
@@ -961,7 +964,8 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
     centred = _centred(y, v, wf) if intercept and unit == 1.0 and k > p and (
         method in ("REML", "ML") or (qprofile and method != "FE")) else None
     tau2 = estimate_tau2(y, v, X, method, unit, centred)
-    w = 1 / (v + (tau2 if np.isfinite(tau2) else np.nan))
+    w = np.add(v, tau2 if np.isfinite(tau2) else np.nan)
+    np.reciprocal(w, out=w)  # 1 / (v + tau2), without a second k-long array
     beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
     dfs = k - p
     if test == "knha" and dfs > 0:
@@ -971,7 +975,9 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
     if dfs > 0:
         bf, invf = _wls_intercept(y, wf) if intercept else _wls(y, wf, X)
         rf = y - (bf[0] if intercept else X @ bf)
-        Q = max(0.0, float(np.sum(wf * rf**2)))  # _rss(y, wf, X), its fit not made twice
+        np.multiply(rf, rf, out=rf)
+        np.multiply(wf, rf, out=rf)  # wf rf^2 in place: the same products as wf * rf**2
+        Q = max(0.0, float(np.sum(rf)))  # _rss(y, wf, X), its fit not made twice
         Qp = float(dist.chi2_sf(Q, dfs))
         if method == "FE":
             I2 = max(0.0, 100 * (Q - dfs) / Q) if Q > 0 else 0.0

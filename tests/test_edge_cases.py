@@ -284,3 +284,13 @@ def test_sums_taken_a_block_at_a_time_are_the_whole_arrays_sums(monkeypatch, met
     assert blocked.tau2_ci == pytest.approx(whole.tau2_ci, rel=1e-12)
     assert blocked.se == pytest.approx(whole.se, rel=1e-12)
     assert blocked.beta == pytest.approx(whole.beta, rel=1e-12)
+
+
+def test_a_design_without_intercept_or_moderators_is_refused_with_a_reason():
+    """design_matrix(intercept=False) without moderators: a clear refusal (numpy's "need at
+    least one array to concatenate" once), and the intercept-only design is a column of
+    ones."""
+    X, names = models.design_matrix(None, None, 4)
+    assert X.shape == (4, 1) and np.all(X == 1.0) and names == ["intercept"]
+    with pytest.raises(ValueError, match="no intercept and no moderators"):
+        models.design_matrix(None, None, 4, intercept=False)
