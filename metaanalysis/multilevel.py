@@ -181,19 +181,8 @@ class MVResult(RMAResult):
                 "AICc": -2 * ll + 2 * parms * m / (m - parms - 1)}
 
     def _objective(self, reml: bool, unit: float = 1.0):
-        """The criterion minimised by the fit (minus the restricted or full log-likelihood,
-        with its gradient in the two components) and its arguments; with ``unit`` (a power
-        of two, :func:`_working_unit`), of the effects expressed in that unit (components
-        divided by its square)."""
-        y, v, V = self.yi, self.vi, self.V
-        if unit != 1:
-            y, v, V = y / unit, v / unit**2, (None if V is None else V / unit**2)
-        if V is None:
-            blocks = _Blocks(self.cluster)
-            o = blocks.order
-            return (_reml if reml else _ml), (y[o], v[o], self.X[o], blocks)
-        return ((_stacked_reml if reml else _stacked_ml),
-                (_Stacks(y, self.X, V, self.cluster),))
+        """The criterion minimised by the fit and its arguments (:func:`_criterion`)."""
+        return _criterion(self.yi, self.vi, self.V, self.X, self.cluster, reml, unit)
 
     def _nll(self, reml: bool, params) -> float:
         """Minus the (restricted) log-likelihood at the variance components ``params``."""
@@ -277,34 +266,41 @@ def rma_mv(yi=None, vi=None, *, cluster, V=None, data: pd.DataFrame | None = Non
     return _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure)
 
 
+def _criterion(y, v, V, X, cluster, reml: bool, unit: float = 1.0):
+    """The criterion a three-level fit minimises (minus the restricted or full
+    log-likelihood, with its gradient in the two components) and its arguments: the effects
+    sorted by cluster (no V) or stacked per cluster (a known V), expressed in ``unit`` (a
+    power of two, :func:`_working_unit`: the components are then divided by its square)."""
+    if unit != 1:
+        y, v, V = y / unit, v / unit**2, (None if V is None else V / unit**2)
+    if V is None:
+        blocks = _Blocks(cluster)
+        o = blocks.order
+        return (_reml if reml else _ml), (y[o], v[o], X[o], blocks)
+    return (_stacked_reml if reml else _stacked_ml), (_Stacks(y, X, V, cluster),)
+
+
 def _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure,
             rho=None) -> MVResult:
     k, p = X.shape
-    if V is None:
-        objective = _reml if method == "REML" else _ml
-        blocks = _Blocks(cl)
-        o = blocks.order
-        ys, vs, Xs = y[o], v[o], X[o]
-        args = (ys, vs, Xs, blocks)
-        n_clusters = blocks.n
-    else:
-        objective = _stacked_reml if method == "REML" else _stacked_ml
-        stacks = _Stacks(y, X, V, cl)
-        args = (stacks,)
-        n_clusters = stacks.n_clusters
-        ys, vs, Xs = y, v, X
+    reml = method == "REML"
+    objective, args = _criterion(y, v, V, X, cl, reml)
     # the components are searched for in a working unit (see _working_unit), then given
     # back in the effects' own
     unit = _working_unit(v)
+    search = args if unit == 1 else _criterion(y, v, V, X, cl, reml, unit)[1]
     if V is None:  # start from a univariate REML-like split of the DL tau^2
-        wy, wv = (ys, vs) if unit == 1 else (ys / unit, vs / unit**2)
-        search = args if unit == 1 else (wy, wv, Xs, blocks)
+        ys, vs, Xs, blocks = args
+        o = blocks.order
+        n_clusters = blocks.n
+        wy, wv = search[:2]
         w = 1 / wv
         tau0 = (max(0.0, (_rss(wy, w, Xs) - (k - p)) / _tr_P(w, Xs, _wls(wy, w, Xs)[1]))
                 if k > p else 0)
         starts = ((tau0 / 2 + 1e-4, tau0 / 2 + 1e-4), (tau0 + 1e-4, 1e-4), (1e-4, tau0 + 1e-4))
     else:  # the CHE notes' starts since they were first published (same optimum, same digits)
-        search = args if unit == 1 else (_Stacks(y / unit, X, V / unit**2, cl),)
+        stacks, = args
+        n_clusters = stacks.n_clusters
         starts = ((0.05, 0.05), (0.2, 1e-3), (1e-3, 0.2))
     best, converged = minimise_components(objective, search, starts)
     if not converged:
