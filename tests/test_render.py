@@ -242,6 +242,14 @@ def test_dead_or_slow_kernel_is_reported(tmp_path, source, fragment):
     out = render(root=root, site=tmp_path / "site", timeout=8, progress=quiet)
     assert out[0].status == "failed" and fragment in out[0].message, out[0].message
     assert not (tmp_path / "site" / "autonomy_bad.html").exists()
+    # the notebook as far as it ran is kept to open (papermill saves it when the execution
+    # ends, whatever ended it: execution._engine saves no more before and after each cell)
+    kept = tmp_path / "site" / ".build" / "failed" / "autonomy_bad.ipynb"
+    assert str(kept) in out[0].message
+    cells = [c for c in json.loads(kept.read_text())["cells"] if c["cell_type"] == "code"]
+    ran = [c for c in cells if c["execution_count"]]
+    assert "".join(ran[-1]["source"]) == source and len(ran) == 4  # up to the failing cell
+    assert any("note.header()" in "".join(c["source"]) and c["outputs"] for c in ran)
 
 
 def test_outcome_and_exclude_are_checked_against_the_bibliography(tmp_path):
