@@ -225,7 +225,11 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     cells = blended_transform_factory(across, ax.transData)
 
     def cell(text, x, y, **style):
-        ax.text(col(x), y, text, transform=cells, va="center", **style)
+        # ax.text's steps, with a Text that lays itself out once per SVG (see _cell_class)
+        txt = _cell_class()(col(x), y, text, verticalalignment="center", transform=cells,
+                            clip_on=False, **style)
+        txt.set_clip_path(ax.patch)
+        ax._add_text(txt)
     null = 1.0 if ratio else 0.0
     ax.axvline(null, color=PALETTE["black"], lw=0.8, ls="-")
     level = f"{res.level:g}"
@@ -300,6 +304,31 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
                              est=est_txt), fixed_layout=fixed, rows=labels_drawn,
                       grouped=grouped, subgroups=[r[1] for r in rows if r[0] == "diamond"],
                       negative_weights=negative)
+
+
+@functools.cache
+def _cell_class():
+    """The texts of a forest plot's table (hundreds of them): matplotlib Texts that keep
+    their layout between the SVG's two passes over them (its tight box measures every text,
+    then its drawing lays each out again: the same layout, from the same measurements).
+    Kept only for the renderers of :func:`_svg_canvas` (their measurements, shared by the
+    two passes, are the key, with the dpi); any other renderer lays them out as usual. A
+    cell is never changed once made (its text and font are the layout's inputs)."""
+    from matplotlib.text import Text
+
+    class Cell(Text):
+        _layout = None
+
+        def _get_layout(self, renderer):
+            metrics = getattr(renderer, "_metrics", None)
+            if metrics is None:
+                return super()._get_layout(renderer)
+            key = (id(metrics), self.get_figure(root=True).dpi)
+            if self._layout is None or self._layout[0] != key:
+                self._layout = (key, super()._get_layout(renderer))
+            return self._layout[1]
+
+    return Cell
 
 
 def _refit_subset(res, idx):
@@ -515,9 +544,9 @@ def _svg_classes():
     from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
 
     class Renderer(RendererSVG):
-        def __init__(self, *args, metrics: dict, **kwargs):
+        def __init__(self, *args, metrics: dict, heights: dict, figure, **kwargs):
             super().__init__(*args, **kwargs)
-            self._metrics = metrics
+            self._metrics, self._heights, self._figure = metrics, heights, figure
 
         def get_text_width_height_descent(self, s, prop, ismath):
             key = (s, prop.copy(), ismath)  # a copy: FontProperties is mutable
@@ -525,10 +554,21 @@ def _svg_classes():
                 self._metrics[key] = super().get_text_width_height_descent(s, prop, ismath)
             return self._metrics[key]
 
+        def _get_font_height_metrics(self, prop):
+            # Text._get_layout (matplotlib 3.11) asks a renderer that has this method for a
+            # font's ascent, descent and line gap, else finds the font and reads its tables
+            # itself, for every text it lays out (twice a text: measured, then drawn): the
+            # same numbers, by the same arithmetic at the figure's dpi, once per font
+            dpi = self._figure.dpi
+            key = (prop.copy(), dpi)
+            if key not in self._heights:
+                self._heights[key] = _font_height_metrics(prop, dpi)
+            return self._heights[key]
+
     class Canvas(FigureCanvasSVG):
         def __init__(self, figure):
             super().__init__(figure)
-            self._metrics = {}
+            self._metrics, self._heights = {}, {}
 
         def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None, **_):
             # FigureCanvasSVG.print_svg (matplotlib 3.11) with the renderer above; print_figure
@@ -542,12 +582,33 @@ def _svg_classes():
                 renderer = MixedModeRenderer(
                     self.figure, width, height, dpi,
                     Renderer(width * 72, height * 72, fh, image_dpi=dpi, metadata=metadata,
-                             metrics=self._metrics),
+                             metrics=self._metrics, heights=self._heights,
+                             figure=self.figure),
                     bbox_inches_restore=bbox_inches_restore)
                 self.figure.draw(renderer)
                 renderer.finalize()
 
     return Canvas, Renderer
+
+
+def _font_height_metrics(prop, dpi):
+    """The ascent, descent and line gap that matplotlib 3.11's ``Text._get_layout`` computes
+    for a font (``prop``) at ``dpi`` when its renderer does not give them: from the font's
+    OS/2 table, else its hhea table, else (None, None, None) (the text then measures "lp")."""
+    from matplotlib.font_manager import fontManager, get_font
+
+    font = get_font(fontManager._find_fonts_by_props(prop))
+    for table_name, linegap_key, ascent_key, descent_key in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+            ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is None:
+            continue
+        fontsize = prop.get_size_in_points()
+        units_per_em = font.get_sfnt_table("head")["unitsPerEm"]
+        scale = 1 / units_per_em * fontsize * dpi / 72
+        return table[ascent_key] * scale, -table[descent_key] * scale, table[linegap_key] * scale
+    return None, None, None
 
 
 def _tight_bbox(fig):
