@@ -312,10 +312,10 @@ SHRUNK = 1e-2
 SETTLED = 1e-3
 
 
-def _settled(previous: float, step: float, new: float) -> bool:
-    """Whether Newton's step after ``step`` (which took the search to ``new``) is sure to be
-    below the search's rounding threshold at ``new``, so that ``new`` is the root and Q need
-    not be evaluated there only to see it (one evaluation of the 4-5 of each bound).
+def _settled(previous: float, step: float, threshold: float) -> bool:
+    """Whether Newton's step after ``step`` is sure to be below the search's rounding
+    ``threshold`` where ``step`` took it, so that this point is the root and Q need not be
+    evaluated there only to see it (one evaluation of the 4-5 of each bound).
     Converging quadratically, the error after a step is C e^2 and each step is about the
     error before it, so the step after ``step`` is about step^3 / previous^2 (C = step /
     previous^2). Trusted only well inside that regime (the step SHRUNK from the one before
@@ -326,7 +326,7 @@ def _settled(previous: float, step: float, new: float) -> bool:
     returned, to the bit."""
     if not abs(step) <= SHRUNK * abs(previous):
         return False
-    return abs(step) ** 3 / previous**2 <= SETTLED * (1e-15 + 4 * np.finfo(float).eps * abs(new))
+    return abs(step) ** 3 / previous**2 <= SETTLED * threshold
 
 
 def _newton_q_root(q_and_slope, target, y, start, q0=None):
@@ -369,7 +369,7 @@ def _newton_q_root(q_and_slope, target, y, start, q0=None):
                     return math.nan
             previous = None
         else:
-            if previous is not None and _settled(previous, step, new):
+            if previous is not None and _settled(previous, step, 1e-15 + tol * abs(new)):
                 return new  # (what evaluating Q at new would find: see _settled)
             previous = step
         q, slope = q_and_slope(new)
