@@ -47,19 +47,21 @@ def _engine() -> str:
                 if not self.quiet:
                     super().save(**kwargs)
 
-            def cell_start(self, *args, **kwargs):
+            @contextlib.contextmanager
+            def unsaved(self):
                 self.quiet = True
                 try:
-                    super().cell_start(*args, **kwargs)
+                    yield
                 finally:
                     self.quiet = False
 
+            def cell_start(self, *args, **kwargs):
+                with self.unsaved():
+                    super().cell_start(*args, **kwargs)
+
             def cell_complete(self, *args, **kwargs):
-                self.quiet = True
-                try:
+                with self.unsaved():
                     super().cell_complete(*args, **kwargs)
-                finally:
-                    self.quiet = False
 
         class Engine(engines.NBClientEngine):
             @classmethod
