@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +24,42 @@ MONTHS = {m: str(i) for i, m in enumerate(
 _FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
 _BRACE = re.compile(r"[{}]")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+#: Characters that stand for a minus sign in text copied from a PDF, a word processor or a
+#: spreadsheet (the minus sign, dashes, the small and full-width hyphen-minus).
+_MINUS_LOOKALIKES = "\u2212\u2010\u2011\u2012\u2013\u2014\ufe63\uff0d"
+#: Spaces that may sit inside a number: after its sign, or between groups of three digits
+#: (thousands): the space, no-break, narrow no-break, thin and figure spaces.
+_SPACE = "[ \u00a0\u202f\u2009\u2007]"
+_SIGN_SPACE = re.compile(f"^([+-]){_SPACE}+")
+_THOUSANDS = re.compile(f"^[+-]?\\d{{1,3}}(?:{_SPACE}\\d{{3}})+(?:[.,]\\d+)?$")
 #: BibLaTeX's date: YYYY, YYYY-MM or YYYY-MM-DD, optionally a range (/) of such dates
 _DATE = re.compile(r"^(\d{4})(-\d{2}(-\d{2})?)?(/(\d{4}(-\d{2}(-\d{2})?)?)?)?$")
+
+
+def not_a_number(name: str, value: str) -> str:
+    """The message for a data value that is not a number, with what to write instead where
+    the value is a number typed another way: a typographic minus (U+2212 or a dash, as
+    copied from a PDF or a word processor), spaces inside it, a comma for decimals."""
+    head = f"{name} = '{value}' is not a number"
+    fixed, reasons = value.strip(), []
+    minus = [c for c in fixed if c in _MINUS_LOOKALIKES]
+    if minus:
+        code = minus[0]
+        reasons.append(f"its minus sign is U+{ord(code):04X} {unicodedata.name(code, '')} (as "
+                       "copied from a PDF or a word processor), not the hyphen-minus -")
+        fixed = "".join("-" if c in _MINUS_LOOKALIKES else c for c in fixed)
+    spaced = _SIGN_SPACE.sub(r"\1", fixed)
+    if _THOUSANDS.match(spaced):
+        spaced = re.sub(_SPACE, "", spaced)
+    if spaced != fixed:
+        reasons.append("it has a space inside")
+        fixed = spaced
+    if fixed.count(",") == 1 and "." not in fixed and _NUMBER.match(fixed.replace(",", ".")):
+        reasons.append("it has a comma for decimals")
+        fixed = fixed.replace(",", ".")
+    if reasons and _NUMBER.match(fixed):
+        return f"{head}: {'; '.join(reasons)}: write {fixed}"
+    return f"{head}: write it as e.g. 12.5 (a dot for decimals, no units)"
 
 
 @dataclass(frozen=True, order=True)
@@ -517,8 +552,7 @@ def _read_effect(path, key, line, text, problems) -> Effect | None:
                     messages.append(f"{name} = {value} is beyond the range of numbers (it "
                                     "overflows to infinity): check the value")
                 else:
-                    messages.append(f"{name} = '{value}' is not a number: write it as e.g. "
-                                    "12.5 (a dot for decimals, no units)")
+                    messages.append(not_a_number(name, value))
             elif name not in text_keys:
                 guess = grammar.suggest_effect_key(name)
                 if guess:

@@ -7,6 +7,7 @@ only an empty cell is missing, so a country code such as ``NA`` stays data), and
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,7 @@ METHODS = UNIVARIATE_METHODS + TWO_BY_TWO_METHODS
 
 def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
     """The effects table of a .bib or a CSV, with ``yi``/``vi`` computed for ``measure``."""
-    from .bibliography import read_effects, typed_columns
+    from .bibliography import not_a_number, read_effects, typed_columns
     from .effects import add_effect_sizes
 
     path = Path(path)
@@ -32,20 +33,13 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
         if measure:
             table = add_effect_sizes(table, measure)
         return table
-    try:
-        # as text first: a code such as 1.10 or 01230 must not become a number on the way
-        table = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=str)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
-                         "(or the raw data with --measure)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    table = _read_csv(path)
     for col in DATA_KEYS & set(table.columns):
         converted = pd.to_numeric(table[col], errors="coerce")
         bad = converted.isna() & table[col].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0]) + 2
-            raise ValueError(f"{path}:{row}: {col} = {table[col].iloc[row - 2]!r} is not a number")
+            raise ValueError(f"{path}:{row}: " + not_a_number(col, table[col].iloc[row - 2]))
         infinite = ~np.isfinite(converted) & converted.notna()
         if infinite.any():
             row = int(np.flatnonzero(infinite.to_numpy())[0]) + 2
@@ -61,6 +55,57 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
                          f"with --measure, the raw data (e.g. m1i sd1i n1i m2i sd2i n2i)")
     if "vi" not in table:
         table["vi"] = table["sei"] ** 2
+    return table
+
+
+#: A number written with a decimal comma (or none): 0,25  -1,5  12  ,5
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?(\d+(,\d+)?|,\d+)\s*$")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A CSV file as text columns (a code such as 1.10 or 01230 must not become a number on
+    the way), its delimiter found from its header (:func:`~metaanalysis.searches.csv_delimiter`).
+    In a file delimited by semicolons, the convention of locales whose decimal mark is the
+    comma (French Excel's CSV), numbers written with a decimal comma are read as if written
+    with a dot: in the effects' data (yi, vi, n1i ...) each such value, in another column
+    only where all its values are then numbers by the grammar's rule (else its text stays
+    exactly as written: a code such as 1,10)."""
+    import io
+
+    from .bibliography import is_numeric_characteristic
+    from .searches import csv_delimiter
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(f"{path}:{line}: byte 0x{raw[exc.start]:02x} is not UTF-8 (the file "
+                         "seems to be in another encoding, e.g. Latin-1 or Windows-1252): save "
+                         "the CSV as UTF-8 (in Excel: CSV UTF-8)") from None
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
+                         "(or the raw data with --measure)")
+    delimiter = csv_delimiter(text.splitlines()[0])
+    try:
+        table = pd.read_csv(io.StringIO(text), sep=delimiter, keep_default_na=False,
+                            na_values=[""], dtype=str)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
+                         "(or the raw data with --measure)") from None
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
+    if delimiter == ";":
+        for col in table.columns:
+            comma = table[col].map(lambda v: isinstance(v, str) and "," in v
+                                   and bool(_DECIMAL_COMMA.match(v)))
+            if not comma.any():
+                continue
+            dotted = table[col].where(~comma, table[col].str.replace(",", ".", regex=False))
+            if col in DATA_KEYS:  # each number so written (any other value is reported)
+                table[col] = dotted
+            elif is_numeric_characteristic(dotted):  # the whole column, or its text as is
+                table[col] = dotted
     return table
 
 

@@ -162,7 +162,7 @@ def _ris_type(ty: str) -> str:
 
 # ------------------------------------------------------------------ PubMed / MEDLINE
 def _medline(path: str, text: str) -> list[Record]:
-    records, current, tag, start = [], None, None, 0
+    records, tag, start = [], None, 0
     fields: dict[str, list[str]] = {}
 
     def finish():
@@ -259,10 +259,17 @@ COLUMNS = {
 _TITLE_COLUMNS = set(COLUMNS["title"])
 
 
+def csv_delimiter(header: str) -> str:
+    """The delimiter of a CSV file from its header line: a tab or a semicolon where the line
+    has more of them than commas (spreadsheets in locales whose decimal mark is the comma,
+    French Excel's "CSV (point-virgule)" among them, write semicolons), else a comma."""
+    if header.count("\t") > header.count(","):
+        return "\t"
+    return ";" if header.count(";") > header.count(",") else ","
+
+
 def _csv(path: str, text: str) -> list[Record]:
-    first = text.splitlines()[0]
-    delimiter = "\t" if first.count("\t") > first.count(",") else (
-        ";" if first.count(";") > first.count(",") else ",")
+    delimiter = csv_delimiter(text.splitlines()[0])
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     try:
         header = [h.strip().lower() for h in next(reader)]

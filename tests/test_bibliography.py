@@ -112,6 +112,27 @@ def test_moderator_numeric_and_text_is_a_warning(tmp_path):
     assert run.returncode == 0 and "warning" in run.stdout
 
 
+def test_a_number_typed_another_way_says_what_to_write(tmp_path):
+    """Values copied from a PDF or typed in a French locale: a typographic minus, a decimal
+    comma, a space between thousands are errors (the data are never guessed) whose message
+    says what is wrong and the number to write; other text gets the general advice."""
+    p = tmp_path / "typed.bib"
+    p.write_text("@article{a, year={2019}, screening={included}, effects={\n"
+                 "outcome = x; measure = SMD; yi = \u22120.35; vi = 0,04\n"
+                 "outcome = y; measure = SMD; m1i = 1\u202f000; sd1i = 2; n1i = 30; m2i = 3;"
+                 " sd2i = 2; n2i = 12 5\n}}\n", encoding="utf-8")
+    messages = [str(e) for e in read_bibliography(p).errors]
+    expected = [
+        "yi = '\u22120.35' is not a number: its minus sign is U+2212 MINUS SIGN (as copied "
+        "from a PDF or a word processor), not the hyphen-minus -: write -0.35",
+        "vi = '0,04' is not a number: it has a comma for decimals: write 0.04",
+        "m1i = '1\u202f000' is not a number: it has a space inside: write 1000",
+        "n2i = '12 5' is not a number: write it as e.g. 12.5 (a dot for decimals, no units)"]
+    for text in expected:
+        assert any(text in m for m in messages), (text, messages)
+    assert ":2: a: yi" in next(m for m in messages if "yi =" in m)
+
+
 def test_reader_never_writes(tmp_path):
     src = (DATA / "good.bib").read_bytes()
     p = tmp_path / "g.bib"

@@ -93,6 +93,60 @@ def test_not_a_number_in_csv(tmp_path):
     assert run.returncode == 1 and "bad.csv:3: yi = 'zero' is not a number" in run.stderr
 
 
+def test_a_french_excel_csv_pools_as_the_same_table_with_dots(tmp_path, bcg_csv):
+    """French Excel writes CSV with semicolons and decimal commas: the same numbers as the
+    comma-delimited file with dots (the effects and a numeric moderator), while a code
+    such as 1,10 stays text as written; a BOM (Excel's CSV UTF-8) is no column name."""
+    table = pd.read_csv(bcg_csv, dtype=str)
+    french = tmp_path / "bcg_fr.csv"
+    rows = [";".join(table.columns)] + [";".join(v.replace(".", ",") for v in row)
+                                         for row in table.itertuples(index=False)]
+    french.write_text("\ufeff" + "\n".join(rows) + "\n", encoding="utf-8")
+    ours, theirs = (json.loads(pool(p, "--mods", "ablat", "--json").stdout)
+                    for p in (french, bcg_csv))
+    assert ours == theirs
+    from metaanalysis.pool import read_table
+
+    codes = tmp_path / "codes.csv"
+    codes.write_text("study;yi;vi;analysis;dose\na;0,1;0,01;1,1;1,5\nb;-0,2;0,02;1,10;2,5\n"
+                     "c;0,3;0,03;1,2;\n")
+    t = read_table(codes)
+    assert list(t["yi"]) == [0.1, -0.2, 0.3] and list(t["analysis"]) == ["1,1", "1,10", "1,2"]
+    assert t["dose"].dtype == float and list(t["dose"][:2]) == [1.5, 2.5]
+    # in a comma-delimited file a decimal comma cannot be told from two cells: not guessed
+    english = tmp_path / "quoted.csv"
+    english.write_text('study,yi,vi\na,"0,1",0.01\nb,0.2,0.02\n')
+    run = pool(english)
+    assert run.returncode == 1 and "quoted.csv:2: yi = '0,1' is not a number: it has a " \
+        "comma for decimals: write 0.1" in run.stderr
+
+
+@pytest.mark.parametrize("value,advice", [
+    ("\u22120,10", "its minus sign is U+2212 MINUS SIGN (as copied from a PDF or a word "
+                   "processor), not the hyphen-minus -"),
+    ("\u2013 0,35", "U+2013 EN DASH"),
+    ("1\u00a0234,5", "it has a space inside"),
+    ("0.3 points", "write it as e.g. 12.5"),
+])
+def test_a_number_typed_another_way_is_reported_with_what_to_write(tmp_path, value, advice):
+    path = tmp_path / "typed.csv"
+    path.write_text(f"study;yi;vi\na;0,1;0,01\nb;{value};0,02\n", encoding="utf-8")
+    run = pool(path)
+    assert run.returncode == 1 and f"typed.csv:3: yi = '{value}' is not a number" in run.stderr
+    assert advice in run.stderr
+    fixes = {"\u22120,10": "write -0.10", "\u2013 0,35": "write -0.35",
+             "1\u00a0234,5": "write 1234.5"}
+    assert fixes.get(value, "write it as") in run.stderr
+
+
+def test_a_csv_in_another_encoding_says_so(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("étude;yi;vi\na;0,1;0,01\n".encode("cp1252"))
+    run = pool(path)
+    assert run.returncode == 1 and "latin.csv:1: byte 0xe9 is not UTF-8" in run.stderr
+    assert "save the CSV as UTF-8" in run.stderr
+
+
 def test_cluster_gives_variance_components(tmp_path):
     ml = json.loads((REF / "multilevel.json").read_text())
     path = tmp_path / "kon.csv"
