@@ -209,6 +209,24 @@ def _print_natural_scale(fit) -> None:
     print(line)
 
 
+def _whole(least: int, what: str):
+    """An argparse type: a whole number of at least ``least``; ``what`` says what the number
+    counts, for the message (e.g. "permutations, e.g. 1000")."""
+    def whole(text: str) -> int:
+        import argparse
+
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or n < least:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of {what} "
+                                             f"(at least {least})")
+        return n
+
+    return whole
+
+
 def _level(text: str) -> float:
     """--level: a confidence level as 95 or 0.95."""
     import argparse
@@ -685,7 +703,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(studentized residuals, Cook's distances, DFFITS, hat values)")
     p.add_argument("--cumulative", metavar="COL", help="cumulative meta-analysis ordered by "
                    "COL (e.g. year)")
-    p.add_argument("--permutations", type=int, default=0, metavar="N",
+    p.add_argument("--permutations", type=_whole(0, "permutations, e.g. 1000"), default=0,
+                   metavar="N",
                    help="permutation test with N iterations (exact when N allows)")
     p.add_argument("--seed", type=int, default=1, help="seed of the permutation test")
     p.add_argument("--subgroup", metavar="COL", help="subgroup analysis by COL with the test "
@@ -779,11 +798,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("themes", nargs="*", metavar="THEME", help="themes to render (default: all)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="set a notebook parameter (repeatable), e.g. -p method DL")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=_whole(1, "parallel renders, e.g. 2"), default=None,
                    help="themes rendered in parallel (default: the number of cores)")
     p.add_argument("--force", action="store_true", help="render even if nothing changed")
     p.add_argument("--site", default=None, help="output folder (default: site/)")
-    p.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    p.add_argument("--timeout", type=_whole(1, "seconds, e.g. 600"), default=600,
+                   help="seconds allowed per cell")
     p.add_argument("--from-make", choices=["note", "notes"], default=None,
                    help="what make note / make notes run: read THEME, PARAMS and JOBS from "
                    "the environment, as typed, and validate them")

@@ -139,6 +139,28 @@ def test_a_number_typed_another_way_is_reported_with_what_to_write(tmp_path, val
     assert fixes.get(value, "write it as") in run.stderr
 
 
+@pytest.mark.parametrize("args,message", [
+    (("--permutations", "-5"), "argument --permutations: '-5': give a whole number of "
+                               "permutations, e.g. 1000 (at least 0)"),
+    (("--permutations", "ten"), "'ten': give a whole number of permutations"),
+])
+def test_counts_given_on_the_command_line_are_checked(bcg_csv, args, message):
+    """A negative count reached numpy ("negative dimensions are not allowed")."""
+    run = pool(bcg_csv, *args)
+    assert run.returncode == 2 and message in run.stderr
+
+
+def test_render_counts_are_checked():
+    for args, message in ((("--jobs", "0"), "argument --jobs: '0': give a whole number of "
+                           "parallel renders, e.g. 2 (at least 1)"),
+                          (("--timeout", "-1"), "argument --timeout: '-1': give a whole number "
+                           "of seconds")):
+        run = subprocess.run([sys.executable, "-m", "metaanalysis", "render", *args],
+                             capture_output=True, text=True)
+        assert run.returncode == 2 and message in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+
+
 def test_a_csv_in_another_encoding_says_so(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("étude;yi;vi\na;0,1;0,01\n".encode("cp1252"))
