@@ -22,7 +22,9 @@ from .latex import decode_annotation, latex_to_text  # noqa: F401 (latex_to_text
 MONTHS = {m: str(i) for i, m in enumerate(
     "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
 _FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
-_BRACE = re.compile(r"[{}]")
+#: A brace that opens or closes a group: not an escaped one (\{ \}, a literal brace in LaTeX,
+#: as Better BibTeX writes one in a title), as bibtexparser splits the entries.
+_BRACE = re.compile(r"(?<!\\)[{}]")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 #: Characters that stand for a minus sign in text copied from a PDF, a word processor or a
 #: spreadsheet (the minus sign, dashes, the small and full-width hyphen-minus).
@@ -191,7 +193,8 @@ def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str, list[str]]:
         elif rest[0] == '"':
             depth, i = 0, 1
             while i < len(rest) and not (rest[i] == '"' and depth == 0):
-                depth += (rest[i] == "{") - (rest[i] == "}")
+                if rest[i - 1] != "\\":
+                    depth += (rest[i] == "{") - (rest[i] == "}")
                 i += 1
             parts.append(rest[1:i])
             rest = rest[i + 1:].lstrip()
@@ -372,7 +375,7 @@ def _parsing_failure(path: str, line: int, block) -> Problem:
     raw = block.raw
     key_match = re.match(r"@\w+\s*[{(]\s*([^,\s]*)", raw)
     key = key_match.group(1) if key_match and key_match.group(1) else "-"
-    depth = raw.count("{") - raw.count("}")
+    depth = sum(1 if b == "{" else -1 for b in _BRACE.findall(raw))
     bad = sorted(set(re.findall(r"[\"#'(){}=%\\]", key)))
     if bad:
         msg = (f"the key '{key}' contains {' '.join(bad)}, which a BibTeX key cannot hold: "

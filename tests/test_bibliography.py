@@ -133,6 +133,38 @@ def test_a_number_typed_another_way_says_what_to_write(tmp_path):
     assert ":2: a: yi" in next(m for m in messages if "yi =" in m)
 
 
+def test_an_escaped_brace_is_text_not_a_group(tmp_path):
+    """A literal brace in LaTeX is escaped (\\{, \\}), as Better BibTeX writes one in a title:
+    bibtexparser does not count it, and the reader now does not either (a lone \\} ended the
+    value there and reported a missing comma: the theme could not render)."""
+    p = tmp_path / "escaped.bib"
+    p.write_text("@article{a, title = {The \\} character}, note = \"x \\{ y\", year = {2020},\n"
+                 "  screening = {included}, effects = {outcome = o; measure = GEN; yi = 0.1; "
+                 "vi = 0.01}}\n"
+                 "@article{b, title = {The \\{0,1\\} knapsack}, year = {2021}, "
+                 "screening = {pending}}\n")
+    bib = read_bibliography(p)
+    assert not bib.problems, bib.problems
+    a, b = bib.entries
+    assert a.fields["title"] == "The \\} character" and a.fields["note"] == "x \\{ y"
+    assert b.fields["title"] == "The \\{0,1\\} knapsack" and len(a.effects) == 1
+
+
+def test_an_import_source_with_braces_round_trips(tmp_path):
+    """metaanalysis import escapes a brace in the database's name; the entry it writes reads
+    back with that name (it was refused as invalid: nothing written)."""
+    from metaanalysis.importing import entry_text
+    from metaanalysis.searches import Record
+
+    r = Record(title="T", authors=["Lee, K."], year="2020", line=2)
+    p = tmp_path / "imp.bib"
+    p.write_text(entry_text("lee2020t", r, source="Sco}pus{", date="2026-11-01",
+                            file="s.csv", batch=1))
+    bib = read_bibliography(p)
+    assert not bib.problems, bib.problems
+    assert [s["database"] for s in bib.entries[0].searches] == ["Sco}pus{"]
+
+
 def test_reader_never_writes(tmp_path):
     src = (DATA / "good.bib").read_bytes()
     p = tmp_path / "g.bib"
