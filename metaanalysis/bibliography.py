@@ -38,6 +38,19 @@ _THOUSANDS = re.compile(f"^[+-]?\\d{{1,3}}(?:{_SPACE}\\d{{3}})+(?:[.,]\\d+)?$")
 _DATE = re.compile(r"^(\d{4})(-\d{2}(-\d{2})?)?(/(\d{4}(-\d{2}(-\d{2})?)?)?)?$")
 
 
+def is_day(text: str) -> bool:
+    """``text`` is a day of the calendar written YYYY-MM-DD (2026-11-02, not 2026-13-45)."""
+    import datetime
+
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def not_a_number(name: str, value: str) -> str:
     """The message for a data value that is not a number, with what to write instead where
     the value is a number typed another way: a typographic minus (U+2212 or a dash, as
@@ -501,8 +514,13 @@ def _read_searches(path: str, entry: Entry, problems: list[Problem]) -> list[dic
             name, eq, value = part.partition("=")
             if eq and name.strip():
                 item[name.strip()] = value.strip()
-        if not item.get("database") or not re.fullmatch(r"\d{4}-\d{2}-\d{2}",
-                                                         item.get("date", "")):
+        if item.get("database") and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item.get("date", "")) \
+                and not is_day(item["date"]):
+            problems.append(Problem(path, line, entry.key, f"search '{text}': date = "
+                                    f"{item['date']} is not a day of the calendar: give the "
+                                    "day the search was run, YYYY-MM-DD"))
+            continue
+        if not item.get("database") or not is_day(item.get("date", "")):
             problems.append(Problem(path, line, entry.key, f"search '{text}': give database = "
                                     "NAME; date = YYYY-MM-DD (as metaanalysis import writes)"))
             continue

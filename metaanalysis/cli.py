@@ -284,7 +284,6 @@ def _open_theme(theme: str, command: str):
 
 
 def cmd_import(args) -> int:
-    import re
     import time
 
     from .bibliography import read_bibliography
@@ -295,9 +294,17 @@ def cmd_import(args) -> int:
     if error:
         print(error, file=sys.stderr)
         return 2
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.date or ""):
+    import datetime
+
+    from .bibliography import is_day
+
+    if not is_day(args.date or ""):
         print(f"metaanalysis import: --date {args.date!r}: give the day the search was run, "
-              "as YYYY-MM-DD", file=sys.stderr)
+              "as YYYY-MM-DD (a day of the calendar, e.g. 2026-11-02)", file=sys.stderr)
+        return 2
+    if datetime.date.fromisoformat(args.date) > datetime.date.today() + datetime.timedelta(1):
+        print(f"metaanalysis import: --date {args.date}: is after today; give the day the "
+              "search was run", file=sys.stderr)
         return 2
     source = (args.source or "").strip()
     if not source or len(source) > 60:

@@ -165,6 +165,17 @@ def test_an_import_source_with_braces_round_trips(tmp_path):
     assert [s["database"] for s in bib.entries[0].searches] == ["Sco}pus{"]
 
 
+def test_a_search_date_is_a_day_of_the_calendar(tmp_path):
+    p = tmp_path / "dates.bib"
+    p.write_text("@article{a, year={2019}, screening={pending},\n"
+                 "  searches = {database = Scopus; date = 2026-13-45}}\n"
+                 "@article{b, year={2019}, screening={pending},\n"
+                 "  searches = {database = Scopus; date = 2026-02-28}}\n")
+    bib = read_bibliography(p)
+    assert [(e.line, e.key) for e in bib.errors] == [(2, "a")]
+    assert "date = 2026-13-45 is not a day of the calendar" in str(bib.errors[0])
+
+
 def test_reader_never_writes(tmp_path):
     src = (DATA / "good.bib").read_bytes()
     p = tmp_path / "g.bib"
