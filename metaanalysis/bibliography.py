@@ -88,8 +88,10 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
+        from .terminal import printable
+
         tag = "" if self.severity == "error" else "warning: "
-        return f"{self.path}:{self.line}: {self.key}: {tag}{self.message}"
+        return printable(f"{self.path}:{self.line}: {self.key}: {tag}{self.message}")
 
 
 @dataclass

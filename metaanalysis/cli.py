@@ -824,7 +824,13 @@ def run() -> None:
     papermill, pandas and matplotlib (for its workers to inherit, and for the index pages):
     their teardown took 0.4-0.6 s after the site was written, for nothing. The exit
     handlers still run (they close what the process started) and the output is flushed;
-    other commands end as usual (an interactive screen's readline history, say)."""
+    other commands end as usual (an interactive screen's readline history, say). What it
+    writes to a terminal shows control characters as text (:mod:`~metaanalysis.terminal`)."""
+    from .terminal import TerminalSafe
+
+    sys.stderr = TerminalSafe(sys.stderr)
+    if sys.stdout.isatty():
+        sys.stdout = TerminalSafe(sys.stdout)
     code = main()
     if sys.argv[1:2] != ["render"]:
         raise SystemExit(code)

@@ -297,3 +297,43 @@ def test_a_page_may_link_its_other_edition_but_no_style_sheet():
     assert page_violations('<link rel="alternate" hreflang="en" href="en/autonomy.html">') == []
     assert page_violations('<link rel="stylesheet" href="https://evil.example/x.css">')
     assert page_violations('<link rel="alternate" hreflang="en" href="javascript:alert(1)">')
+
+
+# ---------------------------------------------------------------- terminal
+@settings(max_examples=300, deadline=None)
+@given(text=st.text())
+def test_printable_text_holds_no_control_character(text):
+    """What the command writes to a terminal: every control character but tab and line feed
+    shown as \\xNN, and nothing else changed."""
+    from metaanalysis.terminal import printable
+
+    shown = printable(text)
+    assert not any((ord(c) < 32 and c not in "\t\n") or 0x7f <= ord(c) <= 0x9f for c in shown)
+    if not any((ord(c) < 32 and c not in "\t\n") or 0x7f <= ord(c) <= 0x9f for c in text):
+        assert shown == text
+
+
+def test_escape_sequences_in_a_bibliography_reach_the_terminal_as_text(tmp_path):
+    """A key and values holding escape sequences (set the window's title, clear the screen):
+    check prints them as text; a problem's text is printable wherever it is written."""
+    bib = tmp_path / "esc.bib"
+    bib.write_text("@article{a\x1b]0;pwned\x07, year={20\x1b[2J19}, screening={maybe\x9b31m}}\n")
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "check", str(bib)],
+                         capture_output=True, text=True)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1 and "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert "a\\x1b]0;pwned\\x07: year is '20\\x1b[2J19'" in out
+    from metaanalysis.bibliography import read_bibliography
+
+    assert all("\x1b" not in str(p) for p in read_bibliography(bib).problems)
+
+
+def test_data_written_to_a_file_keeps_its_text(tmp_path):
+    """extract's table written to a pipe or a file is data: its text exactly as in the
+    bibliography (the escaping is for what a terminal shows)."""
+    bib = tmp_path / "title.bib"
+    bib.write_text("@article{a, title={A \x1b[1m bold}, year={2020}, screening={included}, "
+                   "effects={outcome = o; measure = GEN; yi = 0.1; vi = 0.01}}\n")
+    run = subprocess.run([sys.executable, "-m", "metaanalysis", "extract", str(bib)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "A \x1b[1m bold" in run.stdout
