@@ -597,7 +597,7 @@ def _read_effect(path, key, line, text, problems) -> Effect | None:
                             f"{', '.join(grammar.MEASURES)}")
         if not messages:
             measure = measure.upper()
-            messages = _check_data(measure, data)
+            messages = check_data(measure, data)
     if messages:
         problems.extend(Problem(path, line, key, m) for m in messages)
         return None
@@ -618,8 +618,9 @@ def data_form(measure: str, data: dict[str, float]) -> tuple[str, ...] | None:
     return None
 
 
-def _check_data(measure: str, d: dict[str, float]) -> list[str]:
-    """Messages for missing or impossible data; empty when the effect can be computed."""
+def check_data(measure: str, d: dict[str, float]) -> list[str]:
+    """Messages for missing or impossible data; empty when the effect can be computed (the
+    .bib reader's checks of an effect, and pool's of a CSV row)."""
     form = data_form(measure, d)
     if form is None:
         return [f"data missing for {measure}: give {grammar.describe_forms(measure)}"]

@@ -46,6 +46,7 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
             raise ValueError(f"{path}:{row}: {col} = {table[col].iloc[row - 2]!r} is beyond the "
                              "range of numbers")
         table[col] = converted
+    _check_rows(path, table, measure)
     # other columns: numbers only by the grammar's rule (docs/annotations.md), else text
     typed_columns(table, [c for c in table.columns if c not in DATA_KEYS])
     if measure:
@@ -56,6 +57,29 @@ def read_table(path: str | Path, measure: str | None = None) -> pd.DataFrame:
     if "vi" not in table:
         table["vi"] = table["sei"] ** 2
     return table
+
+
+def _check_rows(path: Path, table: pd.DataFrame, measure: str | None) -> None:
+    """Impossible data in a CSV's rows (a negative SD, more events than participants, a
+    variance of 0 ...), checked as the .bib reader checks an effect
+    (:func:`~metaanalysis.bibliography.check_data`): a ValueError with every such row's line.
+    A row missing the data of its measure is not one of them (it is dropped, with a warning
+    naming it, as a row with a missing value)."""
+    from .bibliography import check_data, data_form
+
+    grammar_measure = (measure or "GEN").upper()
+    if grammar_measure not in MEASURES:
+        return  # (pool reports an unknown measure)
+    cols = [c for c in table.columns if c in DATA_KEYS]
+    problems = []
+    for row, values in enumerate(table[cols].itertuples(index=False, name=None), start=2):
+        data = {c: float(v) for c, v in zip(cols, values) if not pd.isna(v)}
+        if data_form(grammar_measure, data) is None:
+            continue
+        problems += [f"{path}:{row}: {m}" for m in check_data(grammar_measure, data)]
+    if problems:
+        raise ValueError("\n".join(problems[:20]) + (
+            f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""))
 
 
 #: A number written with a decimal comma (or none): 0,25  -1,5  12  ,5

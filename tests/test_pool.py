@@ -161,6 +161,29 @@ def test_render_counts_are_checked():
         assert "Traceback" not in run.stderr
 
 
+def test_impossible_data_in_a_csv_is_an_error_with_its_line(tmp_path):
+    """As in a .bib: a negative SD (squared away before: the row was pooled), more events than
+    participants, a group too small for an SD, a variance of 0 (rows dropped before, with a
+    warning saying only that values were missing)."""
+    raw = tmp_path / "raw.csv"
+    raw.write_text("study,m1i,sd1i,n1i,m2i,sd2i,n2i\na,10,2,30,11,2,30\nb,10,-2,30,11,2,30\n"
+                   "c,10,2,1,11,2,30\nd,10,2,30,11,,30\n")
+    run = pool(raw, "--measure", "SMD")
+    assert run.returncode == 1
+    assert "raw.csv:3: sd1i = -2 must be positive" in run.stderr
+    assert "raw.csv:4: n1i = 1: a group needs at least 2 participants" in run.stderr
+    assert "raw.csv:5" not in run.stderr  # missing data: dropped with a warning, as before
+    counts = tmp_path / "counts.csv"
+    counts.write_text("study,ai,n1i,ci,n2i\na,3,10,2,10\nb,12,10,3,10\n")
+    run = pool(counts, "--measure", "OR")
+    assert run.returncode == 1 and "counts.csv:3: ai = 12 events is more than the group size " \
+        "n1i = 10" in run.stderr
+    variances = tmp_path / "v.csv"
+    variances.write_text("study,yi,vi\na,0.1,0.01\nb,0.2,0\nc,0.3,0.02\n")
+    run = pool(variances)
+    assert run.returncode == 1 and "v.csv:3: vi = 0 must be positive" in run.stderr
+
+
 def test_a_csv_in_another_encoding_says_so(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("étude;yi;vi\na;0,1;0,01\n".encode("cp1252"))
