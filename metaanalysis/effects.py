@@ -295,6 +295,8 @@ def escalc(measure: str, *, add: float | None = None, to: str = "only0", drop00:
                 v = d["vi"] if form[1] == "vi" else d["sei"] ** 2
             else:
                 y, v = _reported(measure, d, form)
+            if form[0] != "yi":  # as metafor: a variance computed below 0 (rounding, where
+                v = np.where(v < 0, np.nan, v)  # it is 0: PHI of a perfect table) is missing
         yi[rows], vi[rows] = y, v
         todo &= ~rows
     # as metafor: an infinite effect or variance (a zero cell with to = "none") is missing

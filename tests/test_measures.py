@@ -70,3 +70,16 @@ def test_default_add_is_zero_for_phi_and_the_arcsine_proportions():
     assert np.allclose(got["yi"], case["yi"], atol=1e-10)
     assert not np.allclose(escalc("PAS", xi=[0], ni=[10])["yi"],
                            escalc("PAS", xi=[0], ni=[10], add=0.5)["yi"])
+
+
+def test_a_variance_computed_below_zero_is_missing_as_in_metafor():
+    """PHI of a perfect table (every treated participant an event, no control one): its
+    variance is 0 in exact arithmetic and -3e-17 in floating point; metafor's escalc makes a
+    negative variance missing (vi[vi < 0] <- NA), and so does ours (a negative variance reached
+    rma, which refused the whole model). Checked with metafor 3.8-1:
+    escalc("PHI", ai=54, n1i=54, ci=0, n2i=5) gives yi 1 and vi NA."""
+    r = escalc("PHI", ai=[54, 20], n1i=[54, 40], ci=[0, 10], n2i=[5, 40])
+    assert r["yi"][0] == pytest.approx(1.0) and np.isnan(r["vi"][0])
+    assert r["vi"][1] > 0
+    given = escalc("GEN", yi=[0.1], vi=[-0.01])  # a given variance is the data's: kept
+    assert given["vi"][0] == -0.01
