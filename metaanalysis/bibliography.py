@@ -348,6 +348,7 @@ def _read_bibliography(path: str | Path) -> Bibliography:
         from .screening import apply_log
         apply_log(spath, entries, screen_log, problems)
     _check_moderator_types(spath, entries, problems)
+    _check_outcome_names(spath, entries, problems)
     problems.sort(key=lambda p: (p.line, p.severity))
     return Bibliography(spath, entries, problems, digest)
 
@@ -714,6 +715,52 @@ def _check_estimate(measure: str, d: dict[str, float], form) -> list[str]:
     if "ci_level" in d and not 50 <= d["ci_level"] < 100:
         out.append(f"ci_level = {d['ci_level']:g}: give the confidence level in percent, e.g. 95")
     return out
+
+
+#: Two outcome names this close (difflib's ratio, once case, accents and spaces are set aside)
+#: are probably one outcome typed two ways.
+CLOSE_OUTCOMES = 0.85
+
+
+def _folded(name: str) -> str:
+    """A name without case, accents or repeated spaces."""
+    text = unicodedata.normalize("NFKD", name.casefold())
+    return " ".join("".join(c for c in text if not unicodedata.combining(c)).split())
+
+
+def _check_outcome_names(path: str, entries: list[Entry], problems: list[Problem]) -> None:
+    """A warning at an outcome name that is another's but for case, accents or spaces, or a
+    letter or two away in as many words (``Mortality``, ``mortalty`` beside ``mortality``; not
+    ``satisfaction z`` beside ``satisfaction``): effects are pooled
+    by their outcome's exact name, so the two would be pooled apart, each with fewer studies.
+    The warning is at the less used spelling's first effect and names the other's lines."""
+    import difflib
+
+    uses: dict[str, list[tuple[int, str]]] = {}
+    for entry in entries:
+        for effect in entry.effects:
+            uses.setdefault(effect.outcome, []).append((effect.line, entry.key))
+    names = sorted(uses, key=lambda n: (-len(uses[n]), n))  # the most used first
+    folded = {n: _folded(n) for n in names}
+    for i, name in enumerate(names):
+        for other in names[:i]:
+            same = folded[name] == folded[other]
+            if not same:
+                if folded[name].count(" ") != folded[other].count(" "):
+                    continue  # a word more ('satisfaction z') is a choice, not a typo
+                match = difflib.SequenceMatcher(None, folded[name], folded[other])
+                if match.real_quick_ratio() < CLOSE_OUTCOMES or match.ratio() < CLOSE_OUTCOMES:
+                    continue
+            line, key = uses[name][0]
+            lines = ", ".join(str(n) for n, _ in uses[other][:5]) + (
+                " ..." if len(uses[other]) > 5 else "")
+            how = "differs only in case, accents or spaces from" if same else "is close to"
+            problems.append(Problem(
+                path, line, key, f"outcome '{name}' ({len(uses[name])} effect(s)) {how} "
+                f"'{other}' ({len(uses[other])}, line {lines}): effects are pooled by their "
+                "outcome's exact name, so the two are pooled apart; if they are one outcome, "
+                "write one name", "warning"))
+            break
 
 
 def _check_moderator_types(path: str, entries: list[Entry], problems: list[Problem]) -> None:

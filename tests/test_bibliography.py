@@ -176,6 +176,24 @@ def test_a_search_date_is_a_day_of_the_calendar(tmp_path):
     assert "date = 2026-13-45 is not a day of the calendar" in str(bib.errors[0])
 
 
+def test_one_outcome_typed_two_ways_is_a_warning(tmp_path):
+    """Effects are pooled by their outcome's exact name: 'Mortality' and 'mortalty' beside
+    'mortality' would be pooled apart, each with fewer studies, without a word."""
+    p = tmp_path / "outcomes.bib"
+    p.write_text("".join(
+        f"@article{{{k}, year={{2020}}, screening={{included}}, effects={{outcome = {o}; "
+        f"measure = GEN; yi = 0.1; vi = 0.01}}}}\n"
+        for k, o in [("a", "mortality"), ("b", "mortality"), ("c", "Mortality"),
+                     ("d", "mortalty"), ("e", "fear of falling"), ("f", "anxiety"),
+                     ("g", "depression")]), encoding="utf-8")
+    bib = read_bibliography(p)
+    assert not bib.errors
+    assert [(w.line, w.key) for w in bib.warnings] == [(3, "c"), (4, "d")]
+    assert "outcome 'Mortality' (1 effect(s)) differs only in case, accents or spaces from " \
+        "'mortality' (2, line 1, 2)" in str(bib.warnings[0])
+    assert "outcome 'mortalty' (1 effect(s)) is close to 'mortality'" in str(bib.warnings[1])
+
+
 def test_reader_never_writes(tmp_path):
     src = (DATA / "good.bib").read_bytes()
     p = tmp_path / "g.bib"
