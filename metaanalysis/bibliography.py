@@ -349,6 +349,7 @@ def _read_bibliography(path: str | Path) -> Bibliography:
         apply_log(spath, entries, screen_log, problems)
     _check_moderator_types(spath, entries, problems)
     _check_outcome_names(spath, entries, problems)
+    _check_characteristic_spellings(spath, entries, problems)
     problems.sort(key=lambda p: (p.line, p.severity))
     return Bibliography(spath, entries, problems, digest)
 
@@ -761,6 +762,35 @@ def _check_outcome_names(path: str, entries: list[Entry], problems: list[Problem
                 "outcome's exact name, so the two are pooled apart; if they are one outcome, "
                 "write one name", "warning"))
             break
+
+
+def _check_characteristic_spellings(path: str, entries: list[Entry],
+                                    problems: list[Problem]) -> None:
+    """A warning at a study characteristic's value that another entry writes but for case,
+    accents or spaces (design = rct beside RCT): subgroups are formed by the exact value, so
+    the two would be two subgroups. At the less used spelling's first entry."""
+    values: dict[str, dict[str, list[Entry]]] = {}
+    for e in entries:
+        for name, value in e.characteristics().items():
+            if value.strip() and not _NUMBER.match(value.strip()):
+                values.setdefault(name, {}).setdefault(value.strip(), []).append(e)
+    for name, spellings in values.items():
+        groups: dict[str, list[str]] = {}
+        for value in spellings:
+            groups.setdefault(_folded(value), []).append(value)
+        for group in groups.values():
+            if len(group) < 2:
+                continue
+            group.sort(key=lambda v: (-len(spellings[v]), v))  # the most used first
+            main = group[0]
+            for value in group[1:]:
+                e, n = spellings[value][0], len(spellings[value])
+                problems.append(Problem(
+                    path, e.field_lines[name], e.key, f"{name} = '{value}' "
+                    f"({n} {'entry' if n == 1 else 'entries'}) is written '{main}' in "
+                    f"{len(spellings[main])} other(s) (e.g. {spellings[main][0].key}): "
+                    "subgroups are formed by the exact value, so these would be two; "
+                    "write one spelling", "warning"))
 
 
 def _check_moderator_types(path: str, entries: list[Entry], problems: list[Problem]) -> None:

@@ -260,10 +260,36 @@ DIETRICHSON = ("Dietrichson, J., Filges, T., Seerup, J. K., Klokker, R. H., Viin
                "doi:10.1002/cl2.1152 (data: VIVECampbell package, Dietrichson2021_data)")
 
 
+def one_spelling(rows: list[dict], columns) -> dict[int, list[str]]:
+    """Write each value of ``columns`` as the dataset's most frequent spelling among those
+    equal but for case (subgroups are formed by exact values: 'Classroom/teacher' in one row
+    and 'Classroom/Teacher' in four would be two levels). Rows are changed in place; the
+    result says, per row index, what was rewritten (for the entry's note)."""
+    changed: dict[int, list[str]] = {}
+    for col in columns:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r[col]] = counts.get(r[col], 0) + 1
+        best: dict[str, str] = {}
+        for value in sorted(counts, key=lambda v: (-counts[v], v)):
+            best.setdefault(value.casefold(), value)
+        for i, r in enumerate(rows):
+            spelling = best[r[col].casefold()]
+            if spelling != r[col]:
+                changed.setdefault(i, []).append(f"{col} '{r[col]}' in the dataset is written "
+                                                 f"'{spelling}', as in its other rows")
+                r[col] = spelling
+    return changed
+
+
 def education(data: Path) -> str:
     """Targeted school interventions, grades K-6 (Dietrichson et al., 2021)."""
     name = "dietrichson2021_targeted_school_interventions_k6.csv"
     rows = read_csv(data, name)
+    respelled = one_spelling(rows, ("Level_treatment_assignment", "Estimation_method",
+                                    "RCT_QES", "Country", "Language"))
+    for i, r in enumerate(rows):
+        r["_respelled"] = "; ".join(respelled.get(i, []))
     studies = group_rows(rows, lambda r: r["Study_ID"])
     out, used = [_header("education")], set()
     for sid, items in studies.items():
@@ -278,7 +304,9 @@ def education(data: Path) -> str:
                    study_text(first["Outlet"])),
                   ("note", f"Study cluster {sid} in the data of {DIETRICHSON}. Authors as the "
                            "short form given there; no DOI in the dataset."
-                           + (f" Also reported as: {study_text(other)}." if other else "")),
+                           + (f" Also reported as: {study_text(other)}." if other else "")
+                           + "".join(sorted({f" {study_text(r['_respelled'])}."
+                                             for r in rs if r["_respelled"]}))),
                   ("screening", "included"), ("study_id", sid),
                   ("country", study_text(first["Country"])),
                   ("language", study_text(first["Language"])),

@@ -194,6 +194,21 @@ def test_one_outcome_typed_two_ways_is_a_warning(tmp_path):
     assert "outcome 'mortalty' (1 effect(s)) is close to 'mortality'" in str(bib.warnings[1])
 
 
+def test_one_characteristic_value_typed_two_ways_is_a_warning(tmp_path):
+    """Subgroups are formed by a characteristic's exact value: design = rct beside RCT would
+    be a subgroup of its own (education.bib's assignment_level has one such pair, from its
+    source data: 'Classroom/teacher' and 'Classroom/Teacher')."""
+    p = tmp_path / "design.bib"
+    p.write_text("@article{a, year={2020}, screening={pending}, design={RCT}, dose={10}}\n"
+                 "@article{b, year={2020}, screening={pending}, design={RCT}, dose={20}}\n"
+                 "@article{c, year={2020}, screening={pending}, design={rct}, dose={10}}\n"
+                 "@article{d, year={2020}, screening={pending}, design={QES}}\n")
+    bib = read_bibliography(p)
+    assert [(w.line, w.key) for w in bib.warnings] == [(3, "c")]
+    assert "design = 'rct' (1 entry) is written 'RCT' in 2 other(s) (e.g. a)" in \
+        str(bib.warnings[0])
+
+
 def test_reader_never_writes(tmp_path):
     src = (DATA / "good.bib").read_bytes()
     p = tmp_path / "g.bib"
