@@ -766,14 +766,21 @@ def _check_outcome_names(path: str, entries: list[Entry], problems: list[Problem
 
 def _check_characteristic_spellings(path: str, entries: list[Entry],
                                     problems: list[Problem]) -> None:
-    """A warning at a study characteristic's value that another entry writes but for case,
-    accents or spaces (design = rct beside RCT): subgroups are formed by the exact value, so
-    the two would be two subgroups. At the less used spelling's first entry."""
-    values: dict[str, dict[str, list[Entry]]] = {}
+    """A warning at a characteristic's value (of a study, or of an effect: its moderators)
+    written elsewhere but for case, accents or spaces (design = rct beside RCT): subgroups are
+    formed by the exact value, so the two would be two subgroups. At the less used
+    spelling's first use."""
+    values: dict[str, dict[str, list[tuple[Entry, int]]]] = {}
     for e in entries:
         for name, value in e.characteristics().items():
             if value.strip() and not _NUMBER.match(value.strip()):
-                values.setdefault(name, {}).setdefault(value.strip(), []).append(e)
+                values.setdefault(name, {}).setdefault(value.strip(), []).append(
+                    (e, e.field_lines[name]))
+        for effect in e.effects:  # an effect's own characteristics (its moderators)
+            for name, value in effect.moderators.items():
+                if value.strip() and not _NUMBER.match(value.strip()):
+                    values.setdefault(name, {}).setdefault(value.strip(), []).append(
+                        (e, effect.line))
     for name, spellings in values.items():
         groups: dict[str, list[str]] = {}
         for value in spellings:
@@ -784,11 +791,11 @@ def _check_characteristic_spellings(path: str, entries: list[Entry],
             group.sort(key=lambda v: (-len(spellings[v]), v))  # the most used first
             main = group[0]
             for value in group[1:]:
-                e, n = spellings[value][0], len(spellings[value])
+                (e, line), n = spellings[value][0], len(spellings[value])
                 problems.append(Problem(
-                    path, e.field_lines[name], e.key, f"{name} = '{value}' "
-                    f"({n} {'entry' if n == 1 else 'entries'}) is written '{main}' in "
-                    f"{len(spellings[main])} other(s) (e.g. {spellings[main][0].key}): "
+                    path, line, e.key, f"{name} = '{value}' "
+                    f"({n} {'time' if n == 1 else 'times'}) is written '{main}' "
+                    f"{len(spellings[main])} time(s) (e.g. {spellings[main][0][0].key}): "
                     "subgroups are formed by the exact value, so these would be two; "
                     "write one spelling", "warning"))
 

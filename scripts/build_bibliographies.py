@@ -147,6 +147,28 @@ def group_rows(rows: list[dict], key) -> OrderedDict:
     return out
 
 
+def one_spelling(rows: list[dict], columns) -> dict[int, list[str]]:
+    """Write each value of ``columns`` as the dataset's most frequent spelling among those
+    equal but for case (subgroups are formed by exact values: 'Classroom/teacher' in one row
+    and 'Classroom/Teacher' in four would be two levels). Rows are changed in place; the
+    result says, per row index, what was rewritten (for the entry's note)."""
+    changed: dict[int, list[str]] = {}
+    for col in columns:
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r[col]] = counts.get(r[col], 0) + 1
+        best: dict[str, str] = {}
+        for value in sorted(counts, key=lambda v: (-counts[v], v)):
+            best.setdefault(value.casefold(), value)
+        for i, r in enumerate(rows):
+            spelling = best[r[col].casefold()]
+            if spelling != r[col]:
+                changed.setdefault(i, []).append(f"{col} '{r[col]}' in the dataset is written "
+                                                 f"'{spelling}', as in its other rows")
+                r[col] = spelling
+    return changed
+
+
 # ------------------------------------------------------------------------------ fear of falling
 COCHRANE = ("Cochrane review CD014666.pub2 (doi:10.1002/14651858.CD014666.pub2), cognitive "
             "behavioural interventions for reducing fear of falling in older people living in "
@@ -206,6 +228,10 @@ def employment(data: Path) -> str:
     """Group-based community interventions for marginalised adults (Dalgaard et al., 2025)."""
     name = "dalgaard2025_group_based_social_reintegration.csv"
     rows = read_csv(data, name)
+    respelled = one_spelling(rows, ("cnt", "design", "trt_type", "control", "analysis_plan",
+                                    "outcome_measure"))
+    for i, r in enumerate(rows):
+        r["_respelled"] = "; ".join(respelled.get(i, []))
     studies = group_rows(rows, lambda r: r["studyid"])
     out, used = [_header("employment")], set()
     study_cols = {"cnt": "country", "design": "design", "trt_name": "intervention",
@@ -219,7 +245,8 @@ def employment(data: Path) -> str:
         fields = [("author", author_field(first["authors"])), ("year", first["year"]),
                   ("note", f"Citation label only ({first['authors']} {first['year']}), as given "
                            f"in the data of {DALGAARD}; title, journal and DOI are not in the "
-                           "dataset."),
+                           "dataset." + "".join(sorted({f" {study_text(r['_respelled'])}."
+                                                      for r in rs if r["_respelled"]}))),
                   ("screening", "included"), ("study_id", sid)]
         per_effect = []
         for col, field in study_cols.items():
@@ -258,28 +285,6 @@ DIETRICHSON = ("Dietrichson, J., Filges, T., Seerup, J. K., Klokker, R. H., Viin
                "reading and mathematics for students with or at risk of academic difficulties in "
                "Grades K-6: a systematic review. Campbell Systematic Reviews, 17(2), e1152. "
                "doi:10.1002/cl2.1152 (data: VIVECampbell package, Dietrichson2021_data)")
-
-
-def one_spelling(rows: list[dict], columns) -> dict[int, list[str]]:
-    """Write each value of ``columns`` as the dataset's most frequent spelling among those
-    equal but for case (subgroups are formed by exact values: 'Classroom/teacher' in one row
-    and 'Classroom/Teacher' in four would be two levels). Rows are changed in place; the
-    result says, per row index, what was rewritten (for the entry's note)."""
-    changed: dict[int, list[str]] = {}
-    for col in columns:
-        counts: dict[str, int] = {}
-        for r in rows:
-            counts[r[col]] = counts.get(r[col], 0) + 1
-        best: dict[str, str] = {}
-        for value in sorted(counts, key=lambda v: (-counts[v], v)):
-            best.setdefault(value.casefold(), value)
-        for i, r in enumerate(rows):
-            spelling = best[r[col].casefold()]
-            if spelling != r[col]:
-                changed.setdefault(i, []).append(f"{col} '{r[col]}' in the dataset is written "
-                                                 f"'{spelling}', as in its other rows")
-                r[col] = spelling
-    return changed
 
 
 def education(data: Path) -> str:

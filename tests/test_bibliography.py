@@ -205,8 +205,15 @@ def test_one_characteristic_value_typed_two_ways_is_a_warning(tmp_path):
                  "@article{d, year={2020}, screening={pending}, design={QES}}\n")
     bib = read_bibliography(p)
     assert [(w.line, w.key) for w in bib.warnings] == [(3, "c")]
-    assert "design = 'rct' (1 entry) is written 'RCT' in 2 other(s) (e.g. a)" in \
+    assert "design = 'rct' (1 time) is written 'RCT' 2 time(s) (e.g. a)" in \
         str(bib.warnings[0])
+    p.write_text("@article{a, year={2020}, screening={included}, effects={\n"
+                 "outcome = o; measure = GEN; yi = 0.1; vi = 0.01; setting = Urban\n"
+                 "outcome = o; measure = GEN; yi = 0.2; vi = 0.01; setting = Urban\n"
+                 "outcome = o; measure = GEN; yi = 0.3; vi = 0.01; setting = urban\n}}\n")
+    bib = read_bibliography(p)
+    assert [(w.line, w.key) for w in bib.warnings] == [(4, "a")]
+    assert "setting = 'urban' (1 time) is written 'Urban' 2 time(s)" in str(bib.warnings[0])
 
 
 def test_reader_never_writes(tmp_path):
