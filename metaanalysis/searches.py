@@ -315,8 +315,20 @@ def _csv(path: str, text: str) -> list[Record]:
     return out
 
 
+#: Characters that copying a DOI from a PDF or a web page leaves in it without showing them:
+#: zero-width spaces and joiners, the soft hyphen, the byte-order mark.
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\u00ad\ufeff]")
+
+
 def normalise_doi(doi: str) -> str:
-    """A DOI as ``10.xxxx/yyyy``, lowercase (DOIs ignore case), without its URL prefix."""
-    d = (doi or "").strip()
+    """A DOI as ``10.xxxx/yyyy``, lowercase (DOIs ignore case), without its URL prefix, the
+    percent-encoding of a URL (``10.1000%2Fabc``), invisible characters left by copying, or a
+    sentence's full stop or comma after it (``doi:10.1000/abc.`` in a reference list)."""
+    import urllib.parse
+
+    d = _INVISIBLE.sub("", doi or "").strip()
     d = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", d, flags=re.I)
+    if "%" in d:
+        d = urllib.parse.unquote(d)
+    d = d.rstrip(".,;")
     return d.lower() if d.startswith("10.") else ""

@@ -301,3 +301,16 @@ def test_a_record_awaiting_its_full_text_is_sought_not_assessed(project):
     out = json.loads(run(project, "prisma", "falls", "--json").stdout)
     assert out["sought"] == 1 and out["assessed"] == 0 and out["awaiting_fulltext"] == 1
     assert out["screened"] == 1 and out["awaiting_screening"] == 4
+
+
+@pytest.mark.parametrize("written", [
+    "10.1000/ABC", "https://doi.org/10.1000/abc", "http://dx.doi.org/10.1000/abc",
+    "doi:10.1000/abc.", "DOI: 10.1000/abc, ", "https://doi.org/10.1000%2Fabc",
+    " 10.1000/abc\u200b", "10.1000/ab\u00adc", "\ufeff10.1000/abc"])
+def test_one_doi_however_it_was_copied(written):
+    """The same DOI from a database, a reference list (its full stop), a URL (percent-encoded)
+    or a PDF (a zero-width space, a soft hyphen): one DOI, so the duplicate is found by it."""
+    from metaanalysis.searches import normalise_doi
+
+    assert normalise_doi(written) == "10.1000/abc"
+    assert normalise_doi("not a doi") == ""
