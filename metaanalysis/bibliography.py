@@ -435,6 +435,8 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
             value = decode_annotation(value)
         fields[name] = value
         lines[name] = fline
+    if "note" in fields and "tex." in fields["note"]:
+        _annotations_in_note(path, key, fields, lines, problems)
     entry = Entry(key, block.entry_type.lower(), line, fields, lines)
 
     for name in fields:
@@ -463,6 +465,31 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
                                 "effects field (outcome = ...; measure = ...; and its data) or "
                                 "set screening to excluded: REASON or pending"))
     return entry
+
+
+#: An annotation typed in Zotero's Extra field as Better BibTeX reads it (``tex.FIELD: value``
+#: or ``tex.FIELD= value``), one per line.
+_EXTRA_LINE = re.compile(r"^\s*tex\.([A-Za-z][\w.:-]*)\s*[:=]\s*(.*?)\s*$")
+
+
+def _annotations_in_note(path: str, key: str, fields: dict, lines: dict,
+                         problems: list[Problem]) -> None:
+    """The annotations that Zotero's own BibTeX export (not Better BibTeX's) leaves in the
+    note: it writes the whole Extra field there, so the ``tex.screening: included``,
+    ``tex.effects: ...`` lines typed in it (docs/annotations.md) are read as the fields they
+    name, each at its own line (without this, such a study was pending and its effects were
+    not read, with only "no screening field" said). A field given both ways is a problem."""
+    for offset, text in enumerate(fields["note"].split("\n")):
+        m = _EXTRA_LINE.match(text)
+        if not m:
+            continue
+        name, line = m.group(1).lower(), lines["note"] + offset
+        if name in fields:
+            problems.append(Problem(path, line, key, f"{name} is given twice: as a field "
+                                    f"(line {lines[name]}) and in the note (from Zotero's "
+                                    "Extra field): keep one"))
+            continue
+        fields[name], lines[name] = decode_annotation(m.group(2)), line
 
 
 def _resolve_crossrefs(path: str, entries: list[Entry], problems: list[Problem]) -> None:

@@ -216,6 +216,29 @@ def test_one_characteristic_value_typed_two_ways_is_a_warning(tmp_path):
     assert "setting = 'urban' (1 time) is written 'Urban' 2 time(s)" in str(bib.warnings[0])
 
 
+def test_zoteros_own_bibtex_export_keeps_the_annotations_in_the_note(tmp_path):
+    """Zotero's own BibTeX export (not Better BibTeX's) writes the whole Extra field into the
+    note: the annotation lines typed there are read as the fields they name (the study was
+    pending and its effects unread before, with only "no screening field" said)."""
+    p = tmp_path / "native.bib"
+    p.write_text("\n@article{muller_trial_2019,\n\ttitle = {A trial},\n\tyear = {2019},\n"
+                 "\tnote = {tex.screening: included\ntex.design: RCT\n"
+                 "tex.review: cochrane\\_cd014666\n"
+                 "tex.effects: outcome = fear of falling; measure = SMD; yi = -0.3; vi = 0.04 | "
+                 "outcome = mortality; measure = RR; ai = 3; n1i = 50; ci = 5; n2i = 50},\n}\n"
+                 "@article{lee_2020, year = {2020}, screening = {pending},\n"
+                 "  note = {tex.screening: included\nAnother note.}}\n", encoding="utf-8")
+    bib = read_bibliography(p)
+    muller = bib.entries[0]
+    assert muller.screening == "included"
+    assert muller.characteristics() == {"design": "RCT", "review": "cochrane_cd014666"}
+    assert [(e.line, e.outcome, e.measure) for e in muller.effects] == [
+        (8, "fear of falling", "SMD"), (8, "mortality", "RR")]
+    assert [(e.line, e.key) for e in bib.errors] == [(11, "lee_2020")]
+    assert "screening is given twice: as a field (line 10) and in the note" in \
+        str(bib.errors[0])
+
+
 def test_reader_never_writes(tmp_path):
     src = (DATA / "good.bib").read_bytes()
     p = tmp_path / "g.bib"
