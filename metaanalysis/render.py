@@ -94,6 +94,7 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     # process reads the bibliographies and does its own (metaanalysis.kernelfork)
     template = _start_template(fresh.count(False), jobs) if not all(fresh) else None
     try:
+        bibliographies = {}  # each theme's read once, whatever its notes (languages, variants)
         for job, is_fresh in zip(todo, fresh):
             if is_fresh:
                 # the stamp is written only after a successful render of these exact inputs,
@@ -103,7 +104,11 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
                 continue
             from .bibliography import read_bibliography
 
-            bib = read_bibliography(root / config[job.theme]["bibliography"])
+            path = root / config[job.theme]["bibliography"]
+            if path not in bibliographies:
+                bibliographies[path] = read_bibliography(path)
+                _say_warnings(say, job.theme, bibliographies[path].warnings, path, root)
+            bib = bibliographies[path]
             if bib.errors:
                 ranked.append((rank[id(job)], Outcome(
                     job.theme, "failed", message="the bibliography has errors:\n"
@@ -199,6 +204,18 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
     # themes refused before planning first, then the jobs in the plan's order
     planned = [o for _, o in sorted(ranked, key=lambda x: x[0])]
     return [o for o in outcomes if all(o is not p for p in planned)] + planned
+
+
+def _say_warnings(say, theme: str, warnings, path: Path, root: Path) -> None:
+    """A bibliography's warnings, the first few, where a render shows them (an outcome typed
+    two ways is pooled apart: the researcher who runs make note should hear of it)."""
+    if not warnings:
+        return
+    rel = os.path.relpath(path, root)
+    shown = "".join(f"\n  {w}" for w in warnings[:3])
+    more = f"\n  ... and {len(warnings) - 3} more" if len(warnings) > 3 else ""
+    say(f"[{theme}] {len(warnings)} warning(s) in its bibliography (metaanalysis check {rel}):"
+        f"{shown}{more}")
 
 
 def _with_jobs(ranked, todo):

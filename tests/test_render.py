@@ -41,6 +41,21 @@ def quiet(_msg):
     pass
 
 
+def test_a_render_says_the_bibliographys_warnings(tmp_path):
+    """A warning of the bibliography (here one outcome typed two ways, pooled apart) is said
+    by the render the researcher runs (make note), once for the theme, not only by check."""
+    root = make_project(tmp_path, ("territories",))
+    bib = root / "bibliographies" / "territories.bib"
+    bib.write_text(bib.read_text() + "@article{x1, year={2020}, screening={pending}, "
+                   "design={RCT}}\n@article{x2, year={2020}, screening={pending}, design={rct}}\n")
+    said = []
+    out = render(["territories"], root=root, site=tmp_path / "site", progress=said.append)
+    assert [o.status for o in out] == ["rendered", "rendered"]
+    warned = [m for m in said if "warning(s) in its bibliography" in m]
+    assert len(warned) == 1 and warned[0].startswith("[territories] 1 warning(s)")
+    assert "design = 'rct' (1 time) is written 'RCT'" in warned[0]
+
+
 def test_unknown_parameter_and_bad_values_are_refused_before_anything_runs(tmp_path):
     root = make_project(tmp_path)
     for params, fragment in [({"metod": "DL"}, "unknown parameter 'metod'"),
