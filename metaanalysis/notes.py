@@ -673,12 +673,18 @@ class Note:
         """The effects table to publish, and how many effects were withheld and why.
 
         Effects of studies whose ``data_licence`` starts with "unclear" are left out of the
-        open data (they are still analysed and shown in the note).
+        open data (they are still analysed and shown in the note). Authors and titles are
+        text as the note's references show them (LaTeX decoded).
         """
+        from .bibliography import latex_to_text
+
         t = self.all_effects.copy()
         if "file" in t:  # the project's path, never the build machine's (each file once)
             paths = {f: _project_path(f, self.root) for f in t["file"].unique()}
             t["file"] = t["file"].map(paths.__getitem__)
+        for col in ("author", "title"):  # as the note's references show them: M{\"u}ller,
+            if col in t:  # as a Zotero export writes it, is Müller to a reader
+                t[col] = t[col].map(lambda v: latex_to_text(v) if isinstance(v, str) else v)
         t = spreadsheet_safe(t)
         if "data_licence" not in t:
             return t, {"n": 0}

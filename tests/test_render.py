@@ -313,6 +313,9 @@ def test_a_better_bibtex_export_renders_with_every_study_and_effect(tmp_path):
     assert [o["k"] for o in data["outcomes"]] == [2, 1, 1]  # 4 effects, none lost
     table = (site / "en" / "data" / f"{name}.csv").read_text()
     assert len(table.strip().splitlines()) == 1 + 4
+    # the open data's authors and titles are text as the references show them, not LaTeX
+    assert "Dupont, François" in table and "Müller, Jörg" in table and "\\" not in table
+    assert "A Randomised Trial of CBT against Fear of Falling" in table and "{" not in table
     page = Path(out[0].path).read_text()
     for author in ("Martin, Claire", "Nguyen, Thi", "Ortiz, Ana", "François", "Jörg"):
         assert author in page
