@@ -38,11 +38,15 @@ _THOUSANDS = re.compile(f"^[+-]?\\d{{1,3}}(?:{_SPACE}\\d{{3}})+(?:[.,]\\d+)?$")
 _DATE = re.compile(r"^(\d{4})(-\d{2}(-\d{2})?)?(/(\d{4}(-\d{2}(-\d{2})?)?)?)?$")
 
 
+#: A day written YYYY-MM-DD (:func:`is_day` says whether the calendar has it).
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def is_day(text: str) -> bool:
     """``text`` is a day of the calendar written YYYY-MM-DD (2026-11-02, not 2026-13-45)."""
     import datetime
 
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not _DAY.fullmatch(text):
         return False
     try:
         datetime.date.fromisoformat(text)
@@ -545,7 +549,7 @@ def _read_searches(path: str, entry: Entry, problems: list[Problem]) -> list[dic
             name, eq, value = part.partition("=")
             if eq and name.strip():
                 item[name.strip()] = value.strip()
-        if item.get("database") and re.fullmatch(r"\d{4}-\d{2}-\d{2}", item.get("date", "")) \
+        if item.get("database") and _DAY.fullmatch(item.get("date", "")) \
                 and not is_day(item["date"]):
             problems.append(Problem(path, line, entry.key, f"search '{text}': date = "
                                     f"{item['date']} is not a day of the calendar: give the "
@@ -751,7 +755,8 @@ CLOSE_OUTCOMES = 0.85
 
 
 def _folded(name: str) -> str:
-    """A name without case, accents or repeated spaces."""
+    """A name without case, accents or repeated spaces (importing.ascii_fold would also drop
+    every letter outside ASCII: two names in Greek or Chinese would fold alike)."""
     text = unicodedata.normalize("NFKD", name.casefold())
     return " ".join("".join(c for c in text if not unicodedata.combining(c)).split())
 

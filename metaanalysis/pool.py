@@ -107,16 +107,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}:{line}: byte 0x{raw[exc.start]:02x} is not UTF-8 (the file "
                          "seems to be in another encoding, e.g. Latin-1 or Windows-1252): save "
                          "the CSV as UTF-8 (in Excel: CSV UTF-8)") from None
-    if not text.strip():
+    if not text.strip():  # (pandas' EmptyDataError: nothing else can raise it)
         raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
                          "(or the raw data with --measure)")
     delimiter = csv_delimiter(text.splitlines()[0])
     try:
         table = pd.read_csv(io.StringIO(text), sep=delimiter, keep_default_na=False,
                             na_values=[""], dtype=str)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
-                         "(or the raw data with --measure)") from None
     except pd.errors.ParserError as exc:
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
     if delimiter == ";":

@@ -147,11 +147,11 @@ def group_rows(rows: list[dict], key) -> OrderedDict:
     return out
 
 
-def one_spelling(rows: list[dict], columns) -> dict[int, list[str]]:
+def one_spelling(rows: list[dict], columns) -> None:
     """Write each value of ``columns`` as the dataset's most frequent spelling among those
     equal but for case (subgroups are formed by exact values: 'Classroom/teacher' in one row
-    and 'Classroom/Teacher' in four would be two levels). Rows are changed in place; the
-    result says, per row index, what was rewritten (for the entry's note)."""
+    and 'Classroom/Teacher' in four would be two levels). Rows are changed in place, and
+    each row's ``_respelled`` says what was rewritten (:func:`respelled_note`)."""
     changed: dict[int, list[str]] = {}
     for col in columns:
         counts: dict[str, int] = {}
@@ -166,7 +166,13 @@ def one_spelling(rows: list[dict], columns) -> dict[int, list[str]]:
                 changed.setdefault(i, []).append(f"{col} '{r[col]}' in the dataset is written "
                                                  f"'{spelling}', as in its other rows")
                 r[col] = spelling
-    return changed
+    for i, r in enumerate(rows):
+        r["_respelled"] = "; ".join(changed.get(i, []))
+
+
+def respelled_note(rs: list[dict]) -> str:
+    """What :func:`one_spelling` rewrote in a study's rows, for its entry's note."""
+    return "".join(sorted({f" {study_text(r['_respelled'])}." for r in rs if r["_respelled"]}))
 
 
 # ------------------------------------------------------------------------------ fear of falling
@@ -228,10 +234,8 @@ def employment(data: Path) -> str:
     """Group-based community interventions for marginalised adults (Dalgaard et al., 2025)."""
     name = "dalgaard2025_group_based_social_reintegration.csv"
     rows = read_csv(data, name)
-    respelled = one_spelling(rows, ("cnt", "design", "trt_type", "control", "analysis_plan",
-                                    "outcome_measure"))
-    for i, r in enumerate(rows):
-        r["_respelled"] = "; ".join(respelled.get(i, []))
+    one_spelling(rows, ("cnt", "design", "trt_type", "control", "analysis_plan",
+                        "outcome_measure"))
     studies = group_rows(rows, lambda r: r["studyid"])
     out, used = [_header("employment")], set()
     study_cols = {"cnt": "country", "design": "design", "trt_name": "intervention",
@@ -245,8 +249,7 @@ def employment(data: Path) -> str:
         fields = [("author", author_field(first["authors"])), ("year", first["year"]),
                   ("note", f"Citation label only ({first['authors']} {first['year']}), as given "
                            f"in the data of {DALGAARD}; title, journal and DOI are not in the "
-                           "dataset." + "".join(sorted({f" {study_text(r['_respelled'])}."
-                                                      for r in rs if r["_respelled"]}))),
+                           "dataset." + respelled_note(rs)),
                   ("screening", "included"), ("study_id", sid)]
         per_effect = []
         for col, field in study_cols.items():
@@ -291,10 +294,8 @@ def education(data: Path) -> str:
     """Targeted school interventions, grades K-6 (Dietrichson et al., 2021)."""
     name = "dietrichson2021_targeted_school_interventions_k6.csv"
     rows = read_csv(data, name)
-    respelled = one_spelling(rows, ("Level_treatment_assignment", "Estimation_method",
-                                    "RCT_QES", "Country", "Language"))
-    for i, r in enumerate(rows):
-        r["_respelled"] = "; ".join(respelled.get(i, []))
+    one_spelling(rows, ("Level_treatment_assignment", "Estimation_method", "RCT_QES",
+                        "Country", "Language"))
     studies = group_rows(rows, lambda r: r["Study_ID"])
     out, used = [_header("education")], set()
     for sid, items in studies.items():
@@ -310,8 +311,7 @@ def education(data: Path) -> str:
                   ("note", f"Study cluster {sid} in the data of {DIETRICHSON}. Authors as the "
                            "short form given there; no DOI in the dataset."
                            + (f" Also reported as: {study_text(other)}." if other else "")
-                           + "".join(sorted({f" {study_text(r['_respelled'])}."
-                                             for r in rs if r["_respelled"]}))),
+                           + respelled_note(rs)),
                   ("screening", "included"), ("study_id", sid),
                   ("country", study_text(first["Country"])),
                   ("language", study_text(first["Language"])),
