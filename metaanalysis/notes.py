@@ -125,6 +125,18 @@ class Note:
         return out
 
     @property
+    def pooled_effects(self) -> pd.DataFrame:
+        """The effects this note's results rest on: those pooled in at least one of its
+        outcomes (after the ``exclude`` parameter, the outcomes' ``where`` and the
+        ``measure``), each once. The bibliography may hold more (other outcomes or time
+        points): the note's evidence base and its risk-of-bias figure count these only."""
+        used = [o.data for o in self.outcomes if o.result is not None and len(o.data)]
+        if not used:
+            return self.effects.iloc[:0]
+        rows = pd.concat(used)
+        return rows[~rows.index.duplicated()]
+
+    @property
     def model(self) -> str:
         """The model used: the ``model`` parameter, else the theme's, else ``rma``."""
         return self.params["model"] or self.config.get("model", {}).get("type", "rma")
@@ -448,7 +460,7 @@ class Note:
             items.append(f"<li>{html.escape(before, False)}<strong>"
                          f"{html.escape(_capital(o.label), False)}</strong>"
                          f"{html.escape(after, False)}</li>")
-        effects = self.all_effects
+        effects = self.pooled_effects  # what the results rest on, not the whole bibliography
         years = pd.to_numeric(effects["year"], errors="coerce").dropna() \
             if "year" in effects else pd.Series(dtype=float)
         n_people = participants(effects) if len(effects) else 0
@@ -559,13 +571,14 @@ class Note:
         return svg_figure(fig, caption=o.label)
 
     def risk_of_bias(self, where: dict | None = None):
-        """Traffic-light plot and summary bars of the included studies' risk of bias."""
+        """Traffic-light plot and summary bars of the risk of bias of the studies whose effects
+        the note pools (:attr:`pooled_effects`; ``where`` narrows them further)."""
         from IPython.display import HTML
 
         from .figures import rob_summary, rob_traffic_light
         from .plots import svg_figure
 
-        rows = self.all_effects
+        rows = self.pooled_effects  # the studies the results rest on (a variant's exclusions out)
         if where and len(rows):
             rows = rows[where_mask(rows, where)]
         light = rob_traffic_light(rows, lang=self.lang, labels=self.labels()) if len(rows) else None

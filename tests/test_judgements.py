@@ -171,3 +171,44 @@ def test_the_lint_knows_the_world_from_a_result(tmp_path):
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, path)
     assert [p.split(": ")[2] for p in lint_prose(path)] == ["'small' judges the result by hand"]
+
+
+@pytest.mark.parametrize("theme,params", [
+    ("education", {}), ("education", {"exclude": "design=QES"}),
+    ("autonomy", {}), ("autonomy", {"outcome": "mortality"}), ("autonomy", {"exclude": "high_rob"})])
+def test_the_evidence_base_counts_what_the_note_pools(theme, params):
+    """"This note rests on N studies (M people), published from Y1 to Y2" counts the studies
+    whose effects are pooled in the note's outcomes: not the bibliography's other outcomes or
+    time points, not the studies a reviewer's variant excludes (education's bibliography has
+    195 studies, 2 of them with a composite outcome only; autonomy's mortality variant rests
+    on 15 of 28)."""
+    import re
+
+    from metaanalysis.bibliography import read_effects
+
+    note = Note(theme, lang="en", **params)
+    keys, people, years = set(), {}, []
+    everything = read_effects(REPO / note.config["bibliography"])
+    for o in note.outcomes:
+        if o.result is None:
+            continue
+        rows = everything.loc[o.data.index]  # the rows pooled, as the bibliography has them
+        keys |= set(rows["key"])
+        years += [int(y) for y in rows["year"]]
+        for _, row in rows.iterrows():  # each study counted once, at its largest effect
+            sizes = [row.get(a, math.nan) + row.get(b, math.nan) for a, b in (
+                ("n1i", "n2i"), ("n_treatment", "n_control"), ("n_intervention", "n_control"))]
+            n = next((x for x in sizes if x == x), math.nan)
+            if n == n:
+                people[row["key"]] = max(people.get(row["key"], 0), int(n))
+    text = note.key_messages().data
+    found = re.search(r"rests on ([\d,]+) studies(?: \(([\d,]+) people\))?, published from "
+                      r"(\d+) to (\d+)", text)
+    assert found, text
+    assert int(found[1].replace(",", "")) == len(keys) < everything["key"].nunique() \
+        or params == {} and theme == "autonomy"
+    if people:
+        assert int(found[2].replace(",", "")) == sum(people.values())
+    assert (int(found[3]), int(found[4])) == (min(years), max(years))
+    # the risk-of-bias figure shows the same studies, a variant's exclusions left out
+    assert set(note.pooled_effects["key"]) == keys
