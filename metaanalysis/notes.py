@@ -635,17 +635,23 @@ class Note:
         from IPython.display import HTML
 
         from .bibliography import latex_to_text
+        from .citations import full
 
         items = []
         s = self.studies
         for _, e in s[s["screening"] == "included"].iterrows():
-            author = html.escape(latex_to_text(str(e.get("author") or "")))
+            author = html.escape(full(e.get("author")))
             year = "" if pd.isna(e.get("year")) else f" ({int(e['year'])})"
-            title = html.escape(latex_to_text(str(e.get("title") or "")))
+            title = latex_to_text(str(e.get("title") or "")).strip()
+            # "Authors (year). Title." : one full stop, none after a title's own ? ! or .
+            head = f"{author}{year}".strip()
+            text = ". ".join(x for x in (head, html.escape(title)) if x)
+            if text and not text.endswith((".", "?", "!", "…")):
+                text += "."
             doi = str(e.get("doi") or "")
             link = (f" <a href='https://doi.org/{html.escape(doi, quote=True)}'>"
                     f"doi:{html.escape(doi)}</a>") if doi else ""
-            items.append(f"<li>{author}{year}{'. ' + title if title else ''}.{link}</li>")
+            items.append(f"<li>{text or html.escape(str(e['key']))}{link}</li>")
         if not items:  # no study yet: no heading over an empty list
             return HTML("")
         head = t("included_studies", self.lang)

@@ -85,20 +85,9 @@ def _study_rows(res, max_rows: int, group: str | None, idx=None):
 
 
 def _label(author, year, fallback) -> str:
-    from .bibliography import latex_to_text
+    from .citations import short
 
-    a = latex_to_text(str(author or "")).strip()
-    if not a:
-        return str(fallback)
-    names = [n.strip() for n in a.split(" and ") if n.strip()]
-    first = names[0].split(",")[0].strip()
-    if len(names) > 2 or "others" in a:
-        first += " et al."
-    elif len(names) == 2:
-        first += " & " + names[1].split(",")[0].strip()
-    y = "" if year is None or (isinstance(year, float) and math.isnan(year)) else (
-        f" {int(year)}" if isinstance(year, (int, float)) else f" {year}")
-    return first + y
+    return short(author, year, fallback)
 
 
 #: How a forest plot shows a negative weight (a CHE model can give one): not a percentage.

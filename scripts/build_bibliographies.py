@@ -129,11 +129,16 @@ def fmt_num(value: str) -> str:
 
 
 def author_field(short: str) -> str:
-    """'Acarturk et al.' -> 'Acarturk and others'; 'A & B' -> 'A and B' (BibTeX names)."""
+    """'Acarturk et al.' -> 'Acarturk and others'; 'A & B' -> 'A and B' (BibTeX names). A
+    surname of several words is braced (``{Al Otaiba}``, ``{Van de Rijt}``): BibTeX reads an
+    unbraced ``Al Otaiba`` as first name Al, surname Otaiba."""
     short = re.sub(r"\s*\(\d{4}[a-z]?\)\s*$", "", short).strip()
-    if short.endswith("et al.") or short.endswith("et al"):
-        return short.rsplit("et al", 1)[0].strip().rstrip(",") + " and others"
-    return " and ".join(p.strip() for p in re.split(r"\s*(?:&|\band\b)\s*", short) if p.strip())
+    others = short.endswith("et al.") or short.endswith("et al")
+    if others:
+        short = short.rsplit("et al", 1)[0].strip().rstrip(",")
+    names = [p.strip() for p in re.split(r"\s*(?:&|\band\b)\s*", short) if p.strip()]
+    names = [f"{{{n}}}" if len(n.split()) > 1 and "," not in n else n for n in names]
+    return " and ".join(names + (["others"] if others else []))
 
 
 def constant_within(rows: list[dict], column: str) -> bool:

@@ -1,0 +1,69 @@
+"""A study's authors as a note shows them: BibTeX's name rules (``and`` outside braces, ``von
+Last, First``, ``First von Last``, ``and others``), in the figures' labels and the reference
+list."""
+
+import pytest
+from hypothesis import given, strategies as st
+
+from metaanalysis.citations import NAMED, full, persons, short
+
+
+@pytest.mark.parametrize("field,label,reference", [
+    ("Applegate", "Applegate", "Applegate"),
+    ("Allor and McCathren", "Allor & McCathren", "Allor & McCathren"),
+    ("{Al Otaiba} and others", "Al Otaiba et al.", "Al Otaiba et al."),
+    ("Dietrichson, Jens and Filges, Trine and Seerup, Jens Kristoffer", "Dietrichson et al.",
+     "Dietrichson, J., Filges, T., & Seerup, J. K."),
+    ("Smith, John and Doe, Jane", "Smith & Doe", "Smith, J., & Doe, J."),
+    ("Smith, John and others", "Smith et al.", "Smith, J., et al."),
+    ("Jean-Paul van der Berg", "van der Berg", "van der Berg, J.-P."),
+    ("M{\\\"u}ller, J{\\\"o}rg", "Müller", "Müller, J."),
+    ("{\\'E}mile Zola", "Zola", "Zola, É."),
+    ("{World Health Organization}", "World Health Organization", "World Health Organization"),
+    ("{Barnes and Noble} and Smith, J.", "Barnes and Noble & Smith",
+     "Barnes and Noble, & Smith, J."),
+    ("Smith, Jr, John", "Smith", "Smith, J., Jr"),
+    # a surname that merely contains "others" is a surname
+    ("Brothers, Ann and Mothersill, Carmel", "Brothers & Mothersill",
+     "Brothers, A., & Mothersill, C."),
+])
+def test_names_read_as_bibtex_reads_them(field, label, reference):
+    assert short(field, 2005, "key") == f"{label} 2005"
+    assert full(field) == reference
+
+
+def test_beyond_six_authors_the_rest_are_et_al():
+    field = " and ".join(f"Name{i}, First" for i in range(NAMED + 3))
+    assert full(field) == ", ".join(f"Name{i}, F." for i in range(NAMED)) + ", et al."
+    assert short(field, None, "k") == "Name0 et al."
+
+
+def test_no_author_falls_back_and_a_malformed_field_is_shown_as_written():
+    assert short("", 2001, "smith2001") == "smith2001" and full("") == ""
+    assert short(None, None, "k") == "k"
+    assert full("Smith, John,,") == "Smith, John,,"
+    assert short("Smith", float("nan"), "k") == "Smith"
+
+
+@given(st.text(max_size=80))
+def test_any_author_field_gives_text_and_never_raises(field):
+    people, _ = persons(field)
+    assert all(p.last == p.last.strip() and p.last for p in people)
+    assert isinstance(full(field), str) and isinstance(short(field, 2000, "k"), str)
+
+
+def test_a_notes_reference_list_reads_as_references():
+    """One full stop after a title, none after its own ? or . (education had "How Much is
+    Enough?." and "read naturally.."); BibTeX's "and others" is "et al." in both languages."""
+    import re
+
+    from metaanalysis.notes import Note
+
+    for lang in ("fr", "en"):
+        items = re.findall(r"<li>(.*?)</li>", Note("education", lang=lang).references().data)
+        assert len(items) == 195
+        assert not [i for i in items if re.search(r"[?!.]\.$|\.\.", i)]
+        assert all(i.endswith((".", "?", "!")) for i in items)
+        assert not [i for i in items if " and others" in i or " and " in i.split("(")[0]]
+        assert "Al Otaiba et al. (2005). Tutor-Assisted Intensive Learning Strategies in " \
+            "Kindergarten: How Much is Enough?" in items
