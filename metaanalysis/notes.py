@@ -326,7 +326,8 @@ class Note:
         parts.append(self.funnel(i))
         bias = self.bias_fields(i)
         if bias:
-            key = "section_bias" if "k0" in bias else "section_bias_robust"
+            key = ("section_bias_robust" if "k0" not in bias
+                   else "section_bias_none" if bias["k0"] == 0 else "section_bias")
             parts.append(self.say(t(key, "fr"), t(key, "en"), i))
         if dependent and len(o.result.beta) == 1:
             parts.append(self.rho_sensitivity(i))

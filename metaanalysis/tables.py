@@ -153,7 +153,7 @@ def summary_of_findings_html(table: pd.DataFrame, lang: str = "en") -> str:
             W["certainty"]]
     body = []
     for _, r in table.iterrows():
-        reasons = "; ".join(r["reasons"]) or W["none"]
+        reasons = (" ; " if lang == "fr" else "; ").join(r["reasons"]) or W["none"]
         cells = [html.escape(r["outcome"]),
                  f"{r['n_studies']} ({num(r['participants'], lang, 0) if r['participants'] else '–'})",
                  html.escape(r["relative"]), html.escape(r["absolute"] or "–"),

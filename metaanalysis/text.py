@@ -40,6 +40,12 @@ WORDS = {
               "de {trimfill_est}.",
         "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes "
               "{k0_studies}, which would give an effect of {trimfill_est}."},
+    "section_bias_none": {
+        "fr": "Test d'Egger pour l'asymétrie de l'entonnoir : {egger_p}. La méthode "
+              "« trim-and-fill » n'impute aucune étude manquante : l'effet reste de "
+              "{trimfill_est}.",
+        "en": "Egger's test for funnel asymmetry: {egger_p}. Trim-and-fill imputes no missing "
+              "study: the effect stays at {trimfill_est}."},
     "section_result_dependent": {
         "fr": "{studies_n}, {k_effects} ; {pooled_measure} : {est} ({p}). "
               "Intervalle de prédiction : {pi} ; variance entre effets τ² = {tau2}.",

@@ -61,3 +61,26 @@ def test_p_values_are_never_shown_as_zero():
     note = Note("education", lang="fr")
     html = note.summary_of_findings().data
     assert "p = 0,000" not in html and "p &lt; 0,001" in html
+
+
+def test_trim_and_fill_without_a_missing_study_says_so():
+    """Fear of falling: trim-and-fill imputes none; the note says so rather than "imputes 0
+    missing studies, which would give an effect of -0.23"; nursing-home admission imputes 2."""
+    for lang, none, some in (("en", "imputes no missing study: the effect stays at",
+                              "imputes 2 missing studies, which would give"),
+                             ("fr", "n'impute aucune étude manquante : l'effet reste de",
+                              "impute 2 études manquantes, ce qui donnerait")):
+        note = Note("autonomy", lang=lang)
+        fear = note.outcome("fear of falling")
+        assert note.bias_tests(fear)[1].k0 == 0
+        text = repr(note.section(fear)).replace("\xa0", " ")
+        assert none in text and "impute 0" not in text and "imputes 0" not in text
+        home = note.outcome("nursing home admission")
+        assert note.bias_tests(home)[1].k0 == 2 and some in repr(note.section(home)).replace("\xa0", " ")
+
+
+def test_the_reasons_of_a_certainty_are_separated_as_the_language_writes_them():
+    fr = Note("autonomy", lang="fr").summary_of_findings().data
+    assert "élevé ; incohérence" in fr and "effet; " not in fr
+    en = Note("autonomy", lang="en").summary_of_findings().data
+    assert "; inconsistency" in en and " ; " not in en
