@@ -19,7 +19,7 @@ from .fingerprints import SITE_LANGS, Job, Outcome, job_lang, write_atomic
 from .pages import (BRAND, EXPORT_TAG, LANGUAGE_NAMES, MOTTO, cite_bibtex, cite_text,
                     command_for, convert, note_date, software_versions)
 from .parameters import NOTE_PARAMETERS, notebook_parameters, show_value
-from .text import PAGE_WORDS as WORDS
+from .text import PAGE_WORDS as WORDS, long_date
 from .themes import load_themes
 
 
@@ -165,7 +165,7 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
         date = note_date(root, [bib, nb_path])
         resources = {"note": {
             "title": config["title"][lang], "lang": lang, "brand": MOTTO.get(lang, BRAND),
-            "words": WORDS[lang], "date": date,
+            "words": WORDS[lang], "date": date, "date_text": long_date(date, lang),
             "parameters": [(k, show_value(params[k])) for k in defaults],
             "changed": [(k, show_value(v)) for k, v in job.changed.items()],
             "variant": bool(job.changed), "variant_label": WORDS[lang]["variant"],

@@ -64,16 +64,16 @@ def _bibtex_text(text: str) -> str:
 
 def cite_text(title: str, lang: str, date: str) -> str:
     """How to cite the note, in the language's typography."""
-    from .text import PAGE_WORDS
+    from .text import PAGE_WORDS, long_date
 
     words = PAGE_WORDS[lang]
     quoted = f"«\u202f{title}\u202f»" if lang == "fr" else f"“{title}”"
-    return f"{BRAND}, {quoted}, {words['note_type']}, {words['version']} {date}."
+    return f"{BRAND}, {quoted}, {words['note_type']}, {words['version']} {long_date(date, lang)}."
 
 
 def cite_bibtex(name: str, title: str, lang: str, date: str) -> str:
     """The note as a BibTeX entry (a report of the think tank, with its version date)."""
-    from .text import PAGE_WORDS
+    from .text import PAGE_WORDS, long_date
 
     words = PAGE_WORDS[lang]
     year = date[:4] if date[:4].isdigit() else ""
@@ -83,7 +83,7 @@ def cite_bibtex(name: str, title: str, lang: str, date: str) -> str:
             f"  institution = {{{_bibtex_text(BRAND)}}},\n"
             f"  type = {{{_bibtex_text(words['note_type'])}}},\n"
             f"  year = {{{year}}},\n"
-            f"  note = {{{_bibtex_text(words['version'] + ' ' + date)}}},\n"
+            f"  note = {{{_bibtex_text(words['version'] + ' ' + long_date(date, lang))}}},\n"
             f"  language = {{{lang}}}\n}}")
 
 
@@ -227,7 +227,7 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
     import jinja2
 
     from .grammar import natural_scale
-    from .text import INDEX_WORDS, counted, estimate_ci, t
+    from .text import INDEX_WORDS, counted, estimate_ci, long_date, t
 
     folder = edition_folder(site, lang)
     words = INDEX_WORDS[lang]
@@ -251,7 +251,8 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
         rows.append({
             "title": c["title"][lang], "summary": c["summary"][lang], "headline": headline,
             "href": f"{slug}.html" if page.exists() else None,
-            "date": note_date(root, [root / c["bibliography"], root / c["notebook"]]),
+            "date": (date := note_date(root, [root / c["bibliography"], root / c["notebook"]])),
+            "date_text": long_date(date, lang),
             "files": [(ext.upper(), f"data/{slug}.{ext}") for ext in ("csv", "json")
                       if (folder / "data" / f"{slug}.{ext}").exists()]})
     variants = site / "variants" / "index.html"
@@ -259,6 +260,7 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
                              autoescape=True, keep_trailing_newline=True)
     page = env.get_template("index.html.j2").render(
         lang=lang, words=words, brand=MOTTO.get(lang, BRAND), rows=rows,
+        colon=" : " if lang == "fr" else ": ",
         css=(root / "templates" / "note" / "note.css").read_text(encoding="utf-8"),
         gap=_gap_map_html(folder, themes, lang),
         variants=os.path.relpath(variants, folder) if variants.exists() else None,
@@ -285,6 +287,8 @@ def write_variants_index(site: Path, root: Path = ROOT) -> Path:
     its theme, the parameters it changes from the published note, and its date."""
     from datetime import datetime, timezone
 
+    from .text import long_date
+
     themes = load_themes(root)
     rows = []
     folder = site / "variants"
@@ -307,7 +311,7 @@ def write_variants_index(site: Path, root: Path = ROOT) -> Path:
         rows.append(f"<tr><td>{link}</td><td>"
                     + (", ".join(f"<code>{html.escape(k)} = {html.escape(v)}</code>"
                                  for k, v in changed) or "–")
-                    + f"</td><td>{when}</td></tr>")
+                    + f"</td><td><time datetime='{when}'>{long_date(when, 'fr')}</time></td></tr>")
     css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
     page = f"""<!DOCTYPE html>
 <html lang="fr">

@@ -52,8 +52,9 @@ ATTRIBUTES = {
     **{t: set(_SVG_ATTRIBUTES) for t in SVG_TAGS},
 }
 #: The head and frame of a note page, written by the template (checked, never sanitized).
-PAGE_TAGS = frozenset("html head meta title style body header main footer nav link".split())
-PAGE_ATTRIBUTES = {"html": {"lang"}, "meta": {"charset", "name", "content", "http-equiv"},
+PAGE_TAGS = frozenset("html head meta title style body header main footer nav link time"
+                      .split())
+PAGE_ATTRIBUTES = {"html": {"lang"}, "time": {"datetime"}, "meta": {"charset", "name", "content", "http-equiv"},
                    # the page's other-language edition (hreflang), never a style sheet
                    "link": {"rel", "hreflang", "href"}, "a": {"hreflang"}}
 #: The only http-equiv a page may carry: its Content-Security-Policy (never a refresh).

@@ -488,3 +488,25 @@ def estimate_ci(est: float, lo: float, hi: float, lang: str, digits: int = 2,
         return (f"{num(est, lang, digits)} (IC {num(level, lang, 0)}\u00a0% "
                 f"{num(lo, lang, digits)} à {num(hi, lang, digits)})")
     return f"{num(est, lang, digits)} ({level:g}% CI {num(lo, lang, digits)} to {num(hi, lang, digits)})"
+
+
+MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+                 "septembre", "octobre", "novembre", "décembre"),
+          "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+                 "September", "October", "November", "December")}
+
+
+def long_date(iso: str, lang: str) -> str:
+    """``2026-11-26`` as a reader writes it: ``26 novembre 2026`` (``1er`` for the first of
+    the month, as French writes it), ``26 November 2026``; anything that is not a calendar
+    day is returned as it is."""
+    import datetime
+
+    try:
+        day = datetime.date.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if len(str(iso)) != 10:
+        return str(iso)
+    n = "1er" if lang == "fr" and day.day == 1 else str(day.day)
+    return f"{n}\u00a0{MONTHS[lang][day.month - 1]} {day.year}"

@@ -69,6 +69,31 @@ def test_key_messages_are_on_the_first_screen(site, width, height):
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
 
 
+@pytest.mark.parametrize("width,shown", [(1280, False), (390, True)])
+def test_the_index_says_what_each_cell_is_when_its_table_head_is_hidden(site, width, shown):
+    """On a phone the index's rows are stacked and its table head hidden: the date and the
+    open data say what they are ("Données mises à jour : 28 novembre 2026"); on a desktop the
+    head says it, once. The date is a reader's date, with the ISO date for machines."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page(viewport={"width": width, "height": 844})
+        tab.goto((site / "index.html").as_uri(), wait_until="load")
+        head = tab.locator("table.themes thead").is_visible()
+        labels = tab.locator("table.themes .cell-label")
+        visible = [labels.nth(i).is_visible() for i in range(labels.count())]
+        dates = tab.locator("table.themes time").all_inner_texts()
+        stamps = [tab.locator("table.themes time").nth(i).get_attribute("datetime")
+                  for i in range(len(dates))]
+        browser.close()
+    assert head is not shown and visible and all(v is shown for v in visible)
+    assert dates and all(re.fullmatch(r"\d{1,2}(er)?\s[a-zéû]+ \d{4}", d) for d in dates), dates
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", s) for s in stamps)
+
+
 def test_figure_text_is_legible_on_a_phone(site):
     """At 390 px wide no figure text is smaller than 9 px on screen: a figure too wide for
     the phone scrolls within its own box (with a cue), and the page itself never does."""

@@ -84,3 +84,15 @@ def test_the_reasons_of_a_certainty_are_separated_as_the_language_writes_them():
     assert "élevé ; incohérence" in fr and "effet; " not in fr
     en = Note("autonomy", lang="en").summary_of_findings().data
     assert "; inconsistency" in en and " ; " not in en
+
+
+@pytest.mark.parametrize("iso,fr,en", [
+    ("2026-11-26", "26\u00a0novembre 2026", "26\u00a0November 2026"),
+    ("2026-08-01", "1er\u00a0août 2026", "1\u00a0August 2026"),
+    ("2024-02-29", "29\u00a0février 2024", "29\u00a0February 2024"),
+    ("2026-13-45", "2026-13-45", "2026-13-45"), ("20261126", "20261126", "20261126"),
+    ("", "", ""), ("<b>", "<b>", "<b>")])
+def test_dates_as_a_reader_writes_them(iso, fr, en):
+    from metaanalysis.text import long_date
+
+    assert long_date(iso, "fr") == fr and long_date(iso, "en") == en
