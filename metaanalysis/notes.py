@@ -640,7 +640,11 @@ class Note:
 
         items = []
         s = self.studies
-        for _, e in s[s["screening"] == "included"].iterrows():
+        # a study all of whose effects the ``exclude`` parameter sets aside is not one the
+        # note rests on: named after the list, not in it
+        aside = sorted(set(self.excluded["key"]) - set(self.effects["key"])) \
+            if len(self.excluded) else []
+        for _, e in s[(s["screening"] == "included") & ~s["key"].isin(aside)].iterrows():
             author = html.escape(full(e.get("author")))
             year = "" if pd.isna(e.get("year")) else f" ({int(e['year'])})"
             title = latex_to_text(str(e.get("title") or "")).strip()
@@ -653,10 +657,17 @@ class Note:
             link = (f" <a href='https://doi.org/{html.escape(doi, quote=True)}'>"
                     f"doi:{html.escape(doi)}</a>") if doi else ""
             items.append(f"<li>{text or html.escape(str(e['key']))}{link}</li>")
-        if not items:  # no study yet: no heading over an empty list
+        if not items and not aside:  # no study yet: no heading over an empty list
             return HTML("")
         head = t("included_studies", self.lang)
-        return HTML(f"<h2>{head}</h2><ol class='references'>{''.join(items)}</ol>")
+        after = ""
+        if aside:
+            labels = self.labels()
+            after = ("<p class='set-aside'>" + html.escape(t(
+                "set_aside", self.lang, exclude=self.params["exclude"],
+                studies=counted(len(aside), "study", self.lang),
+                keys=", ".join(labels.get(k, k) for k in aside))) + "</p>")
+        return HTML(f"<h2>{head}</h2><ol class='references'>{''.join(items)}</ol>{after}")
 
     # ------------------------------------------------------------------ open data
     def summary(self) -> dict:

@@ -81,6 +81,10 @@ WORDS = {
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",
                    "en": "This note re-analyses the published data of:"},
     "included_studies": {"fr": "Études incluses", "en": "Included studies"},
+    "set_aside": {"fr": "Écartées par le paramètre exclude = {exclude} de cette note : {studies} "
+                        "({keys}).",
+                  "en": "Set aside by this note's parameter exclude = {exclude}: {studies} "
+                        "({keys})."},
     "no_rob": {"fr": "Aucune évaluation du risque de biais dans la bibliographie.",
                "en": "No risk-of-bias assessment in the bibliography."},
     "results_head": {"fr": ["Critère", "Études", "Effet [IC]", "Intervalle de prédiction", "I²"],

@@ -67,3 +67,23 @@ def test_a_notes_reference_list_reads_as_references():
         assert not [i for i in items if " and others" in i or " and " in i.split("(")[0]]
         assert "Al Otaiba et al. (2005). Tutor-Assisted Intensive Learning Strategies in " \
             "Kindergarten: How Much is Enough?" in items
+
+
+def test_a_variants_reference_list_sets_aside_the_studies_it_excludes():
+    """A reviewer's variant excluding quasi-experimental studies lists the studies it still
+    rests on as included, and names the ones its parameter sets aside after the list."""
+    import re
+
+    from metaanalysis.notes import Note
+
+    published = Note("education", lang="en")
+    variant = Note("education", lang="en", exclude="design=QES")
+    html = variant.references().data
+    listed = re.findall(r"<li>(.*?)</li>", html)
+    aside = set(variant.excluded["key"]) - set(variant.effects["key"])
+    assert aside and len(listed) == 195 - len(aside)
+    assert (published.studies.set_index("key").loc[sorted(aside), "design"] == "QES").all()
+    note = re.search(r"<p class='set-aside'>Set aside by this note&#x27;s parameter exclude = "
+                     r"design=QES: (\d+) studies \((.*)\)\.</p>", html)
+    assert note and int(note[1]) == len(aside) and note[2].count(", ") == len(aside) - 1
+    assert "set-aside" not in published.references().data
