@@ -1,6 +1,6 @@
 """A reviewer's variant beside the published note: for every outcome, the published and the
-variant's k, pooled effect with its CI, prediction interval, I² and suggested certainty, with
-what changed marked. Both sides are the notes' open-data summaries (``Note.summary()``), so
+variant's k, pooled effect with its CI, prediction interval, heterogeneity (I², or tau² for a
+model without I²) and suggested certainty, with what changed marked. Both sides are the notes' open-data summaries (``Note.summary()``), so
 the comparison reads exactly the numbers each page shows.
 """
 
@@ -19,12 +19,12 @@ COLUMNS = ("k", "effect", "pi", "I2", "certainty", "verdict")
 
 HEAD = {"fr": {"title": "Comparaison avec la note publiée", "outcome": "Critère",
                "k": "Effets (k)", "effect": "Effet combiné", "pi": "Intervalle de prédiction",
-               "I2": "I²", "certainty": "Certitude suggérée", "verdict": "Conclusion",
+               "I2": "Hétérogénéité", "certainty": "Certitude suggérée", "verdict": "Conclusion",
                "legend": "Chaque case donne la note publiée → cette variante ; ce qui change "
                          "est surligné.", "missing": "absent"},
         "en": {"title": "Compared with the published note", "outcome": "Outcome",
                "k": "Effects (k)", "effect": "Pooled effect", "pi": "Prediction interval",
-               "I2": "I²", "certainty": "Suggested certainty", "verdict": "Conclusion",
+               "I2": "Heterogeneity", "certainty": "Suggested certainty", "verdict": "Conclusion",
                "legend": "Each cell reads published note → this variant; what changed is "
                          "highlighted.", "missing": "absent"}}
 
@@ -47,7 +47,9 @@ def _cells(outcome: dict | None, lang: str) -> dict:
                          lang, 2, level)
     pi = (f"{num(tf(outcome['pi_lb']), lang)} {'à' if lang == 'fr' else 'to'} "
           f"{num(tf(outcome['pi_ub']), lang)}" if finite(outcome.get("pi_lb")) else dash)
-    i2 = percent(outcome["I2"], lang, 0) if finite(outcome.get("I2")) else dash
+    # as the summary-of-findings table: I², or tau² where I² is not defined (a CHE model)
+    i2 = (f"I² = {percent(outcome['I2'], lang, 0)}" if finite(outcome.get("I2"))
+          else f"τ² = {num(outcome['tau2'], lang, 3)}" if finite(outcome.get("tau2")) else dash)
     certainty = SOF_WORDS[lang][outcome["certainty"]] if outcome.get("certainty") else dash
     verdict = (t(f"verdict.{outcome['direction']}.{outcome['certainty']}", lang)
                if outcome.get("direction") and outcome.get("certainty") else dash)

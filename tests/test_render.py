@@ -654,3 +654,20 @@ def test_the_render_command_ends_without_teardown_but_with_its_exit_handlers(tmp
                            capture_output=True, text=True, cwd=REPO)
     assert other.returncode != 0 and "exit handlers ran" in other.stderr
     assert "torn down" in other.stderr
+
+
+def test_a_comparison_shows_tau2_where_a_model_has_no_i2():
+    """Education's CHE model has no I²: the comparison's heterogeneity column gave '– → –'
+    for every outcome; it now reads tau² as the summary-of-findings table does."""
+    from metaanalysis.compare import compare
+    from metaanalysis.notes import Note
+
+    published = Note("education", lang="en").summary()
+    variant = Note("education", lang="en", method="DL", exclude="design=QES").summary()
+    rows = compare(published, variant, "en")
+    reading = rows[rows["outcome"] == "reading"].iloc[0]
+    tau2 = published["outcomes"][0]["tau2"]
+    assert reading["I2_published"] == f"τ² = {tau2:.3f}" and reading["I2_variant"].startswith("τ² = ")
+    autonomy = compare(Note("autonomy", lang="en").summary(),
+                       Note("autonomy", lang="en", method="DL").summary(), "en")
+    assert autonomy["I2_published"].str.match(r"I² = \d+%").all()
