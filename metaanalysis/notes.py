@@ -21,8 +21,8 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import (SOF_WORDS, counted, estimate_ci, num, percent, pooled_measure, pvalue,
-                   scrolling, t)
+from .text import (SOF_WORDS, counted, estimate_ci, long_date, num, percent, pooled_measure,
+                   pvalue, scrolling, t)
 
 from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -258,18 +258,40 @@ class Note:
                         dates.setdefault(db.strip(), set()).add(d.strip())
         if not dates:
             return t("no_search_yet", self.lang)
-        return ", ".join(f"{db} ({', '.join(sorted(x for x in ds if x)) or '?'})"
-                         for db, ds in sorted(dates.items()))
+        def days(ds):
+            return ", ".join(long_date(x, self.lang) for x in sorted(ds) if x) or "?"
+
+        return ", ".join(f"{db} ({days(ds)})" for db, ds in sorted(dates.items()))
 
     def screening_counts(self) -> dict:
-        s = self.studies
+        """Where the review stands, as the PRISMA diagram counts it
+        (:func:`~metaanalysis.figures.prisma2020`): every record, the duplicates removed,
+        and among the others the included, excluded and still pending ones. ``n_*`` are
+        numbers; ``records_n``, ``included_n``, ``effects_n`` are the counts with their
+        words in the form the count asks ("0 étude incluse", "1 334 effets extraits"), and
+        ``screening_clause`` names those excluded, pending and duplicates where there are
+        any (" (1 exclue, 6 en attente de tri, 2 doublons)", else nothing)."""
+        from .figures import prisma2020
+
+        s, lang = self.studies, self.lang
+        flow = prisma2020(s) if len(s) else {}
+        n_dups = flow.get("duplicates_removed") or 0
+        n_pending = flow.get("awaiting_screening", 0) + flow.get("awaiting_fulltext", 0)
+        n_included = int((s["screening"] == "included").sum())
+        n_excluded = len(s) - n_dups - n_pending - n_included
+        parts = [counted(n, key, lang) for n, key in ((n_excluded, "excluded_record"),
+                                                      (n_pending, "pending_record"),
+                                                      (n_dups, "duplicate")) if n]
         return {"searched": self.search_log(),
-                "n_records": len(s), "n_included": int((s["screening"] == "included").sum()),
-                "n_excluded": int((s["screening"] == "excluded").sum()),
-                "n_pending": int((s["screening"] == "pending").sum()),
+                "n_records": len(s), "n_included": n_included, "n_excluded": n_excluded,
+                "n_pending": n_pending, "n_duplicates": n_dups,
                 "n_effects": len(self.all_effects),
                 "n_excluded_by_parameter": int(self.excluded["key"].nunique())
-                if len(self.excluded) else 0}
+                if len(self.excluded) else 0,
+                "records_n": counted(len(s), "record", lang),
+                "included_n": counted(n_included, "included_study", lang),
+                "effects_n": counted(len(self.all_effects), "extracted_effect", lang),
+                "screening_clause": f" ({', '.join(parts)})" if parts else ""}
 
     def say(self, fr: str, en: str, outcome=0):
         """A paragraph in the note's language, its ``{fields}`` filled from the results."""

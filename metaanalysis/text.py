@@ -407,6 +407,15 @@ COUNTED = {
                     "en": ("outcome of interest", "outcomes of interest")},
     "study": {"fr": ("étude", "études"), "en": ("study", "studies")},
     "effect": {"fr": ("effet", "effets"), "en": ("effect", "effects")},
+    "record": {"fr": ("référence", "références"), "en": ("record", "records")},
+    "included_study": {"fr": ("étude incluse", "études incluses"),
+                       "en": ("study included", "studies included")},
+    "excluded_record": {"fr": ("exclue", "exclues"), "en": ("excluded", "excluded")},
+    "pending_record": {"fr": ("en attente de tri", "en attente de tri"),
+                       "en": ("awaiting screening", "awaiting screening")},
+    "duplicate": {"fr": ("doublon", "doublons"), "en": ("duplicate", "duplicates")},
+    "extracted_effect": {"fr": ("effet extrait", "effets extraits"),
+                         "en": ("extracted effect", "extracted effects")},
 }
 
 
@@ -439,11 +448,13 @@ def scrolling(table_html: str, lang: str) -> str:
 
 def counted(n: int, key: str, lang: str) -> str:
     """``n`` and the word in the form the count asks: French takes the singular for 0 and 1
-    ("1 étude manquante", "0 étude"), English for 1 only ("0 missing studies")."""
+    ("1 étude manquante", "0 étude"), English for 1 only ("0 missing studies"); ``n`` is
+    written as the page's other numbers (``1 334``, ``1,334``)."""
     singular, plural = COUNTED[key][lang]
     one = n < 2 if lang == "fr" else n == 1
-    return f"{n}\u00a0{singular if one else plural}" if lang == "fr" else \
-        f"{n} {singular if one else plural}"
+    # the count as every other number of the page: 1 334 in French, 1,334 in English
+    return f"{num(n, lang, 0)}\u00a0{singular if one else plural}" if lang == "fr" else \
+        f"{num(n, lang, 0)} {singular if one else plural}"
 
 
 def t(key: str, lang: str, **fmt) -> str:

@@ -314,3 +314,39 @@ def test_one_doi_however_it_was_copied(written):
 
     assert normalise_doi(written) == "10.1000/abc"
     assert normalise_doi("not a doi") == ""
+
+
+def test_a_notes_screening_counts_agree_with_its_prisma_flow(project):
+    """The note's "9 références, dont 0 étude incluse dans l'analyse (...)" counted duplicates
+    as records awaiting screening (8 pending where the diagram showed 3 + 3) and wrote
+    "0 études incluses", "1 exclues": the counts now come from the PRISMA flow and agree
+    with their words in both languages."""
+    from metaanalysis.notes import Note
+
+    for name, source, date in EXPORTS[1:3]:
+        assert run(project, "import", "falls", SEARCHES / name, "--source", source, "--date",
+                   date).returncode == 0
+    assert run(project, "dedup", "falls", "--apply").returncode == 0
+    bib = project / "bibliographies" / "falls.bib"
+    bib.write_text(bib.read_text() + "@comment{metaanalysis screen: martin2019cognitive; "
+                   "stage = title; decision = include; reviewer = anne; date = 2026-11-26}\n")
+    flow = json.loads(run(project, "prisma", "falls", "--json").stdout)
+    fr = Note("falls", root=project, lang="fr").screening_counts()
+    en = Note("falls", root=project, lang="en").screening_counts()
+    assert fr["n_duplicates"] == flow["duplicates_removed"] > 0
+    assert fr["n_pending"] == flow["awaiting_screening"] + flow["awaiting_fulltext"]
+    assert fr["n_records"] == (fr["n_included"] + fr["n_excluded"] + fr["n_pending"]
+                               + fr["n_duplicates"])
+    assert fr["n_included"] == 0 and fr["n_excluded"] == 1  # kept2010, typed by hand
+    assert fr["included_n"] == "0\u00a0étude incluse" and en["included_n"] == "0 studies included"
+    assert fr["screening_clause"] == (f" (1\u00a0exclue, {fr['n_pending']}\u00a0en attente de "
+                                      f"tri, {fr['n_duplicates']}\u00a0doublons)")
+    assert en["screening_clause"] == (f" (1 excluded, {fr['n_pending']} awaiting screening, "
+                                      f"{fr['n_duplicates']} duplicates)")
+    assert "3\u00a0novembre 2026" in fr["searched"] and "3\u00a0November 2026" in en["searched"]
+    # the notebook the theme was created with says it in full
+    text = Note("falls", root=project, lang="fr").say(
+        "La bibliographie du thème compte {records_n}, dont {included_n} dans "
+        "l'analyse{screening_clause} et {effects_n}.", "").data
+    assert "dont 0\u00a0étude incluse dans l'analyse (1\u00a0exclue" in text
+    assert "0\u00a0effet extrait." in text
