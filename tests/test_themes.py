@@ -152,4 +152,5 @@ def test_the_search_log_names_each_database_with_its_dates():
     note = Note("territories", lang="en")
     note.studies = pd.DataFrame({"databases": ["Scopus; PubMed", "Scopus", ""],
                                  "search_dates": ["2026-05-01; 2026-05-02", "2026-06-01", ""]})
-    assert note.search_log() == "PubMed (2026-05-02), Scopus (2026-05-01, 2026-06-01)"
+    assert note.search_log() == ("PubMed (2\u00a0May 2026), Scopus (1\u00a0May 2026, "
+                                 "1\u00a0June 2026)")
