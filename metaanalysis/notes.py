@@ -200,6 +200,10 @@ class Note:
                    f"{num(tf(pred['pi_ub']), lang)}") if np.isfinite(pred["pi_lb"]) else "–",
             "i2": percent(r.I2, lang, 0) if np.isfinite(r.I2) else "–",
             "tau2": num(r.tau2, lang, 3),
+            # a three-level (CHE) model's two components, whose sum is its tau2
+            **({"sigma2_between": num(r.sigma2_between, lang, 3),
+                "sigma2_within": num(r.sigma2_within, lang, 3)}
+               if getattr(r, "sigma2_between", None) is not None else {}),
             "p": pvalue(float(r.pval[0]), lang),
             "method": r.model_name,
             "pooled_measure": pooled_measure(r.measure, lang),

@@ -48,9 +48,11 @@ WORDS = {
               "study: the effect stays at {trimfill_est}."},
     "section_result_dependent": {
         "fr": "{studies_n}, {k_effects} ; {pooled_measure} : {est} ({p}). "
-              "Intervalle de prédiction : {pi} ; variance entre effets τ² = {tau2}.",
+              "Intervalle de prédiction : {pi} ; variance totale τ² = {tau2} (entre études "
+              "{sigma2_between}, au sein des études {sigma2_within}).",
         "en": "{studies_n}, {k_effects}; {pooled_measure}: {est} ({p}). "
-              "Prediction interval: {pi}; variance between effects τ² = {tau2}."},
+              "Prediction interval: {pi}; total variance τ² = {tau2} (between studies "
+              "{sigma2_between}, within studies {sigma2_within})."},
     "rho_sentence": {
         "fr": "Le modèle suppose une corrélation ρ = {rho} entre les erreurs des effets d'une même "
               "étude, qui n'est pas rapportée. Avec ρ de {rho_min} à {rho_max}, l'effet combiné va "
@@ -66,9 +68,9 @@ WORDS = {
               "effects, which is not reported. With ρ from {rho_min} to {rho_max}, the pooled "
               "effect stays at {est_min}:"},
     "rho_head": {"fr": ["ρ supposé", "Effet combiné [IC]", "Variance entre études",
-                        "Variance entre effets"],
+                        "Variance au sein des études"],
                  "en": ["assumed ρ", "Pooled effect [CI]", "Variance between studies",
-                        "Variance between effects"]},
+                        "Variance within studies"]},
     "section_bias_robust": {
         "fr": "Test de type Egger pour effets dépendants (modèle CHE, variance robuste) : "
               "{egger_p}. Une valeur faible signale que les petites études montrent des effets "

@@ -96,3 +96,18 @@ def test_dates_as_a_reader_writes_them(iso, fr, en):
     from metaanalysis.text import long_date
 
     assert long_date(iso, "fr") == fr and long_date(iso, "en") == en
+
+
+def test_a_che_sections_variance_names_its_two_parts():
+    """Employment's section said 'variance between effects τ² = 0.035' while the ρ table
+    under it gave 'Variance between effects 0.027' (τ² is the sum of the two components):
+    the sentence now says total variance and both parts, the table 'within studies'."""
+    note = Note("employment", lang="en")
+    r = note.outcomes[0].result
+    assert r.tau2 == pytest.approx(r.sigma2_between + r.sigma2_within)
+    text = repr(note.section(0))
+    assert (f"total variance τ² = {r.tau2:.3f} (between studies {r.sigma2_between:.3f}, "
+            f"within studies {r.sigma2_within:.3f})") in text
+    assert "Variance within studies" in note.rho_sensitivity(0).data
+    fr = repr(Note("employment", lang="fr").section(0))
+    assert "variance totale τ² = " in fr and "au sein des études" in fr
