@@ -330,7 +330,8 @@ WORDS = {
 #: The summary-of-findings table (metaanalysis.tables), by language.
 SOF_WORDS = {
     "fr": {"outcome": "Critère", "studies": "Études (participants)", "relative": "Effet relatif [IC]",
-           "absolute": "Effet absolu pour 1 000", "heterogeneity": "Hétérogénéité",
+           # a narrow no-break space in 1 000, a soft hyphen where a narrow column may break
+           "absolute": "Effet absolu pour 1\u202f000", "heterogeneity": "Hétéro\u00adgénéité",
            "certainty": "Certitude suggérée", "high": "élevée", "moderate": "modérée",
            "low": "faible", "very low": "très faible",
            "note": "La certitude est une suggestion calculée à partir des données (risque de biais, "

@@ -94,6 +94,35 @@ def test_the_index_says_what_each_cell_is_when_its_table_head_is_hidden(site, wi
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", s) for s in stamps)
 
 
+def test_the_summary_of_findings_fits_the_printed_page(site):
+    """In the PDF (print media, A4's 180 mm of text width) the summary-of-findings table
+    fits its page: before, its last column was cut off at the page's edge (autonomy's
+    certainty and its reasons) while its effect column wrapped at every word."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page(viewport={"width": 680, "height": 1000})
+        tab.emulate_media(media="print")
+        tab.goto((site / "autonomy.html").as_uri(), wait_until="load")
+        fit = tab.evaluate("""() => Array.from(document.querySelectorAll('table.sof')).map(t => ({
+            table: t.getBoundingClientRect().width,
+            page: document.body.getBoundingClientRect().width,
+            cells: Array.from(t.querySelectorAll('th, td'))
+                .filter(c => c.scrollWidth > c.clientWidth + 1).map(c => c.textContent),
+            // the pooled effect and its interval on at most two lines
+            effect_lines: Array.from(t.querySelectorAll('td:nth-child(3)')).map(c => {
+                const r = document.createRange();
+                r.selectNodeContents(c);  // the text's own height, not its row's
+                return r.getBoundingClientRect().height
+                       / parseFloat(getComputedStyle(c).lineHeight); })}))""")
+        browser.close()
+    assert fit, "no summary-of-findings table"
+    for f in fit:
+        assert f["table"] <= f["page"] + 1 and f["cells"] == [], f
+        assert f["effect_lines"] and max(f["effect_lines"]) < 2.5, f
+
+
 def test_figure_text_is_legible_on_a_phone(site):
     """At 390 px wide no figure text is smaller than 9 px on screen: a figure too wide for
     the phone scrolls within its own box (with a cue), and the page itself never does."""
