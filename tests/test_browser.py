@@ -116,7 +116,12 @@ def test_the_summary_of_findings_fits_the_printed_page(site):
                 r.selectNodeContents(c);  // the text's own height, not its row's
                 return r.getBoundingClientRect().height
                        / parseFloat(getComputedStyle(c).lineHeight); })}))""")
+        # nothing else on the printed page is wider than it (tables, figures, code)
+        wide = tab.evaluate("""() => Array.from(document.querySelectorAll(
+            '.scroll, .output, figure, pre, table'))
+            .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.outerHTML.slice(0, 80))""")
         browser.close()
+    assert wide == []
     assert fit, "no summary-of-findings table"
     for f in fit:
         assert f["table"] <= f["page"] + 1 and f["cells"] == [], f
