@@ -284,6 +284,7 @@ def _open_theme(theme: str, command: str):
 
 
 def cmd_import(args) -> int:
+    import textwrap
     import time
 
     from .bibliography import read_bibliography
@@ -333,7 +334,8 @@ def cmd_import(args) -> int:
     planned = plan_import(per_file, [e.key for e in entries], source=source, date=args.date,
                           batch=batch)
     for p in planned:
-        print(f"{'would add' if args.dry_run else 'add'} {p.key}: {p.record.title[:70]}")
+        title = textwrap.shorten(p.record.title, 72, placeholder=" …")  # whole words
+        print(f"{'would add' if args.dry_run else 'add'} {p.key}: {title}")
     n = len(planned)
     if args.dry_run:
         print(f"{n} record(s) from {len(per_file)} file(s) would be added to {bib_path} "
