@@ -304,11 +304,25 @@ def escalc(measure: str, *, add: float | None = None, to: str = "only0", drop00:
     return pd.DataFrame({"yi": yi, "vi": vi})
 
 
+def other_measure(table: pd.DataFrame, measure: str | None) -> pd.Series:
+    """Rows whose own ``measure`` (the table's column) is not ``measure``: their computed
+    effects (``yi``, an estimate with its CI ...) cannot stand for it. False everywhere
+    when no measure is asked for or the table has no measure column."""
+    if not measure or "measure" not in table:
+        return pd.Series(False, index=table.index)
+    own = table["measure"].astype("string").str.strip().str.upper()
+    return (own.notna() & (own != "") & (own != measure.upper())).fillna(False).astype(bool)
+
+
 def add_effect_sizes(table: pd.DataFrame, measure: str | None = None) -> pd.DataFrame:
     """Return a copy of a table with ``yi`` and ``vi`` computed row by row from its data.
 
-    The measure is the table's ``measure`` column, or ``measure`` for every row when given.
-    Rows whose ``yi``/``vi`` cannot be computed keep NaN.
+    The measure is the table's ``measure`` column, or ``measure`` for every row when given;
+    then a row of another measure is computed from its raw data only (its 2x2 table for an
+    odds ratio, its means and SDs for a mean difference), never by reading its own ``yi`` as
+    the new measure's. Rows whose ``yi``/``vi`` cannot be computed keep NaN
+    (:func:`other_measure` tells which rows had a measure of their own); with ``measure``,
+    the table's own measures are kept as ``reported_measure`` (:func:`measure_losses`).
     """
     out = table.copy()
     measures = (pd.Series(measure.upper(), index=out.index) if measure
@@ -316,8 +330,16 @@ def add_effect_sizes(table: pd.DataFrame, measure: str | None = None) -> pd.Data
     yi = pd.Series(np.nan, index=out.index)
     vi = pd.Series(np.nan, index=out.index)
     data_cols = [c for c in out.columns if c in DATA_KEYS]
+    # an effect given as computed (yi and vi, an estimate with its CI ...) is in its own
+    # measure: it is that effect only for that measure (an SMD's yi is not a log odds ratio).
+    # Rows of another measure need the raw data of the one asked for, else they stay NaN.
+    computed = sorted({c for form in GENERIC_FORMS for c in form} & set(data_cols))
+    own = other_measure(table, measure)
+    if measure and "measure" in out:  # what each effect was reported as, kept beside it
+        out["reported_measure"] = out["measure"]
     for m, rows in out.groupby(measures, sort=False).groups.items():
-        sub = out.loc[rows, data_cols]
+        sub = out.loc[rows, data_cols].copy()
+        sub.loc[own.loc[rows], computed] = np.nan
         res = escalc(m, **{c: pd.to_numeric(sub[c], errors="coerce").to_numpy()
                            for c in data_cols})
         yi.loc[rows], vi.loc[rows] = res["yi"].to_numpy(), res["vi"].to_numpy()
@@ -325,3 +347,31 @@ def add_effect_sizes(table: pd.DataFrame, measure: str | None = None) -> pd.Data
     out["yi"], out["vi"] = yi, vi
     return out
 
+
+
+def measure_losses(table: pd.DataFrame, measure: str | None, lang: str = "en") -> str | None:
+    """What :func:`add_effect_sizes` with ``measure`` could not convert, in words, or None:
+    the effects reported in another measure whose data cannot give ``measure`` (an SMD's
+    means and SDs give no odds ratio), counted by the measure they were reported as."""
+    if not measure or "reported_measure" not in table or not len(table):
+        return None
+    measure = measure.upper()
+    own = table["reported_measure"].astype("string").str.strip().str.upper()
+    lost = ((own.notna() & (own != "") & (own != measure)).fillna(False).astype(bool)
+            & ~np.isfinite(pd.to_numeric(table["yi"], errors="coerce")))
+    if not lost.any():
+        return None
+    counts = own[lost].value_counts()
+    n = int(lost.sum())
+    if lang == "fr":
+        what = ", ".join(f"{k} rapporté{'s' if k > 1 else ''} en {m}" for m, k in counts.items())
+        raw = " ou ".join("+".join(f) for f in DATA_FORMS.get(measure, ()))
+        return (f"{n} effet{'s' if n > 1 else ''} écarté{'s' if n > 1 else ''} ({what}) : "
+                f"leurs données ne donnent pas la mesure {measure}"
+                + (f", qui demande {raw}" if raw else "") + " ; un effet déjà calculé (yi, "
+                "une estimation et son IC) reste dans sa propre mesure")
+    what = ", ".join(f"{k} reported as {m}" for m, k in counts.items())
+    raw = " or ".join("+".join(f) for f in DATA_FORMS.get(measure, ()))
+    return (f"{n} effect{'s' if n > 1 else ''} left out ({what}): their data cannot give "
+            f"{measure}" + (f", which needs {raw}" if raw else "") + "; an effect already "
+            "computed (yi, an estimate with its CI) stays in its own measure")

@@ -103,7 +103,7 @@ class Note:
                  "label": {"fr": wanted, "en": wanted}}]
 
     def _pool(self) -> list[OutcomeResult]:
-        from .effects import add_effect_sizes
+        from .effects import add_effect_sizes, measure_losses
 
         out = []
         for target in self._targets():
@@ -111,17 +111,22 @@ class Note:
                 self.effects) else self.effects
             if target.get("where") and len(rows):
                 rows = rows[where_mask(rows, target["where"])]
+            lost = None
             if self.params["measure"] and len(rows):
                 rows = add_effect_sizes(rows, self.params["measure"])
+                # effects of another measure that cannot be converted: said, never dropped
+                # silently (an SMD is no odds ratio)
+                lost = measure_losses(rows, self.params["measure"], self.lang)
                 rows = rows[np.isfinite(rows["yi"]) & np.isfinite(rows["vi"])]
             res, caught = None, []
             if len(rows):
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     res = self._fit(rows)
+            said = ([lost] if lost else []) + [str(w.message) for w in caught]
             out.append(OutcomeResult(target["outcome"], target["label"][self.lang],
                                      target.get("favours", "higher"), rows, res,
-                                     list(dict.fromkeys(str(w.message) for w in caught))))
+                                     list(dict.fromkeys(said))))
         return out
 
     @property
@@ -339,9 +344,10 @@ class Note:
         i = self.outcome(outcome)
         o = self.outcomes[i]
         heading = "### {outcome}"
-        if o.result is None:
+        if o.result is None:  # with what left its effects out, if anything did
             return Parts([self.say(heading, heading, i),
-                          self.say(t("no_data", "fr") + ".", t("no_data", "en") + ".", i)])
+                          self.say(t("no_data", "fr") + ".", t("no_data", "en") + ".", i),
+                          self.notice(i) if o.warnings else None])
         dependent = _is_che(o.result)
         result = "section_result_dependent" if dependent else "section_result"
         parts = [self.say(heading, heading, i),

@@ -222,7 +222,8 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
                             "QM_pvalue": sg.QM_pvalue}
     if not cluster and slab and table[slab].duplicated().any():
         n = int(table[slab].duplicated(keep=False).groupby(table[slab]).any().sum())
-        warnings.warn(f"{n} studies contribute several effects, pooled here as if "
+        warnings.warn(f"{n} {'study contributes' if n == 1 else 'studies contribute'} "
+                      "several effects, pooled here as if "
                       f"independent: their dependence is ignored; use --cluster {slab} "
                       f"(three-level model) or --cluster {slab} --robust (CHE model)",
                       UserWarning, stacklevel=2)
@@ -304,6 +305,13 @@ def run(path, *, outcome: str | None = None, where: dict | None = None, **kw) ->
                 shown = ", ".join(values[:20]) + (" ..." if len(values) > 20 else "")
                 raise ValueError(f"--where {col}={value}: no effect left; the values of {col} "
                                  f"are {shown or '(none)'}")
+        from .effects import measure_losses
+
+        lost = measure_losses(table, kw.get("measure"))
+        if lost and not np.isfinite(pd.to_numeric(table["yi"], errors="coerce")).any():
+            raise ValueError(f"--measure {kw['measure']}: {lost}")
+        if lost:
+            warnings.warn(lost)
         out = pool(table, **kw)
     out["warnings"] = [str(w.message) for w in caught]
     return out

@@ -389,3 +389,57 @@ def test_confint_of_a_three_level_model_gives_both_components(tmp_path):
         np.testing.assert_allclose(got, ref[name], rtol=1e-4)
     text = pool(path, "--cluster", "district", "--confint").stdout
     assert "profile likelihood" in text and "sigma2_between" in text
+
+
+def test_an_effect_computed_in_one_measure_is_never_read_as_another(tmp_path):
+    """--measure OR on autonomy's fear of falling (SMDs from means and SDs) pooled the SMDs'
+    yi as log odds ratios (OR 0.79 from an SMD of -0.23): an effect given as computed stays
+    in its own measure; only raw data are converted, and what cannot be is said."""
+    from metaanalysis.effects import add_effect_sizes, measure_losses
+
+    table = pd.DataFrame({"measure": ["SMD", "OR", "OR", "SMD"],
+                          "yi": [-0.2, np.log(0.5), np.nan, 0.3], "vi": [0.04, 0.1, np.nan, 0.05],
+                          "ai": [np.nan, np.nan, 5, np.nan], "n1i": [np.nan, np.nan, 20, 30],
+                          "ci": [np.nan, np.nan, 10, np.nan], "n2i": [np.nan, np.nan, 20, 30],
+                          "m1i": [1.0, np.nan, np.nan, np.nan], "sd1i": [1.0, np.nan, np.nan, np.nan],
+                          "m2i": [1.2, np.nan, np.nan, np.nan], "sd2i": [1.0, np.nan, np.nan, np.nan]})
+    table.loc[0, ["n1i", "n2i"]] = [25, 25]
+    out = add_effect_sizes(table, "OR")
+    assert np.isnan(out["yi"][[0, 3]]).all()  # SMDs: no 2x2 table, no odds ratio
+    assert out["yi"][1] == pytest.approx(np.log(0.5))  # an OR as reported stays
+    assert out["yi"][2] == pytest.approx(np.log(5 * 10 / (15 * 10)))  # from its 2x2 table
+    assert list(out["reported_measure"]) == ["SMD", "OR", "OR", "SMD"]
+    assert measure_losses(out, "OR").startswith("2 effects left out (2 reported as SMD)")
+    md = add_effect_sizes(table, "MD")  # raw means convert; a reported SMD does not
+    assert md["yi"][0] == pytest.approx(-0.2) and np.isnan(md["yi"][3])
+    # a CSV of yi and vi without a measure column: --measure names their measure
+    plain = add_effect_sizes(table.drop(columns="measure"), "SMD")
+    assert plain["yi"][3] == 0.3 and "reported_measure" not in plain
+    # the command line: nothing to pool says why; something left out is a warning
+    run = pool("bibliographies/autonomy.bib", "--measure", "OR", "--outcome", "fear of falling")
+    assert run.returncode == 1 and "114 effects left out (114 reported as SMD): their data " \
+        "cannot give OR, which needs ai+bi+ci+di or ai+n1i+ci+n2i" in run.stderr
+    mixed = tmp_path / "mixed.csv"
+    table.to_csv(mixed, index=False)
+    run = pool(mixed, "--measure", "OR", "--json")
+    out = json.loads(run.stdout)
+    assert out["k"] == 2 and any("2 effects left out" in w for w in out["warnings"])
+
+
+def test_a_variant_with_another_measure_says_which_effects_it_leaves_out():
+    from metaanalysis.compare import compare
+    from metaanalysis.notes import Note
+
+    published, variant = Note("autonomy", lang="en"), Note("autonomy", lang="en", measure="OR")
+    fear = variant.outcomes[variant.outcome("fear of falling")]
+    assert fear.result is None and len(fear.data) == 0
+    assert fear.warnings == ["13 effects left out (13 reported as SMD): their data cannot give "
+                             "OR, which needs ai+bi+ci+di or ai+n1i+ci+n2i; an effect already "
+                             "computed (yi, an estimate with its CI) stays in its own measure"]
+    assert "13 effects left out" in repr(variant.section("fear of falling"))
+    rows = compare(published.summary(), variant.summary(), "en").set_index("outcome")
+    label = fear.label
+    assert rows.loc[label, "k_published"] == "13" and rows.loc[label, "k_variant"] == "0"
+    fr = Note("autonomy", lang="fr", measure="OR")
+    assert fr.outcomes[fr.outcome("fear of falling")].warnings[0].startswith(
+        "13 effets écartés (13 rapportés en SMD) : leurs données ne donnent pas la mesure OR")
