@@ -46,12 +46,13 @@ class ExportError(ValueError):
         super().__init__(str(problem))
 
 
-FORMATS = ("ris", "medline", "bibtex", "csv")
+FORMATS = ("ris", "medline", "wos", "bibtex", "csv")
 
 
 def detect_format(text: str) -> str | None:
-    """The export format from the content: RIS (``TY  -``), MEDLINE (``PMID-``), BibTeX
-    (``@type{``), or a CSV/TSV whose header names a title column; None otherwise."""
+    """The export format from the content: RIS (``TY  -``), MEDLINE (``PMID-``), Web of
+    Science's plain text (``FN``, ``PT J``), BibTeX (``@type{``), or a CSV/TSV whose header
+    names a title column; None otherwise."""
     lines = [ln for ln in text.lstrip("\ufeff").splitlines() if ln.strip()]
     if not lines:
         return None
@@ -60,6 +61,10 @@ def detect_format(text: str) -> str | None:
         return "ris"
     if any(re.match(r"^PMID- ?\d", ln) for ln in head):
         return "medline"
+    # Web of Science's "plain text file": FN/VR, then records from "PT J" to "ER"
+    if re.match(r"^FN ", head[0]) or (any(re.match(r"^PT [A-Z]\s*$", ln) for ln in head)
+                                      and any(re.match(r"^(AU|TI|UT|SO) ", ln) for ln in head)):
+        return "wos"
     if any(re.match(r"^\s*@\w+\s*[{(]", ln) for ln in head):
         return "bibtex"
     header = [c.strip().strip('"').lower() for c in re.split(r"[,\t;]", lines[0])]
@@ -89,10 +94,12 @@ def read_export(path: str | Path) -> list[Record]:
     fmt = detect_format(text)
     if fmt is None:
         raise ExportError(Problem(spath, 1, "-", "not a search export this tool reads: expected "
-                                  "RIS (TY  - ...), PubMed/MEDLINE (PMID- ...), BibTeX "
-                                  "(@article{...}) or a CSV/TSV with a Title column (Scopus, "
-                                  "Web of Science, OpenAlex)"))
-    reader = {"ris": _ris, "medline": _medline, "bibtex": _bibtex, "csv": _csv}[fmt]
+                                  "RIS (TY  - ...), PubMed/MEDLINE (PMID- ...), Web of "
+                                  "Science plain text (FN ..., PT J), BibTeX (@article{...}) "
+                                  "or a CSV/TSV with a Title column (Scopus, Web of Science, "
+                                  "OpenAlex)"))
+    reader = {"ris": _ris, "medline": _medline, "wos": _wos, "bibtex": _bibtex,
+              "csv": _csv}[fmt]
     records = reader(spath, text)
     if not records:
         raise ExportError(Problem(spath, 1, "-", f"no record found in this {fmt} file"))
@@ -202,6 +209,42 @@ def _medline_record(f: dict, line: int) -> Record:
                   keywords=f.get("OT", []) + f.get("MH", []), entry_type="article", line=line)
 
 
+# ------------------------------------------------------------------ Web of Science (rispy)
+def _wos(path: str, text: str) -> list[Record]:
+    """Web of Science's "plain text file" (its tagged format: two-letter tags, continuation
+    lines indented, each record from ``PT`` to ``ER``), read by rispy's WokParser."""
+    import rispy
+    from rispy.parser import WokParser
+
+    starts = [i + 1 for i, ln in enumerate(text.splitlines()) if re.match(r"^PT ", ln)]
+    try:
+        entries = rispy.loads(text, implementation=WokParser, skip_unknown_tags=True)
+    except Exception as exc:  # noqa: BLE001 - rispy's own errors name no line
+        raise ExportError(Problem(path, starts[0] if starts else 1, "-",
+                                  f"not a valid Web of Science plain-text export: {exc}")) \
+            from None
+    out = []
+    for i, e in enumerate(entries):
+        pages = "--".join(x for x in (_first(e, "beginning_page"), _first(e, "ending_page"))
+                          if x) or _first(e, "article_number")
+        authors = e.get("author_full_name") or e.get("authors") or []
+        authors = list(authors) + list(e.get("group_authors") or [])
+        kind = _first(e, "document_type").lower()
+        entry_type = ("inproceedings" if "proceedings" in kind else
+                      {"J": "article", "B": "book", "S": "incollection", "P": "misc"}.get(
+                          _first(e, "publication_type").upper(), "article"))
+        out.append(Record(
+            title=_first(e, "document_title"),
+            authors=[a.strip() for a in authors if a and a.strip()],
+            year=_year(_first(e, "publication_year", "early_access_year", "publication_date")),
+            journal=_first(e, "publication_name"), volume=_first(e, "volume"),
+            issue=_first(e, "issue"), pages=pages, doi=normalise_doi(_first(e, "doi")),
+            pmid=_first(e, "pubmed_id"), abstract=_first(e, "abstract"),
+            keywords=[k.strip() for k in _first(e, "author_keywords").split(";") if k.strip()],
+            entry_type=entry_type, line=starts[i] if i < len(starts) else 0))
+    return out
+
+
 # ------------------------------------------------------------------ BibTeX from other tools
 def _bibtex(path: str, text: str) -> list[Record]:
     import tempfile
@@ -223,8 +266,7 @@ def _bibtex(path: str, text: str) -> list[Record]:
     out = []
     for e in bib.entries:
         f = e.fields
-        authors = [a.strip() for a in re.split(r"\s+and\s+", latex_to_text(f.get("author", "")))
-                   if a.strip()]
+        authors = _bibtex_authors(f.get("author", ""))
         out.append(Record(title=latex_to_text(f.get("title", "")), authors=authors,
                           year=e.year or "", journal=latex_to_text(
                               f.get("journal", f.get("journaltitle", f.get("booktitle", "")))),
@@ -235,6 +277,28 @@ def _bibtex(path: str, text: str) -> list[Record]:
                                     if k.strip()],
                           url=f.get("url", ""), entry_type=e.entry_type, line=e.line))
     return out
+
+
+def _bibtex_authors(field: str) -> list[str]:
+    """A BibTeX author field as "Surname, Given" each: split by BibTeX's rule (``and``
+    outside braces: ``{Barnes and Noble}`` is one author), LaTeX decoded."""
+    from bibtexparser.middlewares.names import (InvalidNameError, parse_single_name_into_parts,
+                                                split_multiple_persons_names)
+
+    from .latex import latex_to_text
+
+    out = []
+    for name in split_multiple_persons_names(field) if field.strip() else []:
+        if name.strip().lower() == "others":
+            continue
+        try:
+            p = parse_single_name_into_parts(name, strict=True)
+            last = latex_to_text(" ".join(p.von + p.last)).strip()
+            first = latex_to_text(" ".join(p.first)).strip()
+            out.append(f"{last}, {first}" if first else last)
+        except (InvalidNameError, ValueError):
+            out.append(latex_to_text(name).strip())
+    return [a for a in out if a]
 
 
 # ------------------------------------------------------------------ CSV / TSV

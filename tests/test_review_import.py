@@ -350,3 +350,41 @@ def test_a_notes_screening_counts_agree_with_its_prisma_flow(project):
         "l'analyse{screening_clause} et {effects_n}.", "").data
     assert "dont 0\u00a0étude incluse dans l'analyse (1\u00a0exclue" in text
     assert "0\u00a0effet extrait." in text
+
+
+def test_a_web_of_science_plain_text_export_is_read_and_its_duplicates_found(project):
+    """Web of Science's default "Plain text file" (tagged, FN/PT ... ER) was refused as "not
+    a search export": it is read with rispy's WokParser, continuation lines joined (one
+    author per line), and its copy of Martin 2019 is the duplicate of PubMed's."""
+    from metaanalysis.searches import detect_format, read_export
+
+    path = SEARCHES / "wos.txt"
+    assert detect_format(path.read_text(encoding="utf-8-sig")) == "wos"
+    martin, kowalski = read_export(path)
+    assert martin.title == ("Cognitive behavioural therapy for fear of falling in older adults: "
+                            "a randomised trial")
+    assert martin.authors == ["Martin, Claire", "Dupont, François"]
+    assert (martin.year, martin.volume, martin.issue, martin.pages) == ("2019", "48", "2",
+                                                                        "201--209")
+    assert martin.doi == "10.1000/aa.2019.001" and martin.pmid == "30000001"
+    assert martin.abstract.endswith("We randomised 118 people.") and martin.line == 3
+    assert martin.keywords == ["fear of falling", "cognitive behavioural therapy"]
+    assert kowalski.authors == ["Kowalski, Piotr", "Falls Prevention Network"]
+    assert kowalski.entry_type == "inproceedings" and kowalski.pages == "105"
+    assert run(project, "import", "falls", SEARCHES / "pubmed.nbib", "--source", "PubMed",
+               "--date", "2026-11-03").returncode == 0
+    r = run(project, "import", "falls", path, "--source", "Web of Science", "--date",
+            "2026-11-05")
+    assert r.returncode == 0 and "2 record(s) added" in r.stderr
+    dedup = run(project, "dedup", "falls")
+    assert "duplicate of martin2019cognitive" in dedup.stdout and "doi" in dedup.stdout
+
+
+def test_authors_of_a_bibtex_export_are_split_as_bibtex_splits_them(tmp_path):
+    from metaanalysis.searches import read_export
+
+    path = tmp_path / "zotero.bib"
+    path.write_text("@article{a,\n  author = {{Barnes and Noble} and M{\\\"u}ller, J{\\\"o}rg "
+                    "and Jean van der Berg and others},\n  title = {T},\n  year = {2020},\n}\n")
+    record, = read_export(path)
+    assert record.authors == ["Barnes and Noble", "Müller, Jörg", "van der Berg, Jean"]
