@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from metaanalysis.bibliography import read_bibliography, read_studies
 from metaanalysis.figures import prisma2020
@@ -388,3 +389,28 @@ def test_authors_of_a_bibtex_export_are_split_as_bibtex_splits_them(tmp_path):
                     "and Jean van der Berg and others},\n  title = {T},\n  year = {2020},\n}\n")
     record, = read_export(path)
     assert record.authors == ["Barnes and Noble", "Müller, Jörg", "van der Berg, Jean"]
+
+
+_MARKS = ["TY  - JOUR\n", "ER  - \n", "PMID- 123456\n", "TI  - x\n", "      y\n", "FN W\n",
+          "PT J\n", "AU a, b\n", "   c\n", "ER\n", "EF\n", "@article{k,\n", "title = {t},\n",
+          "}\n", "Title,Authors,Year\n", '"a,b",c,2020\n', "\t", ";", "\n", "é", "\x00", "{"]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(st.one_of(st.sampled_from(_MARKS), st.text(max_size=12)), max_size=30))
+def test_any_file_is_records_or_an_export_error_with_its_line(tmp_path, parts):
+    """The search-export boundary: whatever the file holds (every format's markers mixed
+    with arbitrary text), import gets records of text or an ExportError naming a line,
+    never another exception."""
+    from metaanalysis.searches import ExportError, read_export
+
+    path = tmp_path / "export.txt"
+    path.write_bytes("".join(parts).encode("utf-8", "surrogatepass"))
+    try:
+        records = read_export(path)
+    except ExportError as exc:
+        assert exc.problem.line >= 0 and str(path) in str(exc)
+        return
+    for r in records:
+        assert isinstance(r.title, str) and all(isinstance(a, str) for a in r.authors)
