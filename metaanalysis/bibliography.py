@@ -26,6 +26,7 @@ _FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
 #: as Better BibTeX writes one in a title), as bibtexparser splits the entries.
 _BRACE = re.compile(r"(?<!\\)[{}]")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_YEAR = re.compile(r"^\d{4}$")
 #: Characters that stand for a minus sign in text copied from a PDF, a word processor or a
 #: spreadsheet (the minus sign, dashes, the small and full-width hyphen-minus).
 _MINUS_LOOKALIKES = "\u2212\u2010\u2011\u2012\u2013\u2014\ufe63\uff0d"
@@ -450,9 +451,13 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
         if guess:
             problems.append(Problem(path, lines[name], key, f"unknown field {name}: did you "
                                     f"mean {guess}?"))
-    if "year" in fields and not _NUMBER.match(fields["year"].strip()):
-        problems.append(Problem(path, lines["year"], key, f"year is '{fields['year']}', not a "
-                                "number: write a year such as 2019"))
+    year = fields.get("year", "").strip()
+    if "year" in fields and not _YEAR.match(year):
+        # a year of a note's references and of its "published from ... to ...": four digits
+        problems.append(Problem(path, lines["year"], key, (
+            f"year is '{fields['year']}': write the year in full, with four digits (e.g. "
+            "1998, not 98)" if year.isdigit() else
+            f"year is '{fields['year']}', not a year: write a year such as 2019")))
     elif "year" not in fields and "date" in fields and not _DATE.match(fields["date"].strip()):
         problems.append(Problem(path, lines["date"], key, f"date is '{fields['date']}': "
                                 "write a date as BibLaTeX does, e.g. 2019, 2019-03 or "
