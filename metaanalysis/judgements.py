@@ -83,6 +83,10 @@ def size_rule(benchmark: str, lang: str) -> str:
              ranges=t("size_separator", lang).join(ranges))
 
 
+#: The fewest studies whose prediction interval the notes read (:func:`judge`).
+MIN_SPREAD = 3
+
+
 def spread(estimate: float, ci_lb: float, ci_ub: float, pi_lb: float, pi_ub: float,
            null: float) -> str | None:
     """``consistent`` (the PI on the estimate's side of no effect), ``varies`` (the PI across
@@ -113,5 +117,9 @@ def judge(result, favours: str, certainty: str, benchmark: str = "cohen1988") ->
     u3 = None
     if result.measure in STANDARDISED and way != "unclear":
         u3 = 100 * float(dist.norm_cdf(abs(pred["pred"])))
+    # a prediction interval from fewer than 3 studies says nothing of other settings (with
+    # one study it is the confidence interval): no sentence on the spread
+    studies = getattr(result, "n_clusters", None) or result.k
     return Judgement(way, size(pred["pred"], result.measure, benchmark), certainty,
-                     spread(est, lo, hi, pi_lb, pi_ub, null), u3, benchmark)
+                     spread(est, lo, hi, pi_lb, pi_ub, null) if studies >= MIN_SPREAD else None,
+                     u3, benchmark)

@@ -499,10 +499,15 @@ class Note:
         n_people = participants(effects) if len(effects) else 0
         sentences = []
         if len(years):
-            sentences.append(t("evidence_base", lang,
-                               studies=counted(int(effects["key"].nunique()), "study", lang),
+            n_studies = int(effects["key"].nunique())
+            # "publiée en 2004" (one study, one year), "publiées de 1982 à 2019"
+            one_year = int(years.min()) == int(years.max())
+            sentences.append(t("evidence_base_one_year" if one_year else "evidence_base", lang,
+                               studies=counted(n_studies, "study", lang),
                                people=t("people", lang, n=num(n_people, lang, 0))
                                if n_people else "",
+                               published=("publiée" if n_studies == 1 else "publiées")
+                               if lang == "fr" else "published",
                                year_min=int(years.min()), year_max=int(years.max())))
         main = judged[0]
         f = self.judgement_fields(main)

@@ -48,8 +48,10 @@ def new_theme(slug: str, root: Path | str = ROOT, title: dict | None = None) -> 
     write_atomic(nb, template.replace('theme = \\"THEME\\"', f'theme = \\"{slug}\\"'))
     themes[slug] = {
         "title": title,
-        "summary": {"fr": "Revue en cours : aucune étude n'a encore été analysée.",
-                    "en": "Review under way: no study has been analysed yet."},
+        # true whatever the review's stage (the key messages say whether anything has been
+        # analysed yet): the researcher writes the theme's question here
+        "summary": {"fr": f"{title['fr']} : ce que montrent les études.",
+                    "en": f"{title['en']}: what the studies show."},
         "intervention": {"fr": title["fr"], "en": title["en"]},
         "bibliography": f"bibliographies/{slug}.bib", "notebook": f"notebooks/{slug}.ipynb",
         "sources": [], "outcomes": [],

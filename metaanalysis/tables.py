@@ -130,7 +130,8 @@ def summary_of_findings(outcomes, lang: str = "en", baseline_risk: float | None 
             level -= 1
             reasons.append(W["publication"].format(p=pvalue(p_egger, lang)))
         level = max(0, level)
-        het = (f"I² = {percent(i2, lang, 0)}" if np.isfinite(i2)
+        het = ("–" if r.k < 2 else  # one effect: nothing to be heterogeneous
+               f"I² = {percent(i2, lang, 0)}" if np.isfinite(i2)
                else f"τ² = {num(r.tau2, lang, 3)}")
         rows.append({"index": i, "outcome": o.label, "n_studies": o.n_studies,
                      "participants": n_part,

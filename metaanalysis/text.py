@@ -281,10 +281,14 @@ WORDS = {
                           "{studies}.",
                     "en": "{label}: {verdict}{size_clause}; {number}, {certainty} certainty, "
                           "{studies}."},
-    "evidence_base": {"fr": "Cette note s'appuie sur {studies}{people}, publiées de {year_min} "
-                            "à {year_max}.",
-                      "en": "This note rests on {studies}{people}, published from {year_min} "
+    "evidence_base": {"fr": "Cette note s'appuie sur {studies}{people}, {published} de "
+                            "{year_min} à {year_max}.",
+                      "en": "This note rests on {studies}{people}, {published} from {year_min} "
                             "to {year_max}."},
+    "evidence_base_one_year": {"fr": "Cette note s'appuie sur {studies}{people}, {published} "
+                                     "en {year_min}.",
+                               "en": "This note rests on {studies}{people}, {published} in "
+                                     "{year_min}."},
     "people": {"fr": " ({n} personnes)", "en": " ({n} people)"},
     "certainty_sentence": {"fr": "Certitude des preuves pour « {label} » : {certainty} ; "
                                  "{meaning}.",

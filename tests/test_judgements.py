@@ -212,3 +212,36 @@ def test_the_evidence_base_counts_what_the_note_pools(theme, params):
     assert (int(found[3]), int(found[4])) == (min(years), max(years))
     # the risk-of-bias figure shows the same studies, a variant's exclusions left out
     assert set(note.pooled_effects["key"]) == keys
+
+
+def test_one_study_gets_no_sentence_on_spread_and_a_year_not_a_range(tmp_path):
+    """A theme's first study: 'publiées de 2004 à 2004' and 'the effect goes the same way in
+    most of the settings studied' (its prediction interval is its confidence interval) were
+    published; now 'publiée en 2004', no sentence on the spread, no I² of one effect."""
+    import shutil
+
+    from metaanalysis.scaffold import new_theme
+
+    root = tmp_path / "proj"
+    (root / "templates").mkdir(parents=True)
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
+    (root / "themes.json").write_text("{}")
+    new_theme("housing", root)
+    bib = root / "bibliographies" / "housing.bib"
+    entry = ("@article{{{key},\n  author = {{Lee, K.}},\n  year = {{{year}}},\n  screening = "
+             "{{included}},\n  effects = {{outcome = housed; measure = RR; ai = {a}; n1i = 99; "
+             "ci = 50; n2i = 126}},\n}}\n")
+    bib.write_text(bib.read_text() + entry.format(key="lee2004", year=2004, a=80))
+    for lang, base in (("fr", "Cette note s'appuie sur 1\u00a0étude (225 personnes), publiée en "
+                              "2004."),
+                       ("en", "This note rests on 1 study (225 people), published in 2004.")):
+        note = Note("housing", root=root, lang=lang)
+        assert note.judgement(0).spread is None
+        text = note.key_messages().data.replace("&#x27;", "'")
+        assert base in text and "2004 à 2004" not in text and "2004 to 2004" not in text
+        assert "<td>–</td>" in note.summary_of_findings().data.replace("\u2013", "–")
+    for key, year, a in (("kim2006", 2006, 70), ("roy2010", 2010, 75)):
+        bib.write_text(bib.read_text() + entry.format(key=key, year=year, a=a))
+    three = Note("housing", root=root, lang="en")
+    assert three.judgement(0).spread == "consistent"
+    assert "published from 2004 to 2010" in three.key_messages().data
