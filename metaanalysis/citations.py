@@ -3,7 +3,9 @@
 A field lists persons separated by ``and`` outside braces (``{Barnes and Noble}`` is one
 corporate author); ``and others`` stands for the authors not listed. Each person is ``von
 Last, First``, ``von Last, Jr, First`` or ``First von Last`` (bibtexparser splits them, as
-BibTeX does); LaTeX is decoded for display (``M{\\"u}ller`` is Müller).
+BibTeX does), or ``Last Initials`` as search exports write it (``Martin C.``, ``Lee JH``:
+read as Martin, C., where BibTeX would take Martin for a first name); LaTeX is decoded for
+display (``M{\\"u}ller`` is Müller).
 
 - :func:`short`: a figure's study label, ``Last``, ``Last & Last`` or ``Last et al.``.
 - :func:`full`: a reference list's authors, ``Last, F. M., Last, F., & Last, F.`` (APA's
@@ -38,6 +40,9 @@ class Person:
 def _initials(first: str) -> str:
     out = []
     for word in first.split():
+        if word.isalpha() and word.isupper() and len(word) <= 3 and len(first.split()) == 1:
+            out.extend(f"{c}." for c in word)  # MEDLINE's "JH" is J. H.
+            continue
         pieces = []
         for piece in word.split("-"):
             letter = next((c for c in piece if c.isalpha()), "")
@@ -46,6 +51,23 @@ def _initials(first: str) -> str:
         if pieces:
             out.append("-".join(pieces))
     return " ".join(out)
+
+
+#: "Martin C.", "Lee JH", "Berg J.-P.": a surname then initials, as Scopus's "Authors" and
+#: MEDLINE's AU write a name (BibTeX would read the surname as a first name)
+_SURNAME_INITIALS = re.compile(r"^(?P<last>\S.*?)\s+(?P<initials>(?:[A-Z]\.?-?\s?){1,4})$")
+
+
+def surname_first(name: str) -> str:
+    """A name in the form BibTeX reads right: ``Martin C.`` -> ``Martin, C.``, ``Lee JH`` ->
+    ``Lee, JH``; a name with a comma, or not ending in initials, as it is."""
+    name = name.strip()
+    if "," in name or "{" in name:
+        return name
+    m = _SURNAME_INITIALS.match(name)
+    if not m or not re.search(r"[a-z]", m["last"]) and len(m["last"]) < 2:
+        return name
+    return f"{m['last'].strip()}, {m['initials'].strip()}"
 
 
 def persons(author) -> tuple[list[Person], bool]:
@@ -65,6 +87,7 @@ def persons(author) -> tuple[list[Person], bool]:
         if name.strip().lower() == "others":
             others = True
             continue
+        name = surname_first(name)  # "Martin C." (a search export's form) is Martin, C.
         try:
             p = parse_single_name_into_parts(name, strict=True)
         except (InvalidNameError, ValueError):

@@ -95,12 +95,28 @@ def plan_import(records_by_file: list, existing_keys, *, source: str, date: str,
     return out
 
 
+def author_field(r: Record) -> str:
+    """The record's authors as a BibTeX author field, escaped: each person ``Surname,
+    Given`` (``Martin C.`` -> ``Martin, C.``: BibTeX would read Martin as a first name), a
+    group author or a name holding "and" in braces (one name, as BibTeX reads braces)."""
+    from .citations import surname_first
+
+    people = []
+    for name in r.authors:
+        value = bibtex_value(surname_first(name))
+        people.append(f"{{{value}}}" if re.search(r"\band\b", name, re.I) else value)
+    people += [f"{{{bibtex_value(g)}}}" for g in r.groups]
+    return " and ".join(p for p in people if p.strip("{} "))
+
+
 def entry_text(key: str, r: Record, *, source: str, date: str, file: str, batch: int) -> str:
-    fields = [("author", " and ".join(r.authors)), ("title", r.title), ("journal", r.journal),
+    fields = [("title", r.title), ("journal", r.journal),
               ("year", r.year), ("volume", r.volume), ("number", r.issue), ("pages", r.pages),
               ("doi", r.doi), ("pmid", r.pmid), ("url", r.url),
               ("keywords", ", ".join(r.keywords)), ("abstract", r.abstract)]
     lines = [f"@{r.entry_type}{{{key},"]
+    author = author_field(r)
+    lines += [f"  author = {{{author}}},"] if author else []
     lines += [f"  {name} = {{{bibtex_value(v)}}}," for name, v in fields if v]
     lines.append("  screening = {pending},")
     search = (f"database = {_annotation(source)}; date = {date}; file = {_annotation(file)}; "

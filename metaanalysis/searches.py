@@ -24,6 +24,7 @@ class Record:
 
     title: str = ""
     authors: list = field(default_factory=list)  # "Surname, Given" each
+    groups: list = field(default_factory=list)  # group (corporate) authors, each one name
     year: str = ""
     journal: str = ""
     volume: str = ""
@@ -228,7 +229,6 @@ def _wos(path: str, text: str) -> list[Record]:
         pages = "--".join(x for x in (_first(e, "beginning_page"), _first(e, "ending_page"))
                           if x) or _first(e, "article_number")
         authors = e.get("author_full_name") or e.get("authors") or []
-        authors = list(authors) + list(e.get("group_authors") or [])
         kind = _first(e, "document_type").lower()
         entry_type = ("inproceedings" if "proceedings" in kind else
                       {"J": "article", "B": "book", "S": "incollection", "P": "misc"}.get(
@@ -236,6 +236,7 @@ def _wos(path: str, text: str) -> list[Record]:
         out.append(Record(
             title=_first(e, "document_title"),
             authors=[a.strip() for a in authors if a and a.strip()],
+            groups=[g.strip() for g in e.get("group_authors") or [] if g and g.strip()],
             year=_year(_first(e, "publication_year", "early_access_year", "publication_date")),
             journal=_first(e, "publication_name"), volume=_first(e, "volume"),
             issue=_first(e, "issue"), pages=pages, doi=normalise_doi(_first(e, "doi")),
@@ -305,8 +306,9 @@ def _bibtex_authors(field: str) -> list[str]:
 #: Column names of each database's CSV export (lowercase), by field.
 COLUMNS = {
     "title": ("title", "article title", "document title", "display_name", "ti"),
-    "authors": ("authors", "author full names", "author names", "author", "au", "af",
-                "authorships.author.display_name"),
+    # full names first: Scopus's "Authors" and WoS's AU give initials only
+    "authors": ("author full names", "af", "authorships.author.display_name", "authors",
+                "author names", "author", "au"),
     "year": ("year", "publication year", "publication_year", "py", "pubyear"),
     "journal": ("source title", "journal", "source", "so", "publication title",
                 "primary_location.source.display_name", "host_venue.display_name"),
@@ -365,7 +367,9 @@ def _csv(path: str, text: str) -> list[Record]:
 
         authors = get("authors")
         sep = "|" if "|" in authors else ";"
-        names = [a.strip() for a in authors.split(sep) if a.strip()]
+        # Scopus's full names carry each author's id: "Martin, Claire (57000000001)"
+        names = [re.sub(r"\s*\(\d+\)$", "", a.strip()) for a in authors.split(sep)
+                 if a.strip()]
         pages = "--".join(x for x in (get("pages"), get("pages_end")) if x)
         kw = get("keywords")
         url = get("url")

@@ -23,6 +23,10 @@ from metaanalysis.citations import NAMED, full, persons, short
     ("{Barnes and Noble} and Smith, J.", "Barnes and Noble & Smith",
      "Barnes and Noble, & Smith, J."),
     ("Smith, Jr, John", "Smith", "Smith, J., Jr"),
+    # as search exports write names (Scopus's Authors, MEDLINE's AU): surname, initials
+    ("Martin C. and Dupont F.", "Martin & Dupont", "Martin, C., & Dupont, F."),
+    ("Lee JH and Al Otaiba S.", "Lee & Al Otaiba", "Lee, J. H., & Al Otaiba, S."),
+    ("Claire Martin", "Martin", "Martin, C."),
     # a surname that merely contains "others" is a surname
     ("Brothers, Ann and Mothersill, Carmel", "Brothers & Mothersill",
      "Brothers, A., & Mothersill, C."),

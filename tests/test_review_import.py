@@ -370,7 +370,8 @@ def test_a_web_of_science_plain_text_export_is_read_and_its_duplicates_found(pro
     assert martin.doi == "10.1000/aa.2019.001" and martin.pmid == "30000001"
     assert martin.abstract.endswith("We randomised 118 people.") and martin.line == 3
     assert martin.keywords == ["fear of falling", "cognitive behavioural therapy"]
-    assert kowalski.authors == ["Kowalski, Piotr", "Falls Prevention Network"]
+    assert kowalski.authors == ["Kowalski, Piotr"]
+    assert kowalski.groups == ["Falls Prevention Network"]
     assert kowalski.entry_type == "inproceedings" and kowalski.pages == "105"
     assert run(project, "import", "falls", SEARCHES / "pubmed.nbib", "--source", "PubMed",
                "--date", "2026-11-03").returncode == 0
@@ -414,3 +415,25 @@ def test_any_file_is_records_or_an_export_error_with_its_line(tmp_path, parts):
         return
     for r in records:
         assert isinstance(r.title, str) and all(isinstance(a, str) for a in r.authors)
+
+
+def test_imported_authors_are_names_bibtex_reads_right(project):
+    """Scopus's "Authors" column ("Martin C.; Dupont F.") was written as 'Martin C. and
+    Dupont F.', which BibTeX reads as first name Martin, surname C. (a note's label said
+    "C. & F."): full names are taken where the export has them (without Scopus's ids), a
+    surname-initials name is written 'Martin, C.', a group author braced as one name."""
+    from metaanalysis.citations import full, short
+    from metaanalysis.importing import author_field
+
+    scopus, *_ = read_export(SEARCHES / "scopus.csv")
+    assert scopus.authors == ["Martin, Claire", "Dupont, François"]
+    assert author_field(Record(authors=["Martin C.", "Lee JH"])) == "Martin, C. and Lee, JH"
+    assert author_field(Record(authors=["Barnes and Noble", "Ng, K."],
+                               groups=["Falls Prevention Network"])) == \
+        "{Barnes and Noble} and Ng, K. and {Falls Prevention Network}"
+    run(project, "import", "falls", SEARCHES / "wos.txt", "--source", "Web of Science",
+        "--date", "2026-11-05")
+    bib = read_bibliography(project / "bibliographies" / "falls.bib")
+    kowalski = next(e for e in bib.entries if e.key.startswith("kowalski"))
+    assert full(kowalski.fields["author"]) == "Kowalski, P., & Falls Prevention Network"
+    assert short("Martin C. and Dupont F.", 2019) == "Martin & Dupont 2019"
