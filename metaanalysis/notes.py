@@ -96,9 +96,20 @@ class Note:
             if wanted in (c["outcome"], c["label"]["en"], c["label"]["fr"]):
                 return [c]
         if wanted not in set(self.all_effects.get("outcome", [])):
+            import difflib
+
             known = sorted(set(self.all_effects.get("outcome", [])))
-            raise ValueError(f"outcome = {wanted!r} is not in the bibliography; outcomes are: "
-                             f"{', '.join(known)}")
+            # the theme's own labels too (a French reviewer types "mortalité"), and the
+            # closest of all as a suggestion
+            labels = {c["label"][lang]: c["outcome"] for c in configured for lang in ("fr", "en")}
+            close = difflib.get_close_matches(wanted.lower(), [*known, *labels], n=1,
+                                              cutoff=0.6)
+            if not close:
+                close = [x for x in [*known, *labels] if wanted.lower() in x.lower()][:1]
+            hint = f" (did you mean {labels.get(close[0], close[0])!r}?)" if close else ""
+            raise ValueError(f"outcome = {wanted!r} is not in the bibliography{hint}; outcomes "
+                             f"are: {', '.join(known)} (or a theme outcome's label, in "
+                             "French or English)")
         return [{"outcome": wanted, "where": {}, "favours": "higher",
                  "label": {"fr": wanted, "en": wanted}}]
 

@@ -111,3 +111,12 @@ def test_a_che_sections_variance_names_its_two_parts():
     assert "Variance within studies" in note.rho_sensitivity(0).data
     fr = repr(Note("employment", lang="fr").section(0))
     assert "variance totale τ² = " in fr and "au sein des études" in fr
+
+
+@pytest.mark.parametrize("typed,meant", [("mortalité", "mortality"),
+                                         ("peur de tomber", "fear of falling"),
+                                         ("Mortality", "mortality")])
+def test_an_outcome_typed_as_a_reviewer_would_gets_a_suggestion(typed, meant):
+    with pytest.raises(ValueError, match=f"did you mean '{meant}'"):
+        Note("autonomy", outcome=typed)
+    assert Note("autonomy", outcome="mortalité au suivi").outcomes[0].outcome == "mortality"
