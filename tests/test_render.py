@@ -185,8 +185,7 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     path = site / "variants" / "autonomy--lang-en--method-DL.html"
     assert path.exists() and not (site / "autonomy.html").exists()
     page = path.read_text()
-    assert "Variant: parameters changed from the published note" in page
-    assert "method = DL" in page
+    assert "Variant: parameters changed from the published note: <code>method = DL</code>" in page
     assert "metaanalysis render autonomy -p method DL -p lang en" in page
     # the variant links its own data and the index, from where it lives
     assert '<a href="data/autonomy--lang-en--method-DL.csv">' in page
