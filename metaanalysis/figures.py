@@ -343,10 +343,20 @@ def prisma(studies: pd.DataFrame, *, lang: str = "en", ax=None):
             arrow(2.5, previous, 2.5, top)
         previous = y
         top = y - gap
-    alt = t("prisma_alt", lang, identified=n(c["identified"]) if c["identified"] is not None
-            else c.get("records_in_bibliography", unknown),
-            duplicates=n(c["duplicates_removed"]), screened=n(c["screened"]),
-            included=c["included"])
+    def said(key, value):  # "2 doublons retirés", "doublons retirés : non connu"
+        none, one, many = WORDS[key][lang]
+        if value is None:
+            return t("prisma_alt_unknown", lang, what=none)
+        count = int(n(value))
+        return (one if (count < 2 if lang == "fr" else count == 1) else many).format(n=count)
+
+    records = (sum(c["identified"].values()) if c["identified"] is not None
+               else c.get("records_in_bibliography", 0))
+    alt = t("prisma_alt", lang, parts=", ".join([
+        counted(int(records), "record", lang), said("prisma_alt_duplicates",
+                                                    c["duplicates_removed"]),
+        said("prisma_alt_screened", c["screened"]),
+        counted(c["included"], "included_study", lang)]))
     return PrismaPlot(fig, alt, fixed_layout=fixed, counts=c)
 
 

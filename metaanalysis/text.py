@@ -134,11 +134,16 @@ WORDS = {
                      "en": "awaiting: {title} screening, {full} full text"},
         "unknown": {"fr": "non connu", "en": "unknown"},
     },
-    "prisma_alt": {"fr": "Diagramme de flux PRISMA 2020 : {identified} références, {duplicates} "
-                         "doublons retirés, {screened} triées, {included} études incluses.",
-                   "en": "PRISMA 2020 flow diagram: {identified} records, {duplicates} "
-                         "duplicates removed, {screened} screened, {included} studies "
-                         "included."},
+    "prisma_alt": {"fr": "Diagramme de flux PRISMA 2020 : {parts}.",
+                   "en": "PRISMA 2020 flow diagram: {parts}."},
+    # a count the bibliography cannot tell is said as such, never as a number
+    "prisma_alt_unknown": {"fr": "{what} : non connu", "en": "{what}: unknown"},
+    "prisma_alt_duplicates": {"fr": ("doublons retirés", "{n} doublon retiré",
+                                     "{n} doublons retirés"),
+                              "en": ("duplicates removed", "{n} duplicate removed",
+                                     "{n} duplicates removed")},
+    "prisma_alt_screened": {"fr": ("références triées", "{n} triée", "{n} triées"),
+                            "en": ("records screened", "{n} screened", "{n} screened")},
     "gap": {"fr": "lacune", "en": "gap"},
     "domain": {
         "autonomy": {"fr": "Autonomie et capacités", "en": "Autonomy and function"},
