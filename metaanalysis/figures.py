@@ -83,7 +83,8 @@ def funnel(res, *, lang: str = "en", trimfill=None, outcome: str = "", ax=None):
     ax.legend(handles=h + handles, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7,
               frameon=False)
     ax.spines["left"].set_visible(True)
-    return Plot(fig, t("funnel_alt", lang, k=res.k, outcome=outcome or res.measure,
+    return Plot(fig, t("funnel_alt", lang, k=counted(res.k, "effect", lang),
+                       outcome=outcome or res.measure,
                        filled=counted(n_filled, "imputed_study", lang)))
 
 
@@ -139,8 +140,8 @@ def rob_traffic_light(effects: pd.DataFrame, *, lang: str = "en", labels: dict |
         ax.spines[side].set_visible(False)
     ax.tick_params(length=0)
     counts = table["overall"].value_counts()
-    return Plot(fig, t("rob_alt", lang, n=n, low=int(counts.get("low", 0)),
-                       high=int(counts.get("high", 0))))
+    return Plot(fig, t("rob_alt", lang, n=counted(n, "study", lang),
+                       low=int(counts.get("low", 0)), high=int(counts.get("high", 0))))
 
 
 def rob_summary_table(effects: pd.DataFrame, weights: pd.Series | None = None) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .grammar import COMMON_EFFECT_METHODS, RATIO_MEASURES, natural_scale
-from .text import axis_label, estimate_ci, num, percent, t
+from .text import axis_label, counted, estimate_ci, num, percent, t
 
 #: Okabe & Ito (2008) colours, readable with every common colour-vision deficiency.
 PALETTE = {"blue": "#0072B2", "orange": "#E69F00", "vermillion": "#D55E00",
@@ -289,8 +289,9 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     est_txt = (estimate_ci(tf(pooled["pred"]), tf(pooled["ci_lb"]), tf(pooled["ci_ub"]), lang,
                            digits, res.level) if pooled is not None else "")
     negative = sum(1 for r in rows if r[0] == "study" and r[4] < 0)
-    return ForestPlot(fig, t("forest_alt", lang, k=res.k, outcome=outcome or res.measure,
-                             est=est_txt), fixed_layout=fixed, rows=labels_drawn,
+    return ForestPlot(fig, t("forest_alt", lang, k=counted(res.k, "effect", lang),
+                             outcome=outcome or res.measure, est=est_txt),
+                      fixed_layout=fixed, rows=labels_drawn,
                       grouped=grouped, subgroups=[r[1] for r in rows if r[0] == "diamond"],
                       negative_weights=negative)
 

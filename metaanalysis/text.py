@@ -91,21 +91,21 @@ WORDS = {
                "en": "No risk-of-bias assessment in the bibliography."},
     "results_head": {"fr": ["Critère", "Études", "Effet [IC]", "Intervalle de prédiction", "I²"],
                      "en": ["Outcome", "Studies", "Effect [CI]", "Prediction interval", "I²"]},
-    "forest_alt": {"fr": "Graphique en forêt de {k} effets ({outcome}) : effet combiné {est}.",
-                   "en": "Forest plot of {k} effects ({outcome}): pooled effect {est}."},
+    "forest_alt": {"fr": "Graphique en forêt de {k} ({outcome}) : effet combiné {est}.",
+                   "en": "Forest plot of {k} ({outcome}): pooled effect {est}."},
     "observed": {"fr": "Études observées", "en": "Observed studies"},
     "filled": {"fr": "Études imputées (trim-and-fill)", "en": "Imputed studies (trim-and-fill)"},
     "standard_error": {"fr": "Erreur standard", "en": "Standard error"},
-    "funnel_alt": {"fr": "Graphique en entonnoir de {k} effets ({outcome}), avec les zones de "
+    "funnel_alt": {"fr": "Graphique en entonnoir de {k} ({outcome}), avec les zones de "
                          "significativité ; {filled} par trim-and-fill.",
-                   "en": "Funnel plot of {k} effects ({outcome}) with significance contours; "
+                   "en": "Funnel plot of {k} ({outcome}) with significance contours; "
                          "{filled} by trim-and-fill."},
     "rob": {"low": {"fr": "Risque faible", "en": "Low risk"},
             "some concerns": {"fr": "Quelques réserves", "en": "Some concerns"},
             "high": {"fr": "Risque élevé", "en": "High risk"},
             "no information": {"fr": "Pas d'information", "en": "No information"}},
-    "rob_alt": {"fr": "Risque de biais de {n} études : {low} à risque faible, {high} à risque élevé.",
-                "en": "Risk of bias of {n} studies: {low} at low risk, {high} at high risk."},
+    "rob_alt": {"fr": "Risque de biais de {n} : {low} à risque faible, {high} à risque élevé.",
+                "en": "Risk of bias of {n}: {low} at low risk, {high} at high risk."},
     "rob_share": {"fr": "Part des études (%)", "en": "Share of studies (%)"},
     "rob_share_weight": {"fr": "Part du poids dans l'analyse (%)",
                          "en": "Share of weight in the analysis (%)"},

@@ -449,3 +449,15 @@ def test_forest_cells_sit_on_their_rows_columns():
                           ax2.transAxes.transform(((0.02 - 0.25) / 0.41, 0))[0])
     finally:
         plt.close(fig)
+
+
+def test_alt_texts_agree_their_words_with_their_counts():
+    """Figures' alt texts say "1 effet", "1 093 effets", "1 étude" as the page does (they
+    said "de 1 effets", "de 1093 effets")."""
+    from metaanalysis.notes import Note
+
+    fr = Note("education", lang="fr")
+    assert fr.forest(0).alt.startswith("Graphique en forêt de 1\u202f093\u00a0effets (lecture)")
+    assert "Forest plot of 1,093 effects (reading)" in Note("education", lang="en").forest(0).alt
+    one = forest(rma([0.2], [0.01], measure="SMD"), lang="fr")
+    assert "de 1\u00a0effet (" in one.alt
