@@ -35,7 +35,7 @@ def _cells(outcome: dict | None, lang: str) -> dict:
         return {c: HEAD[lang]["missing"] for c in COLUMNS}
     dash = "–"
     if outcome.get("estimate") is None:
-        return {"k": str(outcome.get("k", 0)), "effect": dash, "pi": dash, "I2": dash,
+        return {"k": num(outcome.get("k", 0), lang, 0), "effect": dash, "pi": dash, "I2": dash,
                 "certainty": dash, "verdict": dash}
     tf = natural_scale(outcome["measure"])
     level = outcome.get("level", 95)
@@ -53,7 +53,7 @@ def _cells(outcome: dict | None, lang: str) -> dict:
     certainty = SOF_WORDS[lang][outcome["certainty"]] if outcome.get("certainty") else dash
     verdict = (t(f"verdict.{outcome['direction']}.{outcome['certainty']}", lang)
                if outcome.get("direction") and outcome.get("certainty") else dash)
-    return {"k": str(outcome.get("k", 0)), "effect": effect, "pi": pi, "I2": i2,
+    return {"k": num(outcome.get("k", 0), lang, 0), "effect": effect, "pi": pi, "I2": i2,
             "certainty": certainty, "verdict": verdict}
 
 
