@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .importing import STOPWORDS, ascii_fold, surname
+from .importing import STOPWORDS, ascii_fold
 
 THRESHOLD = 90.0
 SURE = 97.0
@@ -55,10 +55,12 @@ def normalise_title(title: str) -> str:
 
 
 def _first_author(entry) -> str:
-    from .latex import latex_to_text
+    """The first author's surname, folded: read as the notes read names (BibTeX's rules, and
+    'Martin C.' as Martin), so 'van der Berg, Jean' and OpenAlex's 'Jean van der Berg' agree."""
+    from .citations import persons
 
-    authors = re.split(r"\s+and\s+", latex_to_text(entry.fields.get("author", "")))
-    name = surname(authors[0]) if authors and authors[0].strip() else ""
+    people, _ = persons(entry.fields.get("author", ""))
+    name = people[0].last if people else ""
     return re.sub(r"[^a-z]", "", ascii_fold(name).lower())
 
 

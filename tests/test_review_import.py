@@ -437,3 +437,16 @@ def test_imported_authors_are_names_bibtex_reads_right(project):
     kowalski = next(e for e in bib.entries if e.key.startswith("kowalski"))
     assert full(kowalski.fields["author"]) == "Kowalski, P., & Falls Prevention Network"
     assert short("Martin C. and Dupont F.", 2019) == "Martin & Dupont 2019"
+
+
+def test_dedup_reads_the_first_author_as_the_notes_do():
+    from types import SimpleNamespace
+
+    from metaanalysis.dedup import _first_author
+
+    def first(author):
+        return _first_author(SimpleNamespace(fields={"author": author}))
+
+    assert first("van der Berg, Jean and Lee, K.") == first("Jean van der Berg") == "vanderberg"
+    assert first("Martin C. and Dupont F.") == first("Martin, Claire") == "martin"
+    assert first("{World Health Organization}") == "worldhealthorganization" and first("") == ""
