@@ -48,6 +48,8 @@ check: setup
 
 # JupyterLab on the project (bibliographies/ and themes.json one click away), opened on notebooks/
 lab: setup
+	@# the lab's settings as the project keeps them (also after a change to them)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp scripts/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # one BLAS thread: the targets are per core, and side-by-side ratios need a quiet second core

@@ -109,3 +109,29 @@ def test_notebook_runs_as_in_jupyterlab(theme):
     # in the note's default language (French), with its numbers
     assert shown >= len(prose) // 2
     assert any("## " in o.data.get("text/markdown", "") for c in prose for o in c.outputs)
+
+
+def test_the_labs_settings_name_real_settings_with_valid_values():
+    """scripts/jupyterlab-overrides.json (copied by make setup and make lab) sets defaults
+    of the installed JupyterLab's own schemas: each plugin and setting exists and each value
+    validates (a misspelt one would be ignored without a word): line wrapping, and no "Would
+    you like to get notified about official Jupyter news?" over a researcher's notebook."""
+    import json
+    import sys
+
+    import jsonschema
+
+    overrides = json.loads((REPO / "scripts" / "jupyterlab-overrides.json").read_text())
+    schemas = Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas"
+    if not schemas.exists():
+        pytest.skip("JupyterLab's schemas are not installed in this environment")
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    for plugin, values in overrides.items():
+        package, name = plugin.split(":")
+        schema = json.loads((schemas / package / f"{name}.json").read_text())
+        for key, value in values.items():
+            assert key in schema["properties"], (plugin, key)
+            prop = schema["properties"][key]
+            if isinstance(value, dict) and isinstance(prop.get("default"), dict):
+                value = {**prop["default"], **value}
+            jsonschema.validate(value, {**prop, "definitions": schema.get("definitions", {})})
