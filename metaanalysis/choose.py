@@ -40,7 +40,7 @@ def fit_model(table: pd.DataFrame, model: str = "rma", *, method: str = "REML",
                            measure=measure, slab=slab)
             from .multilevel import rma_mv
             return rma_mv(data=table, cluster=cluster, mods=mods, test=test, level=level,
-                          measure=measure, slab=slab)
+                          measure=measure, slab=slab, method=method)
     if model in ("mh", "peto"):
         from .binary import rma_mh, rma_peto
         if model == "mh":

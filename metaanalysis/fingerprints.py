@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .parameters import RenderError, coerce_parameters, notebook_parameters, show_value
-from .themes import ROOT, load_themes
+from .themes import ROOT, check_model_parameters, load_themes
 
 
 @dataclass
@@ -129,6 +129,10 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
         nb_path = root / config["notebook"]
         defaults = notebook_parameters(nb_path)
         given = coerce_parameters(params, defaults, nb_path)
+        try:  # a method or test the theme's model would not use: refused, never mislabelled
+            check_model_parameters({**defaults, **given}, config)
+        except ValueError as exc:
+            raise RenderError(f"parameter {exc}") from None
         changed = {k: v for k, v in given.items() if defaults.get(k) != v}
         if changed.get("exclude") or changed.get("outcome"):
             _check_against_data(root, config, changed)

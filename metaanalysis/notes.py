@@ -24,7 +24,7 @@ from .sanitize import escape_markdown
 from .text import (SOF_WORDS, counted, estimate_ci, long_date, num, percent, pooled_measure,
                    pvalue, scrolling, t)
 
-from .themes import (MODELS, PARAMETERS, ROOT, find_root,  # noqa: F401
+from .themes import (MODELS, PARAMETERS, ROOT, check_model_parameters, find_root,  # noqa: F401
                      load_themes, validate_parameters)
 
 
@@ -69,6 +69,7 @@ class Note:
         self.params = p
         self.slug = theme
         self.config = themes[theme]
+        check_model_parameters(p, self.config)  # e.g. method = DL with the CHE model: refused
         self.lang = p["lang"]
         self.bibliography = self.root / self.config["bibliography"]
         # read once: the studies, the effects and the provenance hash come from the same bytes

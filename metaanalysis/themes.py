@@ -203,6 +203,30 @@ def validate_parameters(params: dict) -> dict:
     return out
 
 
+def check_model_parameters(params: dict, config: dict) -> None:
+    """Refuse a ``method`` or ``test`` the note's model would not use (ValueError), so that a
+    variant is never labelled with an estimator it was not computed with. The model is the
+    ``model`` parameter, else the theme's (themes.json), else rma: rma takes every tau²
+    estimator and z or knha; multilevel (three-level) REML or ML, z or knha; che is fitted
+    by REML and tests with t and Satterthwaite df (CR2), whatever ``test`` says."""
+    model = params.get("model") or config.get("model", {}).get("type", "rma")
+    method = str(params.get("method", "REML")).upper()
+    test = str(params.get("test", "z")).lower()
+    if model == "che":
+        if method != "REML":
+            raise ValueError(f"method = {method}: this note's model is che (robust variance), "
+                             "fitted by REML only; the other tau² estimators are for the "
+                             "univariate model (add -p model rma)")
+        if test != "z":
+            raise ValueError(f"test = {test}: this note's model is che, whose tests are already "
+                             "t tests with Satterthwaite degrees of freedom (CR2); test applies "
+                             "to the rma and multilevel models")
+    elif model == "multilevel" and method not in ("REML", "ML"):
+        raise ValueError(f"method = {method}: the three-level model (multilevel) is fitted by "
+                         "REML or ML; the other tau² estimators are for the univariate model "
+                         "(add -p model rma)")
+
+
 def normalise_exclude(exclude: str) -> str:
     """The ``exclude`` parameter in one canonical spelling (items stripped, sorted, no
     duplicates), so that two spellings of the same exclusion name the same variant."""

@@ -664,7 +664,7 @@ def test_a_comparison_shows_tau2_where_a_model_has_no_i2():
     from metaanalysis.notes import Note
 
     published = Note("education", lang="en").summary()
-    variant = Note("education", lang="en", method="DL", exclude="design=QES").summary()
+    variant = Note("education", lang="en", exclude="design=QES").summary()
     rows = compare(published, variant, "en")
     reading = rows[rows["outcome"] == "reading"].iloc[0]
     tau2 = published["outcomes"][0]["tau2"]
@@ -672,3 +672,28 @@ def test_a_comparison_shows_tau2_where_a_model_has_no_i2():
     autonomy = compare(Note("autonomy", lang="en").summary(),
                        Note("autonomy", lang="en", method="DL").summary(), "en")
     assert autonomy["I2_published"].str.match(r"I² = \d+%").all()
+
+
+@pytest.mark.parametrize("params,fragment", [
+    ({"method": "DL"}, "method = DL: this note's model is che (robust variance), fitted by "
+                       "REML only"),
+    ({"test": "knha"}, "test = knha: this note's model is che, whose tests are already t tests"),
+    ({"model": "multilevel", "method": "PM"}, "method = PM: the three-level model (multilevel) "
+                                              "is fitted by REML or ML"),
+])
+def test_a_variant_is_never_labelled_with_an_estimator_its_model_does_not_use(tmp_path, params,
+                                                                               fragment):
+    """Education's CHE model ignored -p method DL and -p test knha: the variant said
+    'method = DL' over REML's numbers (and the three-level model ignored method, reporting
+    REML). Refused before anything runs; the three-level model takes ML."""
+    from metaanalysis.notes import Note
+
+    with pytest.raises(RenderError, match=re.escape(fragment)):
+        render(["education"], params, root=REPO, site=tmp_path / "site", progress=quiet)
+    assert not (tmp_path / "site" / "variants").exists()
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        Note("education", **params)
+    ml = Note("education", lang="en", model="multilevel", method="ML")
+    assert ml.outcomes[0].result.method == "ML"
+    reml = Note("education", lang="en", model="multilevel")
+    assert ml.outcomes[0].result.estimate != reml.outcomes[0].result.estimate
