@@ -159,6 +159,12 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
     if robust and not cluster:
         raise ValueError("--robust needs --cluster COL: robust variance is computed over "
                          "clusters of effects (e.g. --cluster key for the studies)")
+    if robust and method != "REML":  # never a result labelled with what it did not use
+        raise ValueError(f"--method {method}: the CHE model (--cluster --robust) is fitted by "
+                         "REML only")
+    if robust and test.lower() != "z":
+        raise ValueError(f"--test {test}: the CHE model (--cluster --robust) already tests "
+                         "with t and Satterthwaite degrees of freedom (CR2)")
     for col in (mods or []) + ([cluster] if cluster else []):
         if col not in table:
             raise ValueError(f"no column {col!r}; columns are {', '.join(map(str, table.columns))}")

@@ -443,3 +443,13 @@ def test_a_variant_with_another_measure_says_which_effects_it_leaves_out():
     fr = Note("autonomy", lang="fr", measure="OR")
     assert fr.outcomes[fr.outcome("fear of falling")].warnings[0].startswith(
         "13 effets écartés (13 rapportés en SMD) : leurs données ne donnent pas la mesure OR")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--method", "DL"], "--method DL: the CHE model (--cluster --robust) is fitted by REML"),
+    (["--test", "knha"], "--test knha: the CHE model (--cluster --robust) already tests"),
+])
+def test_robust_refuses_a_method_or_test_it_would_not_use(args, fragment):
+    run = pool("bibliographies/education.bib", "--outcome", "reading", "--cluster", "key",
+               "--robust", *args)
+    assert run.returncode == 1 and fragment in run.stderr, run.stderr
