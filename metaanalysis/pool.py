@@ -162,6 +162,9 @@ def pool(table: pd.DataFrame, *, measure: str | None = None, method: str = "REML
     if robust and method != "REML":  # never a result labelled with what it did not use
         raise ValueError(f"--method {method}: the CHE model (--cluster --robust) is fitted by "
                          "REML only")
+    if method in TWO_BY_TWO_METHODS and test.lower() != "z":
+        raise ValueError(f"--test {test}: the {method} model tests with z only (as metafor's "
+                         f"rma.{'mh' if method == 'MH' else 'peto'})")
     if robust and test.lower() != "z":
         raise ValueError(f"--test {test}: the CHE model (--cluster --robust) already tests "
                          "with t and Satterthwaite degrees of freedom (CR2)")

@@ -448,8 +448,11 @@ def test_a_variant_with_another_measure_says_which_effects_it_leaves_out():
 @pytest.mark.parametrize("args,fragment", [
     (["--method", "DL"], "--method DL: the CHE model (--cluster --robust) is fitted by REML"),
     (["--test", "knha"], "--test knha: the CHE model (--cluster --robust) already tests"),
+    (["--method", "MH", "--test", "knha"], "--test knha: the MH model tests with z only"),
 ])
 def test_robust_refuses_a_method_or_test_it_would_not_use(args, fragment):
-    run = pool("bibliographies/education.bib", "--outcome", "reading", "--cluster", "key",
-               "--robust", *args)
+    two_by_two = "MH" in args
+    run = pool("bibliographies/autonomy.bib" if two_by_two else "bibliographies/education.bib",
+               "--outcome", "mortality" if two_by_two else "reading",
+               *([] if two_by_two else ["--cluster", "key", "--robust"]), *args)
     assert run.returncode == 1 and fragment in run.stderr, run.stderr
