@@ -136,6 +136,9 @@ class Note:
                     warnings.simplefilter("always")
                     res = self._fit(rows)
             said = ([lost] if lost else []) + [str(w.message) for w in caught]
+            several = _dependent_effects(rows, res, self.lang)
+            if several:  # said as `metaanalysis pool` says it, beside the result
+                said.append(several)
             out.append(OutcomeResult(target["outcome"], target["label"][self.lang],
                                      target.get("favours", "higher"), rows, res,
                                      list(dict.fromkeys(said))))
@@ -789,6 +792,35 @@ class Parts:
 
     def __repr__(self) -> str:
         return "\n\n".join(p.data if hasattr(p, "data") else repr(p) for p in self.parts)
+
+
+def _dependent_effects(rows: pd.DataFrame, result, lang: str) -> str | None:
+    """When a univariate model pools several effects of one study as if independent (its
+    dependence ignored: the same participants count more than once), the sentence saying
+    so, naming the studies as the figures do."""
+    from .citations import short
+    from .multilevel import MVResult
+
+    if result is None or isinstance(result, MVResult) or "key" not in rows:
+        return None
+    counts = rows["key"].value_counts()
+    several = sorted(counts[counts > 1].index)
+    if not several:
+        return None
+    first = rows.drop_duplicates("key").set_index("key")
+    names = ", ".join(short(first.at[k, "author"] if "author" in first else "",
+                            first.at[k, "year"] if "year" in first else None, k)
+                      for k in several)
+    n = len(several)
+    if lang == "fr":
+        return (f"{n}\u00a0étude{'s' if n > 1 else ''} ({names}) apporte{'nt' if n > 1 else ''} "
+                "plusieurs effets, combinés ici comme s'ils étaient indépendants : le modèle "
+                "ignore leur dépendance (les mêmes participants comptent plusieurs fois) ; le "
+                "modèle CHE (-p model che) en tient compte")
+    return (f"{n} stud{'ies' if n > 1 else 'y'} ({names}) contribute{'' if n > 1 else 's'} "
+            "several effects, pooled here as if independent: the model ignores their "
+            "dependence (the same participants count more than once); the CHE model "
+            "(-p model che) accounts for it")
 
 
 def apply_exclusions(effects: pd.DataFrame, exclude: str):

@@ -120,3 +120,21 @@ def test_an_outcome_typed_as_a_reviewer_would_gets_a_suggestion(typed, meant):
     with pytest.raises(ValueError, match=f"did you mean '{meant}'"):
         Note("autonomy", outcome=typed)
     assert Note("autonomy", outcome="mortalité au suivi").outcomes[0].outcome == "mortality"
+
+
+def test_effects_pooled_as_if_independent_are_said_beside_the_result():
+    """Autonomy's fear of falling pools 13 effects of 11 trials with the univariate model
+    (as the Cochrane review did): two trials' arms share a control group. pool said so; the
+    note now does too, naming the studies as the figures do; the CHE model has nothing to
+    say."""
+    for lang, text in (("en", "2 studies (Huang 2011, Reinsch 1992) contribute several "
+                              "effects, pooled here as if independent"),
+                       ("fr", "2\u00a0études (Huang 2011, Reinsch 1992) apportent plusieurs "
+                              "effets, combinés ici comme s'ils étaient indépendants")):
+        note = Note("autonomy", lang=lang)
+        fear = note.outcome("fear of falling")
+        assert any(w.startswith(text) for w in note.outcomes[fear].warnings)
+        assert text.split(" (")[0] in note.notice(fear).data
+        assert any(text in w for w in note.summary()["outcomes"][fear]["warnings"])
+        assert note.outcomes[note.outcome("mortality")].warnings == []
+    assert Note("autonomy", lang="en", model="che").outcomes[fear].warnings == []
