@@ -15,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .fingerprints import SITE_LANGS, Job, Outcome, job_lang, write_atomic
+from .fingerprints import SITE_LANGS, Job, Outcome, edition_folder, job_lang, write_atomic
 from .pages import (BRAND, EXPORT_TAG, LANGUAGE_NAMES, MOTTO, cite_bibtex, cite_text,
                     command_for, convert, note_date, software_versions)
 from .parameters import NOTE_PARAMETERS, notebook_parameters, show_value
@@ -183,7 +183,8 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
             # links relative to the page: its own open data and the index
             "csv": os.path.relpath(job.data_dir / f"{job.name}.csv", job.html.parent),
             "json": os.path.relpath(job.data_dir / f"{job.name}.json", job.html.parent),
-            "index": os.path.relpath(job.html.parent.parent / "index.html"
+            # a variant links the index in its own language (site/en/ for English)
+            "index": os.path.relpath(edition_folder(job.html.parent.parent, lang) / "index.html"
                                      if job.changed else job.html.parent / "index.html",
                                      job.html.parent),
             "comparison": comparison,

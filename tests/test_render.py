@@ -189,9 +189,10 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     assert "metaanalysis render autonomy -p method DL -p lang en" in page
     # the variant links its own data and the index, from where it lives
     assert '<a href="data/autonomy--lang-en--method-DL.csv">' in page
-    assert '<a href="../index.html">All notes</a>' in page
+    # the index in the variant's own language (an English reader lands on the English one)
+    assert '<a href="../en/index.html">All notes</a>' in page
     for link in ("data/autonomy--lang-en--method-DL.csv", "data/autonomy--lang-en--method-DL.json",
-                 "../index.html"):
+                 "../en/index.html"):
         assert (path.parent / link).exists(), link
 
 
