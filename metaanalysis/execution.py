@@ -172,6 +172,8 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
             "bibliography": config["bibliography"],
             # the hash of the bytes the note's kernel read, never a second read of the file
             "sha256": _read_digest(staging / f"{job.name}.json"),
+            # effects analysed but left out of the open data (an unclear licence), said
+            "withheld": _withheld_text(staging / f"{job.name}.json", lang),
             "versions": software_versions(),
             "command": command_for(job.theme, job.changed or (
                 {"lang": lang} if lang != defaults.get("lang", SITE_LANGS[0]) else {})),
@@ -329,6 +331,18 @@ class _kernel_stderr_filtered:
             if line.strip() and not any(n in line for n in cls.NOISE):
                 out.append(line)
         return out
+
+
+def _withheld_text(summary: Path, lang: str) -> str:
+    """The sentence saying how many effects the open data leave out (their licence is
+    unclear), or nothing."""
+    from .text import counted
+
+    n = json.loads(summary.read_text(encoding="utf-8")).get("withheld_effects", {}).get("n", 0)
+    if not n:
+        return ""
+    one, many = WORDS[lang]["withheld"]
+    return (one if n == 1 else many).format(effects=counted(n, "effect", lang))
 
 
 def _read_digest(summary: Path) -> str:

@@ -378,14 +378,25 @@ PAGE_WORDS = {
            "software": "Logiciels", "reproduce": "Pour reproduire cette note :",
            "variant": "Variante : paramètres modifiés par rapport à la note publiée :",
            "reproduce_title": "Reproduire cette note", "open_data": "Données de la note",
-           "open_data_text": "Les effets analysés et les résultats, en accès libre :",
+           "open_data_text": "Les effets extraits dans la bibliographie du thème (la note en "
+                             "combine une partie, selon ses critères) et ses résultats, en accès "
+                             "libre :",
+           "withheld": ("{effects} n'y figure pas, faute de licence claire pour ses données : "
+                        "la note l'analyse et cite sa source.",
+                        "{effects} n'y figurent pas, faute de licence claire pour leurs données : "
+                        "la note les analyse et cite leur source."),
            "cite_title": "Citer cette note", "index": "Toutes les notes",
            "note_type": "Note d'analyse", "version": "version du"},
     "en": {"date": "Data last changed", "parameters": "Parameters", "data": "Data",
            "software": "Software", "reproduce": "To reproduce this note:",
            "variant": "Variant: parameters changed from the published note:",
            "reproduce_title": "Reproduce this note", "open_data": "This note's data",
-           "open_data_text": "The effects analysed and the results, openly available:",
+           "open_data_text": "The effects extracted in the theme's bibliography (the note pools "
+                             "those its outcomes select) and its results, openly available:",
+           "withheld": ("{effects} is not included, its data having no clear licence: the "
+                        "note analyses it and cites its source.",
+                        "{effects} are not included, their data having no clear licence: the "
+                        "note analyses them and cites their source."),
            "cite_title": "Cite this note", "index": "All notes",
            "note_type": "Analysis note", "version": "version of"},
 }

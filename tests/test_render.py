@@ -698,3 +698,27 @@ def test_a_variant_is_never_labelled_with_an_estimator_its_model_does_not_use(tm
     assert ml.outcomes[0].result.method == "ML"
     reml = Note("education", lang="en", model="multilevel")
     assert ml.outcomes[0].result.estimate != reml.outcomes[0].result.estimate
+
+
+def test_effects_withheld_from_the_open_data_are_said_on_the_page(tmp_path):
+    """Autonomy's Cochrane effects (their licence unclear) are analysed but left out of the
+    CSV: a reader downloading it found no fear-of-falling row and no word of why. The page
+    now says how many, beside the links; the CSV and JSON agree with it."""
+    import csv as csvlib
+
+    from metaanalysis.bibliography import read_effects
+
+    root = make_project(tmp_path)
+    site = tmp_path / "site"
+    out = render(["autonomy"], root=root, site=site, progress=quiet)
+    assert out[0].status == "rendered", out[0].message
+    effects = read_effects(root / "bibliographies" / "autonomy.bib")
+    unclear = effects["data_licence"].fillna("").str.startswith("unclear")
+    rows = list(csvlib.DictReader((site / "data" / "autonomy.csv").open(encoding="utf-8")))
+    assert len(rows) == len(effects) - unclear.sum() and unclear.sum() > 0
+    assert not any(r["data_licence"].startswith("unclear") for r in rows)
+    summary = json.loads((site / "data" / "autonomy.json").read_text())
+    assert summary["withheld_effects"]["n"] == unclear.sum()
+    page = (site / "autonomy.html").read_text().replace("&#39;", "'").replace("\u202f", " ")
+    assert (f"<p>{unclear.sum()}\u00a0effets n'y figurent pas, faute de licence claire pour "
+            "leurs données : la note les analyse et cite leur source.</p>") in page
