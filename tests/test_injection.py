@@ -113,7 +113,7 @@ def note_page(root: Path, text: str, lang: str = "en") -> str:
     comparison = comparison_html(compare(published, variant, lang), lang)
     resources = {"note": {
         "title": text, "lang": lang, "brand": text, "words": PAGE_WORDS[lang], "date": text,
-        "date_text": text,
+        "date_text": text, "withheld": text,
         "parameters": changed, "changed": changed, "variant": True, "variant_label": text,
         "bibliography": text, "sha256": text, "versions": [(text, text)],
         "command": command_for("t", dict(changed)),
