@@ -757,7 +757,9 @@ class Note:
 
         Effects of studies whose ``data_licence`` starts with "unclear" are left out of the
         open data (they are still analysed and shown in the note). Authors and titles are
-        text as the note's references show them (LaTeX decoded).
+        text as the note's references show them (LaTeX decoded). ``pooled_in`` names the
+        outcomes (their labels) each effect is pooled in, empty for an effect the note's
+        results do not use.
         """
         from .bibliography import latex_to_text
 
@@ -768,6 +770,15 @@ class Note:
         for col in ("author", "title"):  # as the note's references show them: M{\"u}ller,
             if col in t:  # as a Zotero export writes it, is Müller to a reader
                 t[col] = t[col].map(lambda v: latex_to_text(v) if isinstance(v, str) else v)
+        # which of the note's results each effect is pooled in (none: another outcome or
+        # time point, or set aside by a variant's parameters), so a reader of the CSV can
+        # tell the rows a number rests on
+        pooled: dict = {}
+        for o in self.outcomes:
+            if o.result is not None:
+                for i in o.data.index:
+                    pooled.setdefault(i, []).append(o.label)
+        t["pooled_in"] = [" | ".join(pooled.get(i, [])) for i in t.index]
         t = spreadsheet_safe(t)
         if "data_licence" not in t:
             return t, {"n": 0}

@@ -91,3 +91,21 @@ def test_extract_never_writes_over_an_input_or_a_bib(tmp_path):
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert bib.read_bytes() == before and csv.read_text() == "x"
     assert not (tmp_path / "b.bib").exists()
+
+
+def test_the_open_data_say_which_result_each_effect_is_pooled_in():
+    """Autonomy's CSV holds 70 effects (the others withheld) of which its results pool 36:
+    pooled_in names each one's outcome, empty for follow-up rows of an outcome pooled at
+    discharge and the like; a variant's excluded effects are empty too."""
+    note = Note("autonomy", lang="en")
+    table, _ = note.open_data()
+    for i, o in enumerate(note.outcomes):
+        if o.result is None:
+            continue
+        shown = table.loc[table.index.intersection(o.data.index), "pooled_in"]
+        assert (shown == o.label).all()
+    assert (table["pooled_in"] == "").sum() == len(table) - sum(
+        len(table.index.intersection(o.data.index)) for o in note.outcomes)
+    variant, _ = Note("education", lang="en", exclude="design=QES").open_data()
+    assert (variant.loc[variant["design"] == "QES", "pooled_in"] == "").all()
+    assert set(variant["pooled_in"]) == {"reading", "mathematics", ""}
