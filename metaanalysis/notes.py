@@ -282,6 +282,7 @@ class Note:
                         dates.setdefault(db.strip(), set()).add(d.strip())
         if not dates:
             return t("no_search_yet", self.lang)
+
         def days(ds):
             return ", ".join(long_date(x, self.lang) for x in sorted(ds) if x) or "?"
 
