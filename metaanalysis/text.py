@@ -78,8 +78,10 @@ WORDS = {
         "en": "Egger-type test for dependent effects (CHE model, robust variance): {egger_p}. "
               "A small value signals that smaller studies show larger effects, which may "
               "reflect publication bias."},
-    "fit_warning": {"fr": "Attention, l'estimation signale un problème :",
-                    "en": "Caution, the estimation reports a problem:"},
+    # over what a fit warned (no convergence), the effects it could not use, the dependence
+    # it ignored: each a caution about the result it stands beside
+    "fit_warning": {"fr": "Attention, à propos de ce résultat :",
+                    "en": "Caution about this result:"},
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",
                    "en": "This note re-analyses the published data of:"},
     "included_studies": {"fr": "Études incluses", "en": "Included studies"},
