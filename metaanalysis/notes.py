@@ -827,12 +827,12 @@ def _dependent_effects(rows: pd.DataFrame, result, lang: str) -> str | None:
     if lang == "fr":
         return (f"{n}\u00a0étude{'s' if n > 1 else ''} ({names}) apporte{'nt' if n > 1 else ''} "
                 "plusieurs effets, combinés ici comme s'ils étaient indépendants : le modèle "
-                "ignore leur dépendance (les mêmes participants comptent plusieurs fois) ; le "
-                "modèle CHE (-p model che) en tient compte")
+                "ignore leur dépendance (les mêmes participants comptent plusieurs fois) ; un "
+                "modèle pour effets dépendants (CHE) en tiendrait compte")
     return (f"{n} stud{'ies' if n > 1 else 'y'} ({names}) contribute{'' if n > 1 else 's'} "
             "several effects, pooled here as if independent: the model ignores their "
-            "dependence (the same participants count more than once); the CHE model "
-            "(-p model che) accounts for it")
+            "dependence (the same participants count more than once); a model for dependent "
+            "effects (CHE) would account for it")
 
 
 def apply_exclusions(effects: pd.DataFrame, exclude: str):
