@@ -5,7 +5,9 @@ outcome's :class:`Judgement` and writes its words. The rules:
 
 - **direction**: where the confidence interval lies against no effect, read with the
   outcome's ``favours`` (themes.json): wholly on the favourable side, ``"benefit"``; wholly
-  on the other side, ``"harm"``; across no effect, ``"unclear"``.
+  on the other side, ``"harm"``; across no effect, ``"unclear"``. An outcome without
+  ``favours`` (not yet in themes.json) is ``"increase"`` or ``"decrease"``: which way is
+  good is the theme's to say, never guessed.
 - **size** (standardised mean differences only): |SMD| against a named benchmark, by
   default Cohen (1988: 0.2 small, 0.5 medium, 0.8 large) or, for a theme that says so,
   Kraft (2020, education: 0.05 and 0.20). Other measures have no size word: their numbers
@@ -43,7 +45,7 @@ CERTAINTY = ("very low", "low", "moderate", "high")
 class Judgement:
     """What a note may say about one outcome, with the numbers each word came from."""
 
-    direction: str  # "benefit", "harm" or "unclear"
+    direction: str  # "benefit", "harm", "unclear"; "increase", "decrease" without favours
     size: str | None  # a BENCHMARKS word, or None (not a standardised difference)
     certainty: str  # a CERTAINTY level
     spread: str | None  # "consistent", "varies" or None (no prediction interval)
@@ -52,10 +54,14 @@ class Judgement:
 
 
 def direction(ci_lb: float, ci_ub: float, null: float, favours: str) -> str:
-    """``benefit``, ``harm`` or ``unclear``: where the CI lies against no effect."""
+    """``benefit``, ``harm`` or ``unclear``: where the CI lies against no effect. An outcome
+    whose ``favours`` is not given (neither ``higher`` nor ``lower``) is never called
+    favourable or not: ``increase`` or ``decrease``."""
     if not (math.isfinite(ci_lb) and math.isfinite(ci_ub)) or ci_lb <= null <= ci_ub:
         return "unclear"
     above = ci_lb > null
+    if favours not in ("higher", "lower"):
+        return "increase" if above else "decrease"
     return "benefit" if above == (favours == "higher") else "harm"
 
 
@@ -114,8 +120,8 @@ def judge(result, favours: str, certainty: str, benchmark: str = "cohen1988") ->
     est, lo, hi = (tf(pred[k]) for k in ("pred", "ci_lb", "ci_ub"))
     pi_lb, pi_ub = tf(pred["pi_lb"]), tf(pred["pi_ub"])
     way = direction(lo, hi, null, favours)
-    u3 = None
-    if result.measure in STANDARDISED and way != "unclear":
+    u3 = None  # "does better than": only where the outcome says which way is better
+    if result.measure in STANDARDISED and way in ("benefit", "harm"):
         u3 = 100 * float(dist.norm_cdf(abs(pred["pred"])))
     # a prediction interval from fewer than 3 studies says nothing of other settings (with
     # one study it is the confidence interval): no sentence on the spread

@@ -88,9 +88,10 @@ class Note:
         configured = self.config.get("outcomes", [])
         if not self.params["outcome"]:
             if configured or not len(self.all_effects):
-                return configured or [{"outcome": "", "where": {}, "favours": "higher",
+                return configured or [{"outcome": "", "where": {}, "favours": "",
                                        "label": {"fr": "–", "en": "–"}}]
-            return [{"outcome": o, "where": {}, "favours": "higher", "label": {"fr": o, "en": o}}
+            # which side is favourable is the theme's to say (themes.json): not guessed
+            return [{"outcome": o, "where": {}, "favours": "", "label": {"fr": o, "en": o}}
                     for o in sorted(self.all_effects["outcome"].unique())]
         wanted = self.params["outcome"]
         for c in configured:
@@ -111,7 +112,7 @@ class Note:
             raise ValueError(f"outcome = {wanted!r} is not in the bibliography{hint}; outcomes "
                              f"are: {', '.join(known)} (or a theme outcome's label, in "
                              "French or English)")
-        return [{"outcome": wanted, "where": {}, "favours": "higher",
+        return [{"outcome": wanted, "where": {}, "favours": "",
                  "label": {"fr": wanted, "en": wanted}}]
 
     def _pool(self) -> list[OutcomeResult]:
@@ -140,7 +141,7 @@ class Note:
             if several:  # said as `metaanalysis pool` says it, beside the result
                 said.append(several)
             out.append(OutcomeResult(target["outcome"], target["label"][self.lang],
-                                     target.get("favours", "higher"), rows, res,
+                                     target.get("favours", ""), rows, res,
                                      list(dict.fromkeys(said))))
         return out
 

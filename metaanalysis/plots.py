@@ -153,7 +153,8 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     ``subgroups``' diamonds).
 
     ``favours`` says which side is good for the intervention: ``"higher"`` (e.g. functional
-    improvement) or ``"lower"`` (e.g. mortality). Beyond ``max_rows`` effects, the effects of
+    improvement) or ``"lower"`` (e.g. mortality); anything else (``""``: not known) draws no
+    "favours" labels under the axis. Beyond ``max_rows`` effects, the effects of
     each ``group`` (a study, by default) are drawn as one row, their inverse-variance mean.
     With ``subgroup`` (a column of the model's data), the studies are shown by subgroup, each
     with its own diamond (the same model fitted to the subgroup). With ``ax`` (a matplotlib
@@ -277,9 +278,11 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
     cell(t("study", lang), 0.02, n + 3.1, weight="bold")
     cell(t("estimate_ci", lang, level=level), 0.68, n + 3.1, weight="bold")
     cell(t("weight", lang), 0.985, n + 3.1, weight="bold", ha="right")
-    # which side favours the intervention, under the axis
+    # which side favours the intervention, under the axis (unsaid where the outcome does
+    # not say which way is good)
     good_right = favours == "higher"
-    for side, ha, arrow in (("left", "right", "\u2190 "), ("right", "left", " \u2192")):
+    sides = (("left", "right", "\u2190 "), ("right", "left", " \u2192"))
+    for side, ha, arrow in sides if favours in ("higher", "lower") else ():
         good = (side == "right") == good_right
         text = t("favours_intervention" if good else "favours_control", lang)
         ax.annotate(arrow + text if side == "left" else text + arrow, (null, 0),

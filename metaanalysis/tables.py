@@ -36,6 +36,8 @@ def participants(rows: pd.DataFrame) -> int:
                          + pd.to_numeric(rows[b], errors="coerce"))
     if "ni" in rows:
         n = n.fillna(pd.to_numeric(rows["ni"], errors="coerce"))
+    if all(c in rows for c in ("ai", "bi", "ci", "di")):  # a 2x2 table: its four cells
+        n = n.fillna(sum(pd.to_numeric(rows[c], errors="coerce") for c in ("ai", "bi", "ci", "di")))
     per_study = n.groupby(rows["key"]).max()
     return int(per_study.sum()) if per_study.notna().any() else 0
 
@@ -102,10 +104,14 @@ def summary_of_findings(outcomes, lang: str = "en", baseline_risk: float | None 
                                                diff=_signed(diffs[0], lang),
                                                lo=_signed(diffs[1], lang),
                                                hi=_signed(diffs[2], lang))
-        design = d["design"].astype(str).str.upper() if "design" in d else pd.Series("", index=d.index)
+        design = (d["design"].fillna("").astype(str).str.strip().str.upper() if "design" in d
+                  else pd.Series("", index=d.index))
         randomised = bool(len(design)) and design.str.contains("RCT").all()
         level = 3 if randomised else 1
-        reasons = [] if randomised else [W["nonrandomised"]]
+        # starting low, and saying why: designs that are not randomised, or not reported
+        reasons = [] if randomised else [
+            W["design_unknown"] if (design == "").any() and not (
+                (design != "") & ~design.str.contains("RCT")).any() else W["nonrandomised"]]
         share = _rob_share(d, r)
         if np.isfinite(share) and share > 0.5:
             level -= 1

@@ -226,6 +226,17 @@ WORDS = {
             "low": {"fr": "effet défavorable possible", "en": "possibly an unfavourable effect"},
             "very low": {"fr": "effet défavorable, très incertain",
                          "en": "an unfavourable but very uncertain effect"}},
+        # an outcome whose favourable side the theme has not given (themes.json "favours")
+        "increase": {
+            "high": {"fr": "hausse", "en": "an increase"},
+            "moderate": {"fr": "hausse probable", "en": "probably an increase"},
+            "low": {"fr": "hausse possible", "en": "possibly an increase"},
+            "very low": {"fr": "hausse, très incertaine", "en": "an increase, very uncertain"}},
+        "decrease": {
+            "high": {"fr": "baisse", "en": "a decrease"},
+            "moderate": {"fr": "baisse probable", "en": "probably a decrease"},
+            "low": {"fr": "baisse possible", "en": "possibly a decrease"},
+            "very low": {"fr": "baisse, très incertaine", "en": "a decrease, very uncertain"}},
         "unclear": {
             "high": {"fr": "pas d'effet net", "en": "no clear effect"},
             "moderate": {"fr": "pas d'effet net", "en": "no clear effect"},
@@ -352,6 +363,7 @@ SOF_WORDS = {
            "inconsistency": "incohérence : {why}", "imprecision": "imprécision : {why}",
            "publication": "biais de publication suspecté (test d'Egger {p})",
            "nonrandomised": "études non randomisées",
+           "design_unknown": "plan d'étude non renseigné (design)",
            "ci_null": "l'intervalle de confiance inclut l'absence d'effet",
            "small": "moins de 400 participants", "i2": "I² = {i2}",
            "pi_null": "l'intervalle de prédiction inclut l'absence d'effet",
@@ -367,6 +379,7 @@ SOF_WORDS = {
            "inconsistency": "inconsistency: {why}", "imprecision": "imprecision: {why}",
            "publication": "suspected publication bias (Egger's test {p})",
            "nonrandomised": "non-randomised studies",
+           "design_unknown": "study design not reported (design)",
            "ci_null": "the confidence interval includes no effect",
            "small": "fewer than 400 participants", "i2": "I² = {i2}",
            "pi_null": "the prediction interval includes no effect",

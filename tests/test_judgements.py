@@ -245,3 +245,43 @@ def test_one_study_gets_no_sentence_on_spread_and_a_year_not_a_range(tmp_path):
     three = Note("housing", root=root, lang="en")
     assert three.judgement(0).spread == "consistent"
     assert "published from 2004 to 2010" in three.key_messages().data
+
+
+def test_an_outcome_without_a_favourable_side_is_never_called_favourable_or_not(tmp_path):
+    """README's walkthrough, before its step 4 (themes.json): two BCG trials, RR 0.27, were
+    published as 'effet défavorable possible' (an unconfigured outcome was taken to favour
+    higher values) and 'études non randomisées' (no design given). Now: 'baisse possible',
+    no "favours" labels under the forest plot, 'plan d'étude non renseigné', and the
+    participants counted from the 2x2 tables."""
+    import shutil
+
+    from metaanalysis.judgements import direction
+    from metaanalysis.scaffold import new_theme
+
+    assert direction(0.1, 0.5, 1.0, "") == "decrease" and direction(1.2, 2, 1.0, "") == "increase"
+    assert direction(0.1, 0.5, 1.0, "lower") == "benefit" and direction(0.8, 1.2, 1.0, "") == "unclear"
+    root = tmp_path / "proj"
+    (root / "templates").mkdir(parents=True)
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
+    (root / "themes.json").write_text("{}")
+    new_theme("bcg", root)
+    bib = root / "bibliographies" / "bcg.bib"
+    bib.write_text(bib.read_text() + "".join(
+        f"@article{{{k},\n  author = {{{a}}}, year = {{{y}}},\n  screening = {{included}},\n"
+        f"  effects = {{outcome = tuberculosis; measure = RR; ai = {c[0]}; bi = {c[1]}; "
+        f"ci = {c[2]}; di = {c[3]}; source = metadat dat.bcg, trial {i}}},\n}}\n"
+        for i, (k, a, y, c) in enumerate([("aronson1948", "Aronson, Joseph D.", 1948,
+                                           (4, 119, 11, 128)),
+                                          ("ferguson1949", "Ferguson, R. G. and Simes, A. B.",
+                                           1949, (6, 300, 29, 274))], start=1)))
+    fr, en = Note("bcg", root=root, lang="fr"), Note("bcg", root=root, lang="en")
+    assert fr.judgement(0).direction == "decrease"
+    text = fr.key_messages().data
+    assert "baisse possible" in text and "favorable" not in text and "défavorable" not in text
+    assert "possibly a decrease" in en.key_messages().data
+    assert "871 personnes" in text.replace("\u202f", " ").replace("\u00a0", " ")
+    sof = fr.summary_of_findings().data.replace("&#x27;", "'")
+    assert "plan d'étude non renseigné" in sof and "non randomisées" not in sof
+    svg = en.forest(0).html()
+    assert "favours the" not in svg
+    assert "favours the intervention" in Note("autonomy", lang="en").forest(0).html()
