@@ -50,8 +50,7 @@ def new_theme(slug: str, root: Path | str = ROOT, title: dict | None = None) -> 
         "title": title,
         # true whatever the review's stage (the key messages say whether anything has been
         # analysed yet): the researcher writes the theme's question here
-        "summary": {"fr": f"{title['fr']} : ce que montrent les études.",
-                    "en": f"{title['en']}: what the studies show."},
+        "summary": {"fr": "Ce que montrent les études.", "en": "What the studies show."},
         "intervention": {"fr": title["fr"], "en": title["en"]},
         "bibliography": f"bibliographies/{slug}.bib", "notebook": f"notebooks/{slug}.ipynb",
         "sources": [], "outcomes": [],
