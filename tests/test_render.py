@@ -243,7 +243,7 @@ def test_new_theme_scaffolds_and_renders(tmp_path):
     page = (tmp_path / "site" / "housing_first.html").read_text()
     assert "<h1>Housing first</h1>" in page
     # its summary stays true once studies are analysed (was "no study analysed yet")
-    assert "<p class='summary'>Ce que montrent les études.</p>" in page
+    assert '<p class="summary">Ce que montrent les études.</p>' in page
     assert "Aucune étude n'a encore été analysée pour ce thème" in page.replace("&#39;", "'")
     assert "<h3" not in page and "re-analyses" not in page and "ré-analyse" not in page
     assert "<table" not in page and "<svg" not in page
