@@ -214,10 +214,9 @@ def test_the_evidence_base_counts_what_the_note_pools(theme, params):
     assert set(note.pooled_effects["key"]) == keys
 
 
-def test_one_study_gets_no_sentence_on_spread_and_a_year_not_a_range(tmp_path):
-    """A theme's first study: 'publiées de 2004 à 2004' and 'the effect goes the same way in
-    most of the settings studied' (its prediction interval is its confidence interval) were
-    published; now 'publiée en 2004', no sentence on the spread, no I² of one effect."""
+def _new_theme(tmp_path, slug):
+    """A project with one new theme (as metaanalysis new-theme makes it): its root and its
+    bibliography's path."""
     import shutil
 
     from metaanalysis.scaffold import new_theme
@@ -226,8 +225,15 @@ def test_one_study_gets_no_sentence_on_spread_and_a_year_not_a_range(tmp_path):
     (root / "templates").mkdir(parents=True)
     shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
     (root / "themes.json").write_text("{}")
-    new_theme("housing", root)
-    bib = root / "bibliographies" / "housing.bib"
+    new_theme(slug, root)
+    return root, root / "bibliographies" / f"{slug}.bib"
+
+
+def test_one_study_gets_no_sentence_on_spread_and_a_year_not_a_range(tmp_path):
+    """A theme's first study: 'publiées de 2004 à 2004' and 'the effect goes the same way in
+    most of the settings studied' (its prediction interval is its confidence interval) were
+    published; now 'publiée en 2004', no sentence on the spread, no I² of one effect."""
+    root, bib = _new_theme(tmp_path, "housing")
     entry = ("@article{{{key},\n  author = {{Lee, K.}},\n  year = {{{year}}},\n  screening = "
              "{{included}},\n  effects = {{outcome = housed; measure = RR; ai = {a}; n1i = 99; "
              "ci = 50; n2i = 126}},\n}}\n")
@@ -253,19 +259,11 @@ def test_an_outcome_without_a_favourable_side_is_never_called_favourable_or_not(
     higher values) and 'études non randomisées' (no design given). Now: 'baisse possible',
     no "favours" labels under the forest plot, 'plan d'étude non renseigné', and the
     participants counted from the 2x2 tables."""
-    import shutil
-
     from metaanalysis.judgements import direction
-    from metaanalysis.scaffold import new_theme
 
     assert direction(0.1, 0.5, 1.0, "") == "decrease" and direction(1.2, 2, 1.0, "") == "increase"
     assert direction(0.1, 0.5, 1.0, "lower") == "benefit" and direction(0.8, 1.2, 1.0, "") == "unclear"
-    root = tmp_path / "proj"
-    (root / "templates").mkdir(parents=True)
-    shutil.copy(REPO / "templates" / "theme.ipynb", root / "templates" / "theme.ipynb")
-    (root / "themes.json").write_text("{}")
-    new_theme("bcg", root)
-    bib = root / "bibliographies" / "bcg.bib"
+    root, bib = _new_theme(tmp_path, "bcg")
     bib.write_text(bib.read_text() + "".join(
         f"@article{{{k},\n  author = {{{a}}}, year = {{{y}}},\n  screening = {{included}},\n"
         f"  effects = {{outcome = tuberculosis; measure = RR; ai = {c[0]}; bi = {c[1]}; "
