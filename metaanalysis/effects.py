@@ -361,17 +361,12 @@ def measure_losses(table: pd.DataFrame, measure: str | None, lang: str = "en") -
             & ~np.isfinite(pd.to_numeric(table["yi"], errors="coerce")))
     if not lost.any():
         return None
+    from .text import t
+
     counts = own[lost].value_counts()
     n = int(lost.sum())
-    if lang == "fr":
-        what = ", ".join(f"{k} rapporté{'s' if k > 1 else ''} en {m}" for m, k in counts.items())
-        raw = " ou ".join("+".join(f) for f in DATA_FORMS.get(measure, ()))
-        return (f"{n} effet{'s' if n > 1 else ''} écarté{'s' if n > 1 else ''} ({what}) : "
-                f"leurs données ne donnent pas la mesure {measure}"
-                + (f", qui demande {raw}" if raw else "") + " ; un effet déjà calculé (yi, "
-                "une estimation et son IC) reste dans sa propre mesure")
-    what = ", ".join(f"{k} reported as {m}" for m, k in counts.items())
-    raw = " or ".join("+".join(f) for f in DATA_FORMS.get(measure, ()))
-    return (f"{n} effect{'s' if n > 1 else ''} left out ({what}): their data cannot give "
-            f"{measure}" + (f", which needs {raw}" if raw else "") + "; an effect already "
-            "computed (yi, an estimate with its CI) stays in its own measure")
+    what = ", ".join(t("measure_lost_as", lang, k=k, s="s" if k > 1 else "", m=m)
+                     for m, k in counts.items())
+    raw = t("or", lang).join("+".join(f) for f in DATA_FORMS.get(measure, ()))
+    return t("measure_lost", lang, n=n, s="s" if n > 1 else "", what=what, measure=measure,
+             needs=t("measure_lost_needs", lang, raw=raw) if raw else "")

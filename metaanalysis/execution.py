@@ -163,6 +163,8 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
             t0 = time.perf_counter()
         bib = root / config["bibliography"]
         date = note_date(root, [bib, nb_path])
+        # the open-data summary the note's kernel wrote, read once
+        summary = json.loads((staging / f"{job.name}.json").read_text(encoding="utf-8"))
         resources = {"note": {
             "title": config["title"][lang], "lang": lang, "brand": MOTTO.get(lang, BRAND),
             "words": WORDS[lang], "date": date, "date_text": long_date(date, lang),
@@ -171,9 +173,9 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
             "variant": bool(job.changed), "variant_label": WORDS[lang]["variant"],
             "bibliography": config["bibliography"],
             # the hash of the bytes the note's kernel read, never a second read of the file
-            "sha256": _read_digest(staging / f"{job.name}.json"),
+            "sha256": summary["bibliography_sha256"],
             # effects analysed but left out of the open data (an unclear licence), said
-            "withheld": _withheld_text(staging / f"{job.name}.json", lang),
+            "withheld": _withheld_text(summary, lang),
             "versions": software_versions(),
             "command": command_for(job.theme, job.changed or (
                 {"lang": lang} if lang != defaults.get("lang", SITE_LANGS[0]) else {})),
@@ -333,21 +335,16 @@ class _kernel_stderr_filtered:
         return out
 
 
-def _withheld_text(summary: Path, lang: str) -> str:
-    """The sentence saying how many effects the open data leave out (their licence is
-    unclear), or nothing."""
+def _withheld_text(summary: dict, lang: str) -> str:
+    """The sentence saying how many effects the open data (the note's ``summary``) leave out
+    (their licence is unclear), or nothing."""
     from .text import counted
 
-    n = json.loads(summary.read_text(encoding="utf-8")).get("withheld_effects", {}).get("n", 0)
+    n = summary.get("withheld_effects", {}).get("n", 0)
     if not n:
         return ""
     one, many = WORDS[lang]["withheld"]
     return (one if n == 1 else many).format(effects=counted(n, "effect", lang))
-
-
-def _read_digest(summary: Path) -> str:
-    """The SHA-256 of the bibliography bytes that the note computed from (its open data)."""
-    return json.loads(summary.read_text(encoding="utf-8"))["bibliography_sha256"]
 
 
 def _describe(exc: Exception, notebook: Path | None = None) -> str:

@@ -21,8 +21,8 @@ import pandas as pd
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
 from .sanitize import escape_markdown
-from .text import (SOF_WORDS, counted, estimate_ci, long_date, num, percent, pooled_measure,
-                   pvalue, scrolling, t)
+from .text import (SOF_WORDS, WORDS, counted, estimate_ci, long_date, num, percent,
+                   pooled_measure, pvalue, scrolling, t)
 
 from .themes import (MODELS, PARAMETERS, ROOT, check_model_parameters, find_root,  # noqa: F401
                      load_themes, validate_parameters)
@@ -523,8 +523,7 @@ class Note:
                                studies=counted(n_studies, "study", lang),
                                people=t("people", lang, n=num(n_people, lang, 0))
                                if n_people else "",
-                               published=("publiée" if n_studies == 1 else "publiées")
-                               if lang == "fr" else "published",
+                               published=WORDS["published"][lang][n_studies > 1],
                                year_min=int(years.min()), year_max=int(years.max())))
         main = judged[0]
         f = self.judgement_fields(main)
@@ -825,15 +824,8 @@ def _dependent_effects(rows: pd.DataFrame, result, lang: str) -> str | None:
                             first.at[k, "year"] if "year" in first else None, k)
                       for k in several)
     n = len(several)
-    if lang == "fr":
-        return (f"{n}\u00a0étude{'s' if n > 1 else ''} ({names}) apporte{'nt' if n > 1 else ''} "
-                "plusieurs effets, combinés ici comme s'ils étaient indépendants : le modèle "
-                "ignore leur dépendance (les mêmes participants comptent plusieurs fois) ; un "
-                "modèle pour effets dépendants (CHE) en tiendrait compte")
-    return (f"{n} stud{'ies' if n > 1 else 'y'} ({names}) contribute{'' if n > 1 else 's'} "
-            "several effects, pooled here as if independent: the model ignores their "
-            "dependence (the same participants count more than once); a model for dependent "
-            "effects (CHE) would account for it")
+    return t("dependent_effects", lang, studies=counted(n, "study", lang), names=names,
+             verb=WORDS["dependent_verb"][lang][n > 1])
 
 
 def apply_exclusions(effects: pd.DataFrame, exclude: str):

@@ -308,6 +308,28 @@ WORDS = {
                                "en": "This note rests on {studies}{people}, {published} in "
                                      "{year_min}."},
     "people": {"fr": " ({n} personnes)", "en": " ({n} people)"},
+    # the evidence base's participle: one study or several (French agrees it)
+    "published": {"fr": ("publiée", "publiées"), "en": ("published", "published")},
+    # a caution beside a result: several effects of a study pooled as if independent
+    "dependent_effects": {
+        "fr": "{studies} ({names}) {verb} plusieurs effets, combinés ici comme s'ils étaient "
+              "indépendants : le modèle ignore leur dépendance (les mêmes participants "
+              "comptent plusieurs fois) ; un modèle pour effets dépendants (CHE) en tiendrait "
+              "compte",
+        "en": "{studies} ({names}) {verb} several effects, pooled here as if independent: the "
+              "model ignores their dependence (the same participants count more than once); a "
+              "model for dependent effects (CHE) would account for it"},
+    "dependent_verb": {"fr": ("apporte", "apportent"), "en": ("contributes", "contribute")},
+    # a caution beside a result: effects a -p measure could not convert (effects.measure_losses)
+    "measure_lost": {
+        "fr": "{n} effet{s} écarté{s} ({what}) : leurs données ne donnent pas la mesure "
+              "{measure}{needs} ; un effet déjà calculé (yi, une estimation et son IC) reste "
+              "dans sa propre mesure",
+        "en": "{n} effect{s} left out ({what}): their data cannot give {measure}{needs}; an "
+              "effect already computed (yi, an estimate with its CI) stays in its own measure"},
+    "measure_lost_as": {"fr": "{k} rapporté{s} en {m}", "en": "{k} reported as {m}"},
+    "measure_lost_needs": {"fr": ", qui demande {raw}", "en": ", which needs {raw}"},
+    "or": {"fr": " ou ", "en": " or "},
     "certainty_sentence": {"fr": "Certitude des preuves pour « {label} » : {certainty} ; "
                                  "{meaning}.",
                            "en": "Certainty of the evidence for “{label}”: {certainty}; "
