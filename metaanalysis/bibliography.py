@@ -1,7 +1,7 @@
 """Read and validate annotated BibTeX bibliographies.
 
-bibtexparser 2 splits the file into blocks (its parse with no middleware, the fastest); this
-module resolves the field values itself, keeps every field's line, parses the annotations
+:mod:`.bibsplit` splits the file into blocks (as bibtexparser 2 does, quickly); this module
+resolves the field values itself, keeps every field's line, parses the annotations
 (``screening``, study characteristics, ``effects``) and reports every problem as
 ``PATH:LINE: KEY: message``. It never raises on bad content and never writes to the file.
 LaTeX is decoded only for display (:func:`latex_to_text`).
@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grammar
+from . import bibsplit, grammar
 from .latex import decode_annotation, latex_to_text  # noqa: F401 (latex_to_text re-exported)
 
 MONTHS = {m: str(i) for i, m in enumerate(
@@ -258,9 +258,6 @@ def read_bibliography(path: str | Path) -> Bibliography:
 
 
 def _read_bibliography(path: str | Path) -> Bibliography:
-    import bibtexparser
-    from bibtexparser import model
-
     spath = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -288,22 +285,20 @@ def _read_bibliography(path: str | Path) -> Bibliography:
                                 "such as @article{key, title = {...}, screening = {included}}"))
         return Bibliography(spath, [], problems, digest)
 
-    import logging
-
-    # bibtexparser logs each malformed block; we report those ourselves, with their lines
-    logging.getLogger("bibtexparser").setLevel(logging.CRITICAL)
-    library = bibtexparser.parse_string(text, parse_stack=[])
+    blocks = bibsplit.split(text)
     strings = {}
-    for s in library.strings:  # in file order: a macro may use those before it
-        strings[s.key.lower()] = _resolve(s.value, strings)[0]
+    for s in blocks:  # in file order: a macro may use those before it
+        if type(s) is bibsplit.String:
+            strings[s.key.lower()] = _resolve(s.value, strings)[0]
     entries, seen = [], {}
     has_bib = False
     previous = None
     dup_log, screen_log = [], []
-    for block in library.blocks:
-        line = (block.start_line or 0) + 1
-        after_failure, previous = isinstance(previous, model.ParsingFailedBlock), block
-        if isinstance(block, model.Entry):
+    for block in blocks:
+        kind = type(block)
+        line = block.line + 1
+        after_failure, previous = previous is bibsplit.Failed, kind
+        if kind is bibsplit.Entry:
             has_bib = True
             entry = _read_entry(spath, block, strings, problems)
             if entry.key in seen:
@@ -312,37 +307,37 @@ def _read_bibliography(path: str | Path) -> Bibliography:
                 continue
             seen[entry.key] = line
             entries.append(entry)
-        elif isinstance(block, model.DuplicateBlockKeyBlock):
+        elif kind is bibsplit.DuplicateKey:
             has_bib = True
             key = block.key
             problems.append(Problem(spath, line, key, f"duplicate key: already used on line "
                                     f"{seen.get(key, '?')}; give each study its own key"))
-        elif isinstance(block, model.DuplicateFieldKeyBlock):
+        elif kind is bibsplit.DuplicateField:
             has_bib = True
-            dup = re.search(r"'([^']+)'", str(block.error))
+            dup = re.search(r"'([^']+)'", block.error)
             name = dup.group(1) if dup else "a field"
-            problems.append(Problem(spath, line, block.ignore_error_block.key,
+            problems.append(Problem(spath, line, block.key,
                                     f"field {name} is given twice: keep one"))
-        elif isinstance(block, model.ParsingFailedBlock):
+        elif kind is bibsplit.Failed:
             has_bib = True
             problems.append(_parsing_failure(spath, line, block))
-        elif isinstance(block, model.ImplicitComment) and not after_failure:
-            stray = "\n".join(ln for ln in block.raw.strip().splitlines()
+        elif kind is bibsplit.Implicit and not after_failure:
+            stray = "\n".join(ln for ln in block.text.splitlines()
                               if not ln.lstrip().startswith("%"))
             if stray.startswith(",") or _FIELD_IN_TEXT.search(stray) or stray.startswith("}"):
                 problems.append(Problem(spath, line, _previous_key(entries, "-"),
                                         "text after the end of the entry looks like its fields: "
                                         "a stray closing brace '}' ends the entry too early; "
                                         "balance the braces of the field before it"))
-        elif isinstance(block, model.ExplicitComment):
+        elif kind is bibsplit.Comment:
             has_bib = True
-            comment = block.comment.strip()
+            comment = block.text
             m = _DUPLICATE_LOG.match(comment)
             if m:
                 dup_log.append((line, m))
             elif comment.startswith("metaanalysis screen:"):
                 screen_log.append((line, comment))
-        else:
+        elif kind is not bibsplit.Implicit:
             has_bib = True
     if not has_bib:
         problems.append(Problem(spath, 1, "-", "no BibTeX entry found: is this a .bib file? "
@@ -406,7 +401,7 @@ def _parsing_failure(path: str, line: int, block) -> Problem:
         msg = (f"unbalanced braces: {depth} '{{' not closed before the end of the entry; "
                "close every field's braces and end the entry with '}'")
     else:
-        detail = [ln.strip() for ln in str(block.error).splitlines() if ln.strip()]
+        detail = [ln.strip() for ln in block.error.splitlines() if ln.strip()]
         msg = "not valid BibTeX" + (f": {detail[-1]}" if detail else "") + \
             "; an entry reads @type{key, field = {value}, ...}"
     return Problem(path, line, key, msg)
@@ -414,12 +409,15 @@ def _parsing_failure(path: str, line: int, block) -> Problem:
 
 def _read_entry(path: str, block, strings: dict[str, str], problems: list[Problem]) -> Entry:
     key = block.key
-    line = (block.start_line or 0) + 1
+    line = block.line + 1
     fields, lines = {}, {}
-    for f in block.fields:
-        name = f.key.lower()
-        fline = (f.start_line or 0) + 1
-        value, trailing, undefined = _resolve(f.value, strings)
+    for name, raw, fline, braced in block.fields:
+        name = name.lower()
+        fline += 1
+        if braced is not None:  # (the usual form, found by the split)
+            value, trailing, undefined = braced, "", ()
+        else:
+            value, trailing, undefined = _resolve(raw, strings)
         if trailing:
             nxt = trailing.split("=")[0].strip() if "=" in trailing else trailing[:20]
             problems.append(Problem(path, fline, key, f"missing comma after field {name}: "
@@ -442,7 +440,7 @@ def _read_entry(path: str, block, strings: dict[str, str], problems: list[Proble
         lines[name] = fline
     if "note" in fields and "tex." in fields["note"]:
         _annotations_in_note(path, key, fields, lines, problems)
-    entry = Entry(key, block.entry_type.lower(), line, fields, lines)
+    entry = Entry(key, block.entry_type, line, fields, lines)
 
     for name in fields:
         if name in grammar.STANDARD_FIELDS or name in grammar.GRAMMAR_FIELDS:
