@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import DOMINANT, MAXITER, _working_unit, batch_fit, batch_results, halve_at_zero
+from .models import (DOMINANT, MAXITER, SETTLED, SHRUNK, _working_unit, batch_fit,
+                     batch_results, halve_at_zero)
+
+EPS = np.finfo(float).eps
 
 #: Convergence: rma()'s threshold (a step below 1e-10, relative), then POLISH more steps
 #: (each fit costs O(terms) per step here): the roots come nearer than rma's own.
@@ -231,6 +234,7 @@ def _fisher(series, t, method, skip=None):
     exact = np.zeros(len(t), bool) if skip is None else skip.copy()
     active = np.ones(len(t), bool)
     left = np.full(len(t), POLISH + 1)  # steps still to take once below the threshold
+    previous = np.full(len(t), np.nan)  # each fit's last step, if it was Newton's
     for _ in range(MAXITER):
         idx = np.flatnonzero(active & ~exact)
         if not len(idx):
@@ -252,18 +256,31 @@ def _fisher(series, t, method, skip=None):
             trP = s1 - s2 / s1
             trPP = s2 - 2 * s3 / s1 + (s2 / s1) ** 2
             adj = (yPPy - trP) / trPP
-            yPPPy = S[3, 2] - 2 * b * S[3, 1] + b * b * s3
+            sw2r = S[2, 1] - b * s2  # sum w^2 (y - b)
+            yPPPy = S[3, 2] - 2 * b * S[3, 1] + b * b * s3 - sw2r * sw2r / s1  # (_batch_fisher)
             newton = (yPPy - trP) / (2 * yPPPy - trPP)
             use = (np.sign(newton) == np.sign(adj)) & (np.abs(newton) <= 2 * np.abs(adj))
-            adj = np.where(use & np.isfinite(newton), newton, adj)
+            use &= np.isfinite(newton)
+            adj = np.where(use, newton, adj)
         bad = ~np.isfinite(adj)
         adj = np.where(bad, 0.0, adj)
         exact[idx[bad]] = True
         adj = halve_at_zero(ti, adj)
-        t[idx] = ti + adj
-        small = np.abs(adj) <= THRESHOLD * np.maximum(1.0, t[idx])
+        new = ti + adj
+        t[idx] = new
+        small = np.abs(adj) <= THRESHOLD * np.maximum(1.0, new)
         left[idx] = np.where(small, left[idx] - 1, POLISH + 1)
-        active[idx] = (left[idx] > 0) & (adj != 0)
+        # a step that leaves t as it was would be taken again at the same t, the same step:
+        # the fit is settled, to the bit, without the polishing steps left. So is a fit whose
+        # next Newton step is sure to be below t's rounding (models._settled's prediction,
+        # step^3 / previous^2, trusted only for two Newton steps in a row, the second a
+        # hundredth of the first or less): evaluating it would not move t
+        with np.errstate(invalid="ignore"):
+            settled = small & (np.abs(adj) <= SHRUNK * np.abs(previous[idx])) & (
+                np.abs(adj) ** 3 <= SETTLED * 4 * EPS * np.abs(new) * previous[idx] ** 2)
+        if method != "ML":
+            previous[idx] = np.where(use & ~bad, adj, np.nan)
+        active[idx] = (left[idx] > 0) & (new != ti) & ~settled
     exact |= active
     return t, exact
 

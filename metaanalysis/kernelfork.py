@@ -47,7 +47,9 @@ PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
            "matplotlib.pyplot", "matplotlib.backends.backend_svg", "pandas", "scipy.optimize",
            "metaanalysis.notes", "metaanalysis.plots", "metaanalysis.figures",
            "metaanalysis.tables", "metaanalysis.rve", "metaanalysis.multilevel",
-           "metaanalysis.bias")
+           "metaanalysis.bias", "metaanalysis.choose", "metaanalysis.citations",
+           "metaanalysis.effects", "metaanalysis.judgements", "metaanalysis.prose",
+           "bibtexparser.middlewares.names")  # (the last six: what a note's cells import)
 
 #: What ipykernel sets MPLBACKEND to before the first cell when the user did not set it.
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"

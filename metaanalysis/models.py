@@ -1266,6 +1266,7 @@ def _batch_fisher(Y, V, tau2, method, unit=1.0):
         s1, s2 = wi.sum(axis=1), w2i.sum(axis=1)
         b = np.einsum("ij,ij->i", wi, Yi) / s1
         np.subtract(Yi, b[:, None], out=ri)
+        sw2r = np.einsum("ij,ij->i", w2i, ri) if method != "ML" else None  # sum w^2 r
         np.multiply(ri, ri, out=ri)
         yPPy = np.einsum("ij,ij->i", w2i, ri)  # y'PPy = sum (w r)^2
         s3 = np.einsum("ij,ij->i", w2i, wi)
@@ -1285,9 +1286,12 @@ def _batch_fisher(Y, V, tau2, method, unit=1.0):
                 adj = (yPPy - trP) / trPP  # tr(PP) can cancel to 0: that row is refitted)
             # Newton's step on the same score (derivative -2 y'PPPy + tr(PP)) converges
             # quadratically near the root; taken only where it agrees with the Fisher step
-            # and is not more than twice as long, so the root reached is the same
+            # and is not more than twice as long, so the root reached is the same. With
+            # Py = W r, y'PPPy = r'W P W r = sum w^3 r^2 - (sum w^2 r)^2 / sum w (without
+            # the second term, an approximation: the steps converged linearly)
             yPPPy = np.einsum("ij,ij->i", w2i * wi, ri) if n * V.shape[1] >= 1_000_000 else \
                 np.einsum("ij,ij,ij->i", w2i, wi, ri)
+            yPPPy -= sw2r * sw2r / s1
             with np.errstate(divide="ignore", invalid="ignore"):
                 newton = (yPPy - trP) / (2 * yPPPy - trPP)
             use = (np.sign(newton) == np.sign(adj)) & (np.abs(newton) <= 2 * np.abs(adj))
