@@ -296,7 +296,13 @@ class Note:
         numbers; ``records_n``, ``included_n``, ``effects_n`` are the counts with their
         words in the form the count asks ("0 étude incluse", "1 334 effets extraits"), and
         ``screening_clause`` names those excluded, pending and duplicates where there are
-        any (" (1 exclue, 6 en attente de tri, 2 doublons)", else nothing)."""
+        any (" (1 exclue, 6 en attente de tri, 2 doublons)", else nothing). Counted once
+        (every paragraph of the note asks for them)."""
+        if "_screening_counts" not in self.__dict__:
+            self._screening_counts = self._count_screening()
+        return dict(self._screening_counts)
+
+    def _count_screening(self) -> dict:
         from .figures import prisma2020
 
         s, lang = self.studies, self.lang
