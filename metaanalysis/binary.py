@@ -18,7 +18,7 @@ import pandas as pd
 from . import distributions as dist
 
 from .effects import escalc
-from .models import RMAResult
+from .models import FitWarning, RMAResult
 
 
 def _counts(data: pd.DataFrame | None, ai, bi, ci, di, n1i, n2i):
@@ -126,8 +126,7 @@ def rma_mh(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=None,
         weights = b * c / N
         if R == 0 or S == 0:
             # metafor gives NA (with a warning), not an error
-            warnings.warn("the Mantel-Haenszel odds ratio is not defined: no events or no "
-                          "non-events in one of the arms of every table")
+            warnings.warn(FitWarning("mh_or_undefined"))
             beta, se = math.nan, math.nan
         else:
             P, Qv = (a + d) / N, (b + c) / N
@@ -139,8 +138,7 @@ def rma_mh(ai=None, bi=None, ci=None, di=None, *, n1i=None, n2i=None, data=None,
         R, S = np.sum(a * n2 / N), np.sum(c * n1 / N)
         weights = c * n1 / N
         if R == 0 or S == 0:
-            warnings.warn("the Mantel-Haenszel risk ratio is not defined: no events in one "
-                          "arm of every table")
+            warnings.warn(FitWarning("mh_rr_undefined"))
             beta, se = math.nan, math.nan
         else:
             beta = math.log(R / S)

@@ -41,12 +41,52 @@ THRESHOLD = 1e-10
 MAXITER = 1000
 
 
-class ConvergenceWarning(UserWarning):
+class FitWarning(UserWarning):
+    """A fit's warning that a note says in its own language: ``key`` names its sentence in
+    :data:`metaanalysis.text.WORDS` (``warning.KEY``), ``fields`` fill it; the message
+    Python shows is the English one."""
+
+    def __init__(self, key: str, **fields):
+        self.key, self.fields = key, fields
+        super().__init__(self.said("en"))
+
+    def said(self, lang: str) -> str:
+        """The warning in ``lang`` ("fr" or "en"): a field that is itself a warning in
+        ``lang`` too (see :func:`in_context`), a float as the language writes it."""
+        from .text import t
+
+        shown = {k: said(v, lang) if isinstance(v, Warning) else
+                 (f"{v:g}".replace(".", ",") if lang == "fr" else f"{v:g}")
+                 if isinstance(v, float) else v for k, v in self.fields.items()}
+        return t(f"warning.{self.key}", lang, **shown)
+
+
+class ConvergenceWarning(FitWarning):
     """An iterative estimate did not converge; the affected values are NaN."""
 
 
-class MissingDataWarning(UserWarning):
+class MissingDataWarning(FitWarning):
     """Rows with missing values were dropped; the message names them."""
+
+
+def in_context(message: Warning, key: str, **fields) -> FitWarning:
+    """``message`` (a caught warning's) said where it arose, e.g. ``in_context(m, "at_rho",
+    rho=0.8)``: "rho = 0.8: ...", "avec ρ = 0,8 : ..."; of the same category when it is a
+    :class:`FitWarning` (a ConvergenceWarning stays one)."""
+    cls = type(message) if isinstance(message, FitWarning) else FitWarning
+    return cls(key, **fields, said=message)
+
+
+def said(warning, lang: str) -> str:
+    """A caught warning (``warnings.catch_warnings(record=True)``'s item, or its message) in
+    ``lang``: a :class:`FitWarning` in its words; any other (numpy's, a library's) as its
+    own English message, introduced as such in a French note."""
+    from .text import t
+
+    message = getattr(warning, "message", warning)
+    if isinstance(message, FitWarning):
+        return message.said(lang)
+    return t("warning.other", lang, message=str(message))
 
 
 # --------------------------------------------------------------------------- linear algebra
@@ -424,9 +464,7 @@ def _tau2_fisher(y, v, X, method, centred=None, intercept: bool | None = None):
     # their (restricted) likelihood, found by a bounded scalar search
     tau2 = _tau2_direct(y, v, X, method)
     if not np.isfinite(tau2):
-        warnings.warn(f"the {method} estimate of tau^2 did not converge: tau^2 and everything "
-                      "that depends on it are NaN; try method='PM' or 'DL'", ConvergenceWarning,
-                      stacklevel=3)
+        warnings.warn(ConvergenceWarning("tau2_not_converged", method=method), stacklevel=3)
     return tau2
 
 
@@ -939,8 +977,8 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     keep = ~bad
     if not finite:
         dropped = [slab[i] for i in np.flatnonzero(bad)]
-        warnings.warn(f"{bad.sum()} row(s) with missing yi, vi or moderator values were "
-                      f"dropped: {', '.join(dropped)}", MissingDataWarning, stacklevel=3)
+        warnings.warn(MissingDataWarning("rows_dropped", n=int(bad.sum()),
+                                         keys=", ".join(dropped)), stacklevel=3)
         y, v, X = y[keep], v[keep], X[keep]
         slab = [s for s, b in zip(slab, bad) if not b]
         if frame is not None:

@@ -304,8 +304,8 @@ def _fit_mv(y, v, V, X, names, slab, frame, cl, method, test, level, measure,
         starts = ((0.05, 0.05), (0.2, 1e-3), (1e-3, 0.2))
     best, converged = minimise_components(objective, search, starts)
     if not converged:
-        warnings.warn(f"the three-level {method} fit did not converge ({best.message}); "
-                      "results are NaN", ConvergenceWarning, stacklevel=3)
+        warnings.warn(ConvergenceWarning("three_level_not_converged", method=method,
+                                         reason=str(best.message)), stacklevel=3)
         s2b = s2w = math.nan
     else:
         s2b, s2w = (float(x) * unit**2 for x in best.x)

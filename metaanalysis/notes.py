@@ -20,6 +20,7 @@ import pandas as pd
 
 from .bibliography import where_mask
 from .grammar import natural_scale, rob_level
+from .models import said as fit_said
 from .sanitize import escape_markdown
 from .text import (SOF_WORDS, WORDS, counted, estimate_ci, long_date, num, percent,
                    pooled_measure, pvalue, scrolling, t)
@@ -136,7 +137,7 @@ class Note:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     res = self._fit(rows)
-            said = ([lost] if lost else []) + [str(w.message) for w in caught]
+            said = ([lost] if lost else []) + [fit_said(w, self.lang) for w in caught]
             several = _dependent_effects(rows, res, self.lang)
             if several:  # said as `metaanalysis pool` says it, beside the result
                 said.append(several)
@@ -243,18 +244,31 @@ class Note:
         cache = self.__dict__.setdefault("_bias", {})
         if i not in cache:
             r = self.outcomes[i].result
-            if _is_che(r):
-                if r.n_clusters >= 4:
-                    from .bias import egger_robust
-                    cache[i] = (egger_robust(r), None)
+            # what the tests warn (a trim-and-fill refit that does not converge) is said
+            # with their sentence in the outcome's section (:meth:`bias_warnings`)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if _is_che(r):
+                    if r.n_clusters >= 4:
+                        from .bias import egger_robust
+                        cache[i] = (egger_robust(r), None)
+                    else:
+                        cache[i] = None
+                elif (isinstance(r, RMAResult) and not isinstance(r, MVResult) and r.k >= 3
+                      and len(r.beta) == 1):
+                    cache[i] = (egger(r), trimfill(r))
                 else:
                     cache[i] = None
-            elif (isinstance(r, RMAResult) and not isinstance(r, MVResult) and r.k >= 3
-                  and len(r.beta) == 1):
-                cache[i] = (egger(r), trimfill(r))
-            else:
-                cache[i] = None
+            self.__dict__.setdefault("_bias_said", {})[i] = list(dict.fromkeys(
+                fit_said(w, self.lang) for w in caught))
         return cache[i]
+
+    def bias_warnings(self, i=0) -> list[str]:
+        """What Egger's test and trim-and-fill of outcome ``i`` warned, in the note's
+        language (empty if nothing)."""
+        i = self.outcome(i)
+        self.bias_tests(i)
+        return self._bias_said[i]
 
     def bias_fields(self, i=0) -> dict:
         """Egger's p and trim-and-fill, formatted for :meth:`say`."""
@@ -384,6 +398,7 @@ class Note:
             key = ("section_bias_robust" if "k0" not in bias
                    else "section_bias_none" if bias["k0"] == 0 else "section_bias")
             parts.append(self.say(t(key, "fr"), t(key, "en"), i))
+            parts.append(self._notice(o.label, self.bias_warnings(i)))
         if dependent and len(o.result.beta) == 1:
             parts.append(self.rho_sensitivity(i))
         return Parts(parts)
@@ -400,7 +415,9 @@ class Note:
         r = self.outcomes[i].result
         if not _is_che(r) or len(r.beta) != 1:
             return HTML("")
-        table = rho_sensitivity(r)
+        with warnings.catch_warnings(record=True) as caught:  # a refit's, said below it
+            warnings.simplefilter("always")
+            table = rho_sensitivity(r)
         back = natural_scale(r.measure)
         lang, lvl = self.lang, self.params["level"]
         lo, hi = num(back(table["estimate"].min()), lang), num(back(table["estimate"].max()), lang)
@@ -414,9 +431,11 @@ class Note:
                 num(row.sigma2_between, lang, 3), num(row.sigma2_within, lang, 3))) + "</tr>"
             for row in table.itertuples())
         head = "".join(f"<th>{html.escape(h)}</th>" for h in t("rho_head", lang))
+        notice = self._notice(self.outcomes[i].label,
+                              list(dict.fromkeys(fit_said(w, lang) for w in caught)))
         return HTML(f"<p>{html.escape(sentence)}</p>" + scrolling(
             f"<table class='results rho'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>"
-            "</table>", lang))
+            "</table>", lang) + notice.data)
 
     def sections(self):
         """Every main outcome's standard section (:meth:`section`), in the order of
@@ -583,11 +602,15 @@ class Note:
         from .plots import forest, svg_figure
 
         o = self.outcomes[i]
-        fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
+        with warnings.catch_warnings(record=True) as caught:  # a subgroup's refit, said below
+            warnings.simplefilter("always")
+            fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
         caption = o.label
         if fig.negative_weights:
             caption += ". " + t("negative_weights", self.lang, n=fig.negative_weights)
-        return svg_figure(fig, caption=caption)
+        figure = svg_figure(fig, caption=caption)
+        said = list(dict.fromkeys(fit_said(w, self.lang) for w in caught))
+        return Parts([figure, self._notice(o.label, said)]) if said else figure
 
     def notice(self, outcome=0):
         """What the fit of outcome ``i`` warned (e.g. tau² did not converge), as a visible
@@ -597,12 +620,19 @@ class Note:
 
         outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
-        if not o.warnings:
+        return self._notice(o.label, o.warnings)
+
+    def _notice(self, label: str, said: list[str]):
+        """A notice of what a computation of the outcome ``label`` warned (empty if
+        nothing)."""
+        from IPython.display import HTML
+
+        if not said:
             return HTML("")
-        items = "".join(f"<li>{html.escape(w)}</li>" for w in o.warnings)
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in said)
         return HTML(f"<div class='notice' role='note'><p><strong>"
                     f"{html.escape(t('fit_warning', self.lang))}</strong> "
-                    f"{html.escape(o.label)}</p><ul>{items}</ul></div>")
+                    f"{html.escape(label)}</p><ul>{items}</ul></div>")
 
     def labels(self) -> dict:
         """Study labels (first author et al., year) by BibTeX key, for figures."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,7 +186,14 @@ def forest(res, *, lang: str = "en", favours: str = "higher", outcome: str = "",
         all_lo += list(yi - crit * np.sqrt(vi))
         all_hi += list(yi + crit * np.sqrt(vi))
         if sub is not None and len(idx) >= 1:
-            part = _refit_subset(res, idx)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                part = _refit_subset(res, idx)
+            for w in caught:  # said with the subgroup it concerns, never silenced
+                from .models import in_context
+
+                warnings.warn(in_context(w.message, "in_subgroup", group=str(level_name)),
+                              stacklevel=2)
             rows.append(("diamond", f"{level_name} (k = {len(idx)})", part.predict()))
     n = len(rows)
     pooled = res.predict() if len(res.beta) == 1 else None

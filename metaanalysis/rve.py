@@ -16,7 +16,7 @@ import warnings
 
 import pandas as pd
 
-from .models import _prepare
+from .models import _prepare, in_context
 from .multilevel import _fit_mv, cluster_labels, vcalc
 from .sandwich import RobustMVResult, robust
 
@@ -80,5 +80,5 @@ def _refit(res, rho):
         fit = che(res.yi, res.vi, cluster=res.cluster, rho=rho, level=res.level,
                   measure=res.measure)
     for w in caught:
-        warnings.warn(f"rho = {rho:g}: {w.message}", w.category, stacklevel=3)
+        warnings.warn(in_context(w.message, "at_rho", rho=float(rho)), stacklevel=3)
     return fit

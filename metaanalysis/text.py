@@ -82,6 +82,36 @@ WORDS = {
     # it ignored: each a caution about the result it stands beside
     "fit_warning": {"fr": "Attention, à propos de ce résultat :",
                     "en": "Caution about this result:"},
+    # a fit's warnings (models.FitWarning): the English ones are what Python shows
+    "warning": {
+        "tau2_not_converged": {
+            "fr": "l'estimation {method} de τ² n'a pas convergé : τ² et tout ce qui en dépend "
+                  "restent non calculés ; les méthodes PM ou DL (paramètre method) donnent "
+                  "une estimation",
+            "en": "the {method} estimate of tau^2 did not converge: tau^2 and everything that "
+                  "depends on it are NaN; try method='PM' or 'DL'"},
+        "three_level_not_converged": {
+            "fr": "l'ajustement à trois niveaux ({method}) n'a pas convergé ({reason}) : ses "
+                  "résultats restent non calculés",
+            "en": "the three-level {method} fit did not converge ({reason}); results are NaN"},
+        "rows_dropped": {
+            "fr": "{n} ligne(s) sans yi, vi ou valeur de modérateur écartée(s) : {keys}",
+            "en": "{n} row(s) with missing yi, vi or moderator values were dropped: {keys}"},
+        "mh_or_undefined": {
+            "fr": "l'odds ratio de Mantel-Haenszel n'est pas défini : aucun événement, ou "
+                  "aucun non-événement, dans l'un des deux bras de chaque table",
+            "en": "the Mantel-Haenszel odds ratio is not defined: no events or no non-events "
+                  "in one of the arms of every table"},
+        "mh_rr_undefined": {
+            "fr": "le risque relatif de Mantel-Haenszel n'est pas défini : aucun événement "
+                  "dans l'un des deux bras de chaque table",
+            "en": "the Mantel-Haenszel risk ratio is not defined: no events in one arm of "
+                  "every table"},
+        "at_rho": {"fr": "avec ρ = {rho} : {said}", "en": "rho = {rho}: {said}"},
+        "in_subgroup": {"fr": "sous-groupe {group} : {said}", "en": "subgroup {group}: {said}"},
+        "other": {"fr": "avertissement du calcul (en anglais) : {message}",
+                  "en": "{message}"},
+    },
     "reanalyses": {"fr": "Cette note ré-analyse les données publiées de :",
                    "en": "This note re-analyses the published data of:"},
     "included_studies": {"fr": "Études incluses", "en": "Included studies"},

@@ -109,3 +109,86 @@ def test_the_open_data_say_which_result_each_effect_is_pooled_in():
     variant, _ = Note("education", lang="en", exclude="design=QES").open_data()
     assert (variant.loc[variant["design"] == "QES", "pooled_in"] == "").all()
     assert set(variant["pooled_in"]) == {"reading", "mathematics", ""}
+
+
+def test_a_french_note_says_the_engines_warnings_in_french(monkeypatch):
+    """The engine's warnings are said in the note's language; another library's (numpy's)
+    keeps its English words, introduced as such."""
+    from metaanalysis.models import ConvergenceWarning
+
+    original = metaanalysis.models.rma
+
+    def warning_rma(*a, **k):
+        warnings.warn(ConvergenceWarning("tau2_not_converged", method="REML"))
+        warnings.warn("invalid value encountered in divide", RuntimeWarning)
+        return original(*a, **k)
+
+    monkeypatch.setattr(metaanalysis.models, "rma", warning_rma)
+    fr = Note("autonomy", lang="fr").outcomes[0].warnings
+    assert fr == ["l'estimation REML de τ² n'a pas convergé : τ² et tout ce qui en dépend "
+                  "restent non calculés ; les méthodes PM ou DL (paramètre method) donnent une "
+                  "estimation",
+                  "avertissement du calcul (en anglais) : invalid value encountered in divide"]
+    en = Note("autonomy", lang="en").outcomes[0].warnings
+    assert en == ["the REML estimate of tau^2 did not converge: tau^2 and everything that "
+                  "depends on it are NaN; try method='PM' or 'DL'",
+                  "invalid value encountered in divide"]
+
+
+def test_a_warning_of_a_sections_refits_is_shown_under_them(monkeypatch):
+    """The refits a section makes beyond the outcome's own fit (each subgroup's diamond, the
+    CHE model at other rho) used to warn into the notebook's stderr, which no page shows:
+    a diamond or a row of the rho table went missing without a word. Their warnings are now
+    notices under the figure and the table, in the note's language, with the subgroup or
+    the rho they concern."""
+    import metaanalysis.plots
+    import metaanalysis.rve
+    from metaanalysis.models import ConvergenceWarning
+
+    che, subset = metaanalysis.rve.che, metaanalysis.plots._refit_subset
+
+    def warning_che(*a, rho=0.6, **k):
+        if rho == 0.8:
+            warnings.warn(ConvergenceWarning("three_level_not_converged", method="REML",
+                                             reason="ABNORMAL"))
+        return che(*a, rho=rho, **k)
+
+    def warning_subset(res, idx):
+        warnings.warn(ConvergenceWarning("tau2_not_converged", method="REML"))
+        return subset(res, idx)
+
+    monkeypatch.setattr(metaanalysis.rve, "che", warning_che)
+    monkeypatch.setattr(metaanalysis.plots, "_refit_subset", warning_subset)
+    for lang, rho, group in (
+            ("fr", "avec ρ = 0,8 : l'ajustement à trois niveaux (REML) n'a pas convergé "
+                   "(ABNORMAL) : ses résultats restent non calculés",
+             "sous-groupe {} : l'estimation REML de τ² n'a pas convergé"),
+            ("en", "rho = 0.8: the three-level REML fit did not converge (ABNORMAL); results "
+                   "are NaN",
+             "subgroup {}: the REML estimate of tau^2 did not converge")):
+        note = Note("education", lang=lang)
+        assert note.outcomes[0].warnings == []  # (the outcome's own fit: rho 0.6)
+        table = note.rho_sensitivity("reading").data
+        assert "class='notice'" in table and rho.replace("'", "&#x27;") in table
+        parts = note.section("reading", subgroup="design").parts
+        figure = next(p for p in parts if hasattr(p, "parts"))  # the forest plot and notice
+        svg, notice = figure.parts
+        assert "<svg" in svg.html() and "class='notice'" in notice.data
+        groups = sorted(set(note.outcomes[0].data["design"]))
+        for g in groups:
+            assert group.format(g) in notice.data.replace("&#x27;", "'"), g
+
+
+def test_a_warning_keeps_its_category_and_says_where_it_arose():
+    from metaanalysis.models import ConvergenceWarning, FitWarning, in_context, said
+
+    inner = ConvergenceWarning("tau2_not_converged", method="DL")
+    outer = in_context(in_context(inner, "in_subgroup", group="RCT"), "at_rho", rho=0.25)
+    assert isinstance(outer, ConvergenceWarning) and isinstance(outer, UserWarning)
+    assert str(outer) == ("rho = 0.25: subgroup RCT: the DL estimate of tau^2 did not "
+                          "converge: tau^2 and everything that depends on it are NaN; try "
+                          "method='PM' or 'DL'")
+    assert said(outer, "fr").startswith("avec ρ = 0,25 : sous-groupe RCT : l'estimation DL")
+    other = in_context(RuntimeWarning("overflow"), "at_rho", rho=0.0)
+    assert type(other) is FitWarning
+    assert said(other, "fr") == "avec ρ = 0 : avertissement du calcul (en anglais) : overflow"
