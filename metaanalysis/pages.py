@@ -255,7 +255,7 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
             "date_text": long_date(date, lang),
             "files": [(ext.upper(), f"data/{slug}.{ext}") for ext in ("csv", "json")
                       if (folder / "data" / f"{slug}.{ext}").exists()]})
-    variants = site / "variants" / "index.html"
+    variants = variants_index(site, lang)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root / "templates" / "site")),
                              autoescape=True, keep_trailing_newline=True)
     page = env.get_template("index.html.j2").render(
@@ -282,15 +282,21 @@ def write_index(site: Path, root: Path = ROOT, lang: str = "fr", skip=()) -> Pat
     return path
 
 
-def write_variants_index(site: Path, root: Path = ROOT) -> Path:
-    """``site/variants/index.html``: every variant rendered on this site, newest first, with
-    its theme, the parameters it changes from the published note, and its date."""
+def variants_index(site: Path, lang: str) -> Path:
+    """The variants' index page in ``lang``: ``site/variants/index.html`` in French,
+    ``site/variants/en/index.html`` in English (as the notes' editions)."""
+    return edition_folder(site / "variants", lang) / "index.html"
+
+
+def write_variants_index(site: Path, root: Path = ROOT) -> list[Path]:
+    """The variants' index pages, one per language of the site (:func:`variants_index`):
+    every variant rendered on this site, newest first, with its theme (its title in the
+    variant's own language), the parameters it changes from the published note, and its
+    date."""
     from datetime import datetime, timezone
 
-    from .text import long_date
-
     themes = load_themes(root)
-    rows = []
+    found = []
     folder = site / "variants"
     for data in sorted((folder / "data").glob("*.json"), key=lambda p: -p.stat().st_mtime):
         try:
@@ -303,36 +309,61 @@ def write_variants_index(site: Path, root: Path = ROOT) -> Path:
         params = summary.get("parameters", {})
         changed = [(k, show_value(v)) for k, v in params.items()
                    if k in defaults and k != "theme" and defaults[k] != v]
-        lang = params.get("lang", "fr")
-        page = folder / f"{data.stem}.html"
-        title = html.escape(config["title"].get(lang, theme))
-        link = f"<a href='{html.escape(page.name)}'>{title}</a>" if page.exists() else title
         when = datetime.fromtimestamp(data.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+        lang = params.get("lang", "fr")
+        found.append((folder / f"{data.stem}.html", config["title"].get(lang, theme), lang,
+                      changed, when))
+    return [_write_variants_page(site, root, lang, found) for lang in SITE_LANGS]
+
+
+def _write_variants_page(site: Path, root: Path, lang: str, found: list) -> Path:
+    from .text import VARIANTS_WORDS, long_date
+
+    words = VARIANTS_WORDS[lang]
+    path = variants_index(site, lang)
+    here = path.parent
+    rows = []
+    for page, title, title_lang, changed, when in found:
+        # the title in the variant's language, said so to a screen reader
+        link = (f"<a href='{html.escape(os.path.relpath(page, here))}' "
+                f"lang='{html.escape(title_lang)}'>{html.escape(title)}</a>"
+                if page.exists() else html.escape(title))
         rows.append(f"<tr><td>{link}</td><td>"
                     + (", ".join(f"<code>{html.escape(k)} = {html.escape(v)}</code>"
                                  for k, v in changed) or "–")
-                    + f"</td><td><time datetime='{when}'>{long_date(when, 'fr')}</time></td></tr>")
+                    + f"</td><td><time datetime='{when}'>{html.escape(long_date(when, lang))}"
+                    "</time></td></tr>")
+    alternates = "".join(
+        f"\n<link rel=\"alternate\" hreflang=\"{code}\" "
+        f"href=\"{html.escape(os.path.relpath(variants_index(site, code), here))}\">"
+        for code in SITE_LANGS)
+    switch = "".join(
+        f" · <a href=\"{html.escape(os.path.relpath(variants_index(site, code), here))}\" "
+        f"hreflang=\"{code}\" lang=\"{code}\">{html.escape(LANGUAGE_NAMES[code])}</a>"
+        for code in SITE_LANGS if code != lang)
+    index = os.path.relpath(edition_folder(site, lang) / "index.html", here)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in words["head"])
+    none = f'<tr><td colspan="3">{html.escape(words["none"])}</td></tr>'
     css = (root / "templates" / "note" / "note.css").read_text(encoding="utf-8")
     page = f"""<!DOCTYPE html>
-<html lang="fr">
+<html lang="{lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>Variantes des notes</title>
+<title>{html.escape(words["title"])}</title>{alternates}
 <style>{css}</style>
 </head>
 <body>
-<header class="note-header"><p class="brand">{html.escape(BRAND)}</p>
-<nav class="top"><a href="../index.html">Toutes les notes</a></nav>
-<h1>Variantes des notes</h1></header>
+<header class="note-header"><p class="brand">{html.escape(MOTTO.get(lang, BRAND))}</p>
+<nav class="top"><a href="{html.escape(index)}">{html.escape(words["index"])}</a>{switch}</nav>
+<h1>{html.escape(words["title"])}</h1></header>
 <main>
-<p>Chaque variante est une note recalculée avec d'autres paramètres que la note publiée ; sa page
-compare ses résultats à ceux de la note publiée.</p>
+<p>{html.escape(words["intro"])}</p>
 <div class="scroll"><table>
-<thead><tr><th>Note</th><th>Paramètres modifiés</th><th>Calculée le</th></tr></thead>
+<thead><tr>{head}</tr></thead>
 <tbody>
-{chr(10).join(rows) or '<tr><td colspan="3">Aucune variante pour le moment.</td></tr>'}
+{chr(10).join(rows) or none}
 </tbody>
 </table></div>
 </main>
@@ -340,14 +371,13 @@ compare ses résultats à ceux de la note publiée.</p>
 </html>
 """
     from .sanitize import page_violations
-
     from .typography import french_spacing
 
-    page = french_spacing(page)
+    page = french_spacing(page) if lang == "fr" else page
     problems = page_violations(page)
     if problems:
-        raise UnsafePage("site/variants/index.html would contain "
+        raise UnsafePage(f"{path.relative_to(site)} would contain "
                          + "; ".join(sorted(set(problems))[:5]))
-    path = folder / "index.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, page)
     return path

@@ -304,7 +304,7 @@ def _clean_stale(site: Path) -> None:
             if not (d.name.isdigit() and _alive(int(d.name))):
                 shutil.rmtree(d, ignore_errors=True)
     for folder in (site, site / "data", site / "variants", site / "variants" / "data",
-                   site / ".build"):
+                   site / "variants" / "en", site / ".build"):
         if folder.is_dir():
             for f in folder.glob(".*.tmp"):
                 m = re.search(r"\.(\d+)\.tmp$", f.name)

@@ -469,6 +469,21 @@ PAGE_WORDS = {
 }
 
 
+#: The words of the variants' index pages (metaanalysis.pages.write_variants_index).
+VARIANTS_WORDS = {
+    "fr": {"title": "Variantes des notes", "index": "Toutes les notes",
+           "intro": "Chaque variante est une note recalculée avec d'autres paramètres que la "
+                    "note publiée ; sa page compare ses résultats à ceux de la note publiée.",
+           "head": ("Note", "Paramètres modifiés", "Calculée le"),
+           "none": "Aucune variante pour le moment."},
+    "en": {"title": "Variants of the notes", "index": "All notes",
+           "intro": "Each variant is a note computed again with other parameters than the "
+                    "published note; its page compares its results with the published note's.",
+           "head": ("Note", "Parameters changed", "Computed on"),
+           "none": "No variant yet."},
+}
+
+
 #: The words of the site's index pages (templates/site/index.html.j2).
 INDEX_WORDS = {
     "fr": {"title": "Notes d'analyse", "theme": "Thème", "headline": "Résultat principal",
@@ -481,7 +496,7 @@ INDEX_WORDS = {
     "en": {"title": "Analysis notes", "theme": "Theme", "headline": "Main result",
            "updated": "Data last changed", "open_data": "Open data",
            "no_synthesis": "No quantitative synthesis yet",
-           "variants": "Variants computed by reviewers (in French)",
+           "variants": "Variants computed by reviewers",
            "gap_map": "Evidence gap map",
            "data_note": "Open data: each theme's extracted effects (CSV) and results (JSON)."},
 }

@@ -338,3 +338,35 @@ def test_data_written_to_a_file_keeps_its_text(tmp_path):
     run = subprocess.run([sys.executable, "-m", "metaanalysis", "extract", str(bib)],
                          capture_output=True, text=True)
     assert run.returncode == 0 and "A \x1b[1m bold" in run.stdout
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=hostile)
+def test_the_variants_indexes_show_hostile_titles_and_parameters_as_text(tmp_path_factory, text):
+    """The variants' index pages (one per language) carry a theme's title (themes.json) and a
+    reviewer's parameter values (the variant's JSON): text, within the allowlist."""
+    import shutil
+
+    from metaanalysis.pages import write_variants_index
+
+    root = make_hostile_project(tmp_path_factory.mktemp("variants"), text)
+    (root / "notebooks").mkdir()
+    shutil.copy(REPO / "templates" / "theme.ipynb", root / "notebooks" / "t.ipynb")
+    (root / "templates").symlink_to(REPO / "templates")
+    folder = root / "site" / "variants"
+    (folder / "data").mkdir(parents=True)
+    for lang in ("fr", "en"):
+        (folder / "data" / f"t--{lang}.json").write_text(json.dumps(
+            {"theme": "t", "parameters": {"theme": "t", "exclude": text, "lang": lang}}))
+        (folder / f"t--{lang}.html").write_text("<p>x</p>")
+    pages = write_variants_index(root / "site", root)
+    assert [p.relative_to(root / "site").as_posix() for p in pages] == [
+        "variants/index.html", "variants/en/index.html"]
+    for path in pages:
+        page = path.read_text(encoding="utf-8")
+        assert page_violations(page) == []
+        lowered = page.lower()
+        for tag in ("<script", "<iframe", "<object", "<form", "<base", "<input", "<svg"):
+            assert tag not in lowered
+        assert page.count("<tr>") == 3  # the head and the two variants

@@ -194,6 +194,30 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     for link in ("data/autonomy--lang-en--method-DL.csv", "data/autonomy--lang-en--method-DL.json",
                  "../en/index.html"):
         assert (path.parent / link).exists(), link
+    # the variants' index in each language of the site, each linking the variant by its
+    # title in the variant's language, the other edition and its own language's notes
+    import datetime
+    today = datetime.datetime.now(datetime.timezone.utc)
+    for index, lang, words, home, other in (
+            (site / "variants" / "index.html", "fr",
+             ("Variantes des notes", "Paramètres modifiés", "Calculée le"),
+             "../index.html", "en/index.html"),
+            (site / "variants" / "en" / "index.html", "en",
+             ("Variants of the notes", "Parameters changed", "Computed on"),
+             "../../en/index.html", "../index.html")):
+        text = index.read_text()
+        assert f'<html lang="{lang}">' in text and all(w in text for w in words), lang
+        link = re.search(r"<a href='([^']+)' lang='en'>([^<]+)</a></td><td><code>lang = en</code>, "
+                         r"<code>method = DL</code>", text)
+        assert link and link.group(2) == "Preventing loss of autonomy in older people", text
+        assert (index.parent / link.group(1)).resolve() == path.resolve()
+        assert (index.parent / home).exists() and f'href="{home}"' in text
+        assert (index.parent / other).exists() and f'hreflang="{"en" if lang == "fr" else "fr"}"' \
+            in text and f'href="{other}"' in text
+        month = today.strftime("%B") if lang == "en" else None
+        assert month is None or month in text
+    assert '<a href="../variants/en/index.html">Variants computed by reviewers</a>' in \
+        (site / "en" / "index.html").read_text()
 
 
 def test_note_links_its_data_cites_itself_and_keeps_provenance_at_the_end(tmp_path):
