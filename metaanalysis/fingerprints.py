@@ -129,6 +129,9 @@ def plan(themes, params: dict, site: Path, root: Path) -> list[Job]:
         nb_path = root / config["notebook"]
         defaults = notebook_parameters(nb_path)
         given = coerce_parameters(params, defaults, nb_path)
+        if not defaults.get("model") and given.get("model") == config.get("model", {}).get(
+                "type", "rma"):  # the theme's own model, named: the published note itself
+            del given["model"]
         try:  # a method or test the theme's model would not use: refused, never mislabelled
             check_model_parameters({**defaults, **given}, config)
         except ValueError as exc:

@@ -746,3 +746,21 @@ def test_effects_withheld_from_the_open_data_are_said_on_the_page(tmp_path):
     page = (site / "autonomy.html").read_text().replace("&#39;", "'").replace("\u202f", " ")
     assert (f"<p>{unclear.sum()}\u00a0effets n'y figurent pas, faute de licence claire pour "
             "leurs données : la note les analyse et cite leur source.</p>") in page
+
+
+@pytest.mark.parametrize("theme,model", [("autonomy", "rma"), ("education", "che")])
+def test_naming_the_themes_own_model_is_the_published_note_not_a_variant(tmp_path, theme,
+                                                                         model):
+    """``-p model rma`` on a theme whose model is rma made a variant, labelled "model = rma",
+    identical to the published note; as ``-p method REML`` (the default), it is the published
+    note, in both languages."""
+    from metaanalysis.fingerprints import plan
+
+    site = tmp_path / "site"
+    jobs = plan([theme], {"model": model}, site, REPO)
+    assert [(j.changed, j.html.relative_to(site).as_posix()) for j in jobs] == [
+        ({}, f"{theme}.html"), ({}, f"en/{theme}.html")]
+    assert [j.digest for j in jobs] == [j.digest for j in plan([theme], {}, site, REPO)]
+    other = "che" if model == "rma" else "rma"
+    (variant,) = plan([theme], {"model": other}, site, REPO)
+    assert variant.changed == {"model": other}
