@@ -47,6 +47,10 @@ class FitWarning(UserWarning):
     Python shows is the English one."""
 
     def __init__(self, key: str, **fields):
+        from .text import WORDS
+
+        if key not in WORDS["warning"]:  # warnings.warn("a sentence", ConvergenceWarning):
+            key, fields = "other", {"message": key, **fields}  # said as any other warning
         self.key, self.fields = key, fields
         super().__init__(self.said("en"))
 
@@ -1346,8 +1350,8 @@ def _batch_fisher(Y, V, tau2, method, unit=1.0):
         tau2[i] = scale * _tau2_direct(Y[i, keep] / unit, V[i, keep] / scale,
                                        np.ones((int(keep.sum()), 1)), method)
     if np.isnan(tau2[active]).any():
-        warnings.warn(f"{int(np.isnan(tau2).sum())} batched {method} fit(s) did not converge: "
-                      "NaN", ConvergenceWarning, stacklevel=3)
+        warnings.warn(ConvergenceWarning("batch_not_converged", n=int(np.isnan(tau2).sum()),
+                                         method=method), stacklevel=3)
     return tau2
 
 

@@ -168,8 +168,8 @@ def selmodel(res: RMAResult, type: str = "stepfun", steps=(0.025,)) -> Selection
         if best is None or r.fun < best.fun:
             best = r
     if not best.success:
-        warnings.warn(f"the selection model's ML fit did not converge ({best.message})",
-                      ConvergenceWarning, stacklevel=2)
+        warnings.warn(ConvergenceWarning("selection_not_converged", reason=str(best.message)),
+                      stacklevel=2)
     theta = best.x
     free = np.ones(len(theta), bool)
     if theta[p] < 1e-6:  # tau² on its bound: no se, as metafor

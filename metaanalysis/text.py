@@ -94,6 +94,12 @@ WORDS = {
             "fr": "l'ajustement à trois niveaux ({method}) n'a pas convergé ({reason}) : ses "
                   "résultats restent non calculés",
             "en": "the three-level {method} fit did not converge ({reason}); results are NaN"},
+        "batch_not_converged": {
+            "fr": "{n} ajustement(s) {method} groupé(s) n'ont pas convergé : non calculés",
+            "en": "{n} batched {method} fit(s) did not converge: NaN"},
+        "selection_not_converged": {
+            "fr": "l'ajustement ML du modèle de sélection n'a pas convergé ({reason})",
+            "en": "the selection model's ML fit did not converge ({reason})"},
         "rows_dropped": {
             "fr": "{n} ligne(s) sans yi, vi ou valeur de modérateur écartée(s) : {keys}",
             "en": "{n} row(s) with missing yi, vi or moderator values were dropped: {keys}"},

@@ -192,3 +192,16 @@ def test_a_warning_keeps_its_category_and_says_where_it_arose():
     other = in_context(RuntimeWarning("overflow"), "at_rho", rho=0.0)
     assert type(other) is FitWarning
     assert said(other, "fr") == "avec ρ = 0 : avertissement du calcul (en anglais) : overflow"
+
+
+def test_a_warning_category_given_a_plain_sentence_keeps_it():
+    """warnings.warn("a sentence", ConvergenceWarning) (as other code may call it) makes a
+    warning of that sentence, said as any other warning."""
+    from metaanalysis.models import ConvergenceWarning, said
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("the fit stopped early", ConvergenceWarning)
+    (w,) = caught
+    assert w.category is ConvergenceWarning and str(w.message) == "the fit stopped early"
+    assert said(w, "fr") == "avertissement du calcul (en anglais) : the fit stopped early"
