@@ -51,6 +51,14 @@ PLAIN = [
     "@misc{a, abstract = {email me at x@y.org (or @home)}, title = {T}}",
     "@misc{a, title = {Line one\nline two\n\nline four}, year = {2019}}\n\n\ntext\n@misc{b}",
     "@misc{a, weird key = {v}, = {empty name}}",
+    # as JabRef, Zotero and Google Scholar write them
+    "% Encoding: UTF-8\n\n@Article{Smith2019,\n  author    = {Smith, J. and M{\\\"u}ller, H.},\n"
+    "  title     = {50\\% and \\_ and $\\alpha$},\n  file      = {:s.pdf:PDF},\n}\n\n"
+    "@Comment{jabref-meta: grouping:\n0 AllEntriesGroup:;\n1 StaticGroup:x\\;0\\;1\\;;\n}\n",
+    "@article{zot1,\n\ttitle = {Tai chi},\n\tabstract = {95\\% CI; p {\\textless} 0.05.},\n"
+    "\tauthor = {Wong, A. and {World Health Organization}},\n\tmonth = mar,\n}\n",
+    "@ARTICLE{f2008, \nauthor={N. Ayewah}, \nmonth={Sept},}\n\n@InProceedings{s,\n"
+    'author="Cruzes, D.\nand Felderer, M.",\ntitle="Agile? A {Cross-Case} Analysis"\n}\n',
 ]
 
 
