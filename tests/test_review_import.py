@@ -450,3 +450,21 @@ def test_dedup_reads_the_first_author_as_the_notes_do():
     assert first("van der Berg, Jean and Lee, K.") == first("Jean van der Berg") == "vanderberg"
     assert first("Martin C. and Dupont F.") == first("Martin, Claire") == "martin"
     assert first("{World Health Organization}") == "worldhealthorganization" and first("") == ""
+
+
+@pytest.mark.parametrize("name", ["scopus.csv", "wos.txt", "embase.ris"])
+def test_an_export_in_utf16_with_its_mark_is_read_as_in_utf8(tmp_path, name):
+    """Excel's "Unicode Text" and Web of Science's older tab-delimited exports are UTF-16,
+    starting with a byte-order mark: they were refused ("byte 0xff is not UTF-8"). Read,
+    they give the records of the same export in UTF-8; a file that says UTF-16 but is not
+    is refused with its line."""
+    text = (SEARCHES / name).read_text(encoding="utf-8")
+    for encoding in ("utf-16", "utf-16-be"):
+        path = tmp_path / f"{encoding}-{name}"
+        data = text.replace("\n", "\r\n").encode(encoding)
+        path.write_bytes(data if encoding == "utf-16" else b"\xfe\xff" + data)
+        assert read_export(path) == read_export(SEARCHES / name), encoding
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("Title\r\nA\r\nB".encode("utf-16") + b"\x00\xd8")  # a lone surrogate
+    with pytest.raises(ExportError, match=r"bad.csv:3: -: the file says it is UTF-16"):
+        read_export(bad)
