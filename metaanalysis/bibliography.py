@@ -273,6 +273,10 @@ def _read_bibliography(path: str | Path) -> Bibliography:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # (the commands append UTF-8: never mixed)
+            return Bibliography(spath, [], [Problem(
+                spath, 1, "-", "the file is in UTF-16 (it starts with UTF-16's byte-order mark, "
+                "as Windows Notepad saves \"Unicode\"): save the bibliography as UTF-8")], digest)
         line = raw.count(b"\n", 0, exc.start) + 1
         return Bibliography(spath, [], [Problem(
             spath, line, "-", f"byte 0x{raw[exc.start]:02x} is not UTF-8 (the file seems to be "

@@ -123,6 +123,14 @@ def test_latin1_file_reports_the_line_of_the_first_bad_byte(tmp_path):
     assert line == 12 and "0xf4" in msg and "UTF-8" in msg
 
 
+def test_a_utf16_file_is_said_to_be_utf16(tmp_path):
+    """A .bib saved as "Unicode" by Windows Notepad is UTF-16: said so (not "e.g. Latin-1");
+    not read, since the commands append UTF-8 to a bibliography."""
+    p = write(tmp_path, entry("a"), encoding="utf-16")
+    (line, key, msg), = errors(p)
+    assert line == 1 and "UTF-16" in msg and "save the bibliography as UTF-8" in msg
+
+
 def test_a_folder_is_not_a_bibliography(tmp_path):
     (line, key, msg), = errors(tmp_path)
     assert "is a folder" in msg
