@@ -99,14 +99,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
     from .bibliography import is_numeric_characteristic
     from .searches import csv_delimiter
 
-    raw = path.read_bytes()
+    from .encodings import NotText, decode
+
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ValueError(f"{path}:{line}: byte 0x{raw[exc.start]:02x} is not UTF-8 (the file "
-                         "seems to be in another encoding, e.g. Latin-1 or Windows-1252): save "
-                         "the CSV as UTF-8 (in Excel: CSV UTF-8)") from None
+        text = decode(path.read_bytes(), "the file seems to be in another encoding (e.g. "
+                      "Latin-1 or Windows-1252): save the CSV as UTF-8 (in Excel: CSV UTF-8)")
+    except NotText as exc:
+        raise ValueError(f"{path}:{exc.line}: {exc.reason}") from None
     if not text.strip():  # (pandas' EmptyDataError: nothing else can raise it)
         raise ValueError(f"{path}: the file is empty: a CSV needs a header row with yi and vi "
                          "(or the raw data with --measure)")

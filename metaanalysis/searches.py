@@ -86,20 +86,12 @@ def read_export(path: str | Path) -> list[Record]:
     except OSError as exc:
         raise ExportError(Problem(spath, 0, "-", f"cannot be read: {exc.strerror or exc}")) \
             from None
-    # UTF-16 with its byte-order mark: Excel's "Unicode Text" and Web of Science's older
-    # tab-delimited exports; any other file is read as UTF-8 (with or without its mark)
-    utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+    from .encodings import NotText, decode
+
     try:
-        text = raw.decode("utf-16" if utf16 else "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if utf16:
-            line = raw[:exc.start].decode("utf-16", errors="replace").count("\n") + 1
-            raise ExportError(Problem(spath, line, "-", "the file says it is UTF-16 (it starts "
-                                      "with its byte-order mark) but is not valid UTF-16 here: "
-                                      "export it again, as UTF-8")) from None
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ExportError(Problem(spath, line, "-", f"byte 0x{raw[exc.start]:02x} is not UTF-8: "
-                                  "export again as UTF-8 (every database offers it)")) from None
+        text = decode(raw, "export it again as UTF-8 (every database offers it)")
+    except NotText as exc:
+        raise ExportError(Problem(spath, exc.line, "-", exc.reason)) from None
     fmt = detect_format(text)
     if fmt is None:
         raise ExportError(Problem(spath, 1, "-", "not a search export this tool reads: expected "

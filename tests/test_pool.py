@@ -192,6 +192,18 @@ def test_a_csv_in_another_encoding_says_so(tmp_path):
     assert "save the CSV as UTF-8" in run.stderr
 
 
+def test_a_table_saved_as_excels_unicode_text_is_read(tmp_path):
+    """Excel's "Unicode Text" is tab-delimited UTF-16 with a byte-order mark: the same
+    result as the table in UTF-8."""
+    table = "study\tyi\tvi\r\nÉtude a\t0.1\t0.01\r\nb\t0.3\t0.02\r\nc\t0.25\t0.015\r\n"
+    utf16, utf8 = tmp_path / "unicode.txt", tmp_path / "utf8.csv"
+    utf16.write_bytes(table.encode("utf-16"))
+    utf8.write_text(table, encoding="utf-8")
+    a, b = pool(utf16, "--json"), pool(utf8, "--json")
+    assert a.returncode == 0, a.stderr
+    assert json.loads(a.stdout)["estimate"] == json.loads(b.stdout)["estimate"]
+
+
 def test_cluster_gives_variance_components(tmp_path):
     ml = json.loads((REF / "multilevel.json").read_text())
     path = tmp_path / "kon.csv"
