@@ -65,12 +65,20 @@ def direction(ci_lb: float, ci_ub: float, null: float, favours: str) -> str:
     return "benefit" if above == (favours == "higher") else "harm"
 
 
+#: The decimals a note shows an estimate with (text.estimate_ci's): a size word is given to
+#: the estimate as shown, so that the word and the number beside it agree.
+SHOWN_DIGITS = 2
+
+
 def size(estimate: float, measure: str, benchmark: str = "cohen1988") -> str | None:
-    """The size word of a standardised difference (None for other measures)."""
+    """The size word of a standardised difference (None for other measures), judged on the
+    estimate as a note shows it (:data:`SHOWN_DIGITS` decimals): 0.197 is shown as 0.20,
+    and is "small" as 0.20 is, not "very small" beside the rule "small from 0.2"."""
     if measure not in STANDARDISED or not math.isfinite(estimate):
         return None
     cuts, words = BENCHMARKS[benchmark]
-    return words[sum(abs(estimate) >= c for c in cuts)]
+    shown = abs(float(f"{estimate:.{SHOWN_DIGITS}f}"))
+    return words[sum(shown >= c for c in cuts)]
 
 
 def size_rule(benchmark: str, lang: str) -> str:

@@ -98,7 +98,31 @@ def test_the_size_rule_says_what_size_does(benchmark):
     for word, c in zip(words[1:], cuts):
         assert f"{word} from {c:g}" in en
         assert size(c, "SMD", benchmark) == word and size(-c, "SMD", benchmark) == word
-        assert size(c - 1e-9, "SMD", benchmark) == words[words.index(word) - 1]
+        # judged as shown, to two decimals: just above c - 0.005 is shown as c
+        assert size(c - 0.005 + 1e-9, "SMD", benchmark) == word
+        assert size(c - 0.005 - 1e-9, "SMD", benchmark) == words[words.index(word) - 1]
+
+
+def test_the_size_word_agrees_with_the_estimate_beside_it():
+    """Employment's social reintegration (SMD 0.1966) was "very small" beside "0.20" and the
+    rule "small from 0.2": a reader saw one number with two words (mental health, 0.2004,
+    "small"). Every size word of the notes now fits the estimate as the note shows it."""
+    from metaanalysis.text import estimate_ci
+
+    for theme in ("employment", "education", "autonomy"):
+        note = Note(theme, lang="en")
+        cuts, words = BENCHMARKS[note.config.get("size_benchmark", "cohen1988")]
+        for i, o in enumerate(note.outcomes):
+            j = note.judgement(i)
+            if j is None or j.size is None:
+                continue
+            shown = note.fields(i)["est"].split(" ")[0]
+            assert shown == estimate_ci(float(o.result.beta[0]), 0, 0, "en").split(" ")[0]
+            shown = shown.replace("\u2212", "-")
+            assert j.size == words[sum(abs(float(shown)) >= c for c in cuts)], (theme, o.label)
+    social = Note("employment", lang="en")
+    assert social.judgement("social reintegration").size == "small"
+    assert "small in size; standardised mean difference 0.20" in social.key_messages().data
 
 
 def test_key_messages_say_the_size_rule_only_where_a_size_word_is_used():
