@@ -241,11 +241,11 @@ WORDS = {
         "fr": "–* : poids négatif ({n}). Dans le modèle CHE, un effet dont l'erreur "
               "d'échantillonnage dépasse celle des autres effets de son étude, auxquels il est "
               "corrélé, peut recevoir un poids négatif : les autres effets portent déjà "
-              "l'information de l'étude. L'effet combiné reste l'estimation du modèle",
+              "l'information de l'étude. L'effet combiné reste l'estimation du modèle.",
         "en": "–*: negative weight ({n}). In the CHE model, an effect whose sampling error "
               "exceeds that of the other effects of its study, to which it is correlated, can "
               "get a negative weight: the study's other effects already carry its information. "
-              "The pooled effect remains the model's estimate"},
+              "The pooled effect remains the model's estimate."},
     "key_messages": {"fr": "Messages clés", "en": "Key messages"},
     "plain_summary": {"fr": "En langage clair", "en": "In plain language"},
     "verdict": {
