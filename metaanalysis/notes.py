@@ -579,7 +579,8 @@ class Note:
         from IPython.display import HTML
 
         intro = t("reanalyses", self.lang)
-        items = "".join(f"<li>{_link(s)}</li>" for s in self.config.get("sources", []))
+        items = "".join(f"<li>{_link(s if isinstance(s, str) else s[self.lang])}</li>"
+                        for s in self.config.get("sources", []))
         if not items:
             return HTML("")  # a note of its own review: nothing re-analysed, nothing to say
         return HTML(f"<div class='sources'><p>{intro}</p><ul>{items}</ul></div>")

@@ -45,7 +45,9 @@ SCHEMA = {
             "title": _LANG_TEXT, "summary": _LANG_TEXT, "intervention": _LANG_TEXT,
             "bibliography": {"type": "string", "pattern": _RELATIVE + r"\.bib$"},
             "notebook": {"type": "string", "pattern": _RELATIVE + r"\.ipynb$"},
-            "sources": {"type": "array", "items": {"type": "string"}},
+            # a reference as published (the same in every language), or one written per
+            # language where it says more than the reference (where the data come from)
+            "sources": {"type": "array", "items": {"anyOf": [{"type": "string"}, _LANG_TEXT]}},
             "exclusion_reasons": {"type": "array", "items": {"type": "string", "minLength": 1}},
             # the benchmark of the size words of standardised differences (docs/judgements.md)
             "size_benchmark": {"enum": ["cohen1988", "kraft2020"]},

@@ -68,7 +68,7 @@ def make_hostile_project(root: Path, text: str) -> Path:
     label = {"fr": text or "x", "en": text or "x"}
     themes = {"t": {"title": label, "summary": label, "intervention": label,
                     "bibliography": "bibliographies/t.bib", "notebook": "notebooks/t.ipynb",
-                    "sources": [text, f"{text} https://doi.org/10.1/{e}"],
+                    "sources": [text, f"{text} https://doi.org/10.1/{e}", label],
                     "outcomes": [{"outcome": e, "where": {}, "favours": "higher",
                                   "label": label, "domain": text}]}}
     (root / "themes.json").write_text(json.dumps(themes), encoding="utf-8")

@@ -138,3 +138,18 @@ def test_effects_pooled_as_if_independent_are_said_beside_the_result():
         assert any(text in w for w in note.summary()["outcomes"][fear]["warnings"])
         assert note.outcomes[note.outcome("mortality")].warnings == []
     assert Note("autonomy", lang="en", model="che").outcomes[fear].warnings == []
+
+
+def test_a_source_says_where_its_data_come_from_in_the_notes_language():
+    """A re-analysed review's reference stays as published; what the theme adds about its
+    data (autonomy's Cochrane extract, employment's authors' files) was English on the French
+    pages: a source may be written per language (themes.json)."""
+    fr = Note("employment", lang="fr").sources().data
+    en = Note("employment", lang="en").sources().data
+    assert "Données : les données d&#x27;analyse des auteurs" in fr and "Data:" not in fr
+    assert "Data: the authors&#x27; analysis data" in en and "Données" not in en
+    for page in (fr, en):  # the reference itself, as published, and its link
+        assert "Group-based community interventions to support the social reintegration" in page
+        assert "<a href='https://doi.org/10.1002/cl2.1254'>" in page
+    cochrane = Note("autonomy", lang="fr").sources().data
+    assert "Revue Cochrane CD014666.pub2" in cochrane and "Bachmann, S." in cochrane
