@@ -178,7 +178,7 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
             "withheld": _withheld_text(summary, lang),
             "versions": software_versions(),
             "command": command_for(job.theme, job.changed or (
-                {"lang": lang} if lang != defaults.get("lang", SITE_LANGS[0]) else {})),
+                {"lang": lang} if lang != defaults.get("lang", SITE_LANGS[0]) else {}), lang),
             # the other editions of the published note: a switch and hreflang links
             "alternates": [(code, os.path.relpath(path, job.html.parent))
                            for code, path in job.alternates.items()],

@@ -34,17 +34,23 @@ MOTTO = {"fr": BRAND, "en": "Compare impacts, not ideologies"}
 LANGUAGE_NAMES = {"fr": "Français", "en": "English"}
 
 
-def command_for(theme: str, changed: dict) -> str:
-    """The command that reproduces a note, every argument quoted for a POSIX shell."""
+#: Between the make command that reproduces a note and the same as a metaanalysis command: a
+#: shell comment, in the page's language.
+OR_COMMENT = {"fr": "   # ou : ", "en": "   # or: "}
+
+
+def command_for(theme: str, changed: dict, lang: str = "en") -> str:
+    """The command that reproduces a note, every argument quoted for a POSIX shell, then (a
+    comment in ``lang``) the same as a ``metaanalysis render`` command."""
     import shlex
 
     if not changed:
-        return (f"make note THEME={shlex.quote(theme)}   # or: "
+        return (f"make note THEME={shlex.quote(theme)}{OR_COMMENT[lang]}"
                 f"{shlex.join(['metaanalysis', 'render', theme])}")
     words = [w for k, v in changed.items() for w in ("-p", k, f"{v:g}" if isinstance(v, float)
                                                       else str(v))]
     return (shlex.join(["make", "note", f"THEME={theme}", f"PARAMS={shlex.join(words)}"])
-            + "   # or: " + shlex.join(["metaanalysis", "render", theme, *words]))
+            + OR_COMMENT[lang] + shlex.join(["metaanalysis", "render", theme, *words]))
 
 
 def _bibtex_text(text: str) -> str:

@@ -210,6 +210,10 @@ def test_reproduce_command_is_quoted_for_the_shell(tmp_path):
     assert params == ["-p", "exclude", value, "-p", "level", "90"]
     direct = shlex.split(cmd.split("   # or: ", 1)[1])
     assert direct == ["metaanalysis", "render", "autonomy", *params]
+    # a French page's comment is French; the command the same
+    fr = command_for("autonomy", {"exclude": value, "level": 90.0}, "fr")
+    assert fr == cmd.replace("   # or: ", "   # ou : ")
+    assert shlex.split(fr, comments=True) == words
     run = subprocess.run(["sh", "-c", "printf '%s\\n' " + cmd.split(" ", 2)[2]], cwd=tmp_path,
                          capture_output=True, text=True)
     assert list(tmp_path.iterdir()) == []  # nothing ran
