@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -587,8 +586,6 @@ class Note:
 
     def forest(self, outcome=0, **kw):
         """The forest plot of outcome ``i`` as an SVG figure with alt text."""
-        from .plots import forest, svg_figure
-
         outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
         if o.result is None:
@@ -617,8 +614,6 @@ class Note:
         """What the fit of outcome ``i`` warned (e.g. tau² did not converge), as a visible
         notice; empty when the fit gave no warning. Shown with the forest plot and the
         results table, so a doubtful number is never published without a word."""
-        from IPython.display import HTML
-
         outcome = self.outcome(outcome)
         o = self.outcomes[outcome]
         return self._notice(o.label, o.warnings)
