@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .fingerprints import SITE_LANGS, Job, Outcome, edition_folder, job_lang, write_atomic
 from .pages import (BRAND, EXPORT_TAG, LANGUAGE_NAMES, MOTTO, cite_bibtex, cite_text,
-                    command_for, convert, note_date, software_versions)
+                    command_for, convert, note_date, software_versions, variants_index)
 from .parameters import NOTE_PARAMETERS, notebook_parameters, show_value
 from .text import PAGE_WORDS as WORDS, long_date
 from .themes import load_themes
@@ -192,6 +192,9 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
                                      if job.changed else job.html.parent / "index.html",
                                      job.html.parent),
             "comparison": comparison,
+            # a variant links the variants' index in its language (pages.variants_index)
+            "variants": os.path.relpath(variants_index(job.html.parent.parent, lang),
+                                        job.html.parent) if job.changed else "",
             "pdf": pdf_path.name if pdf_path is not None else "",
             "bibtex": cite_bibtex(job.name, config["title"][lang], lang, date),
             "cite": cite_text(config["title"][lang], lang, date)}}

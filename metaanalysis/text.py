@@ -459,6 +459,7 @@ PAGE_WORDS = {
                         "{effects} n'y figurent pas, faute de licence claire pour leurs données : "
                         "la note les analyse et cite leur source."),
            "cite_title": "Citer cette note", "index": "Toutes les notes",
+           "variants": "Toutes les variantes",
            "note_type": "Note d'analyse", "version": "version du"},
     "en": {"date": "Data last changed", "parameters": "Parameters", "data": "Data",
            "software": "Software", "reproduce": "To reproduce this note:",
@@ -470,7 +471,7 @@ PAGE_WORDS = {
                         "note analyses it and cites its source.",
                         "{effects} are not included, their data having no clear licence: the "
                         "note analyses them and cites their source."),
-           "cite_title": "Cite this note", "index": "All notes",
+           "cite_title": "Cite this note", "index": "All notes", "variants": "All variants",
            "note_type": "Analysis note", "version": "version of"},
 }
 

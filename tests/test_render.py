@@ -189,10 +189,12 @@ def test_variant_is_written_beside_and_labelled(tmp_path):
     assert "metaanalysis render autonomy -p method DL -p lang en" in page
     # the variant links its own data and the index, from where it lives
     assert '<a href="data/autonomy--lang-en--method-DL.csv">' in page
-    # the index in the variant's own language (an English reader lands on the English one)
+    # the index in the variant's own language (an English reader lands on the English one),
+    # and the variants' index in that language
     assert '<a href="../en/index.html">All notes</a>' in page
+    assert '<a href="en/index.html">All variants</a>' in page
     for link in ("data/autonomy--lang-en--method-DL.csv", "data/autonomy--lang-en--method-DL.json",
-                 "../en/index.html"):
+                 "../en/index.html", "en/index.html"):
         assert (path.parent / link).exists(), link
     # the variants' index in each language of the site, each linking the variant by its
     # title in the variant's language, the other edition and its own language's notes
