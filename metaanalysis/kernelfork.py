@@ -230,10 +230,23 @@ def main(argv: list[str]) -> int:
     request = _serve(sock, own_env, hello)
     if request is None:
         return 0 if "ready" in hello else 1
-    # a forked kernel: what ipykernel_launcher does, in this process that has done the imports
+    # a forked kernel: what ipykernel_launcher does (IPKernelApp.launch_instance), in this
+    # process that has done the imports
     from ipykernel import kernelapp
 
-    kernelapp.launch_new_instance()
+    app = kernelapp.IPKernelApp.instance()
+    try:
+        app.initialize()
+    except Exception:  # noqa: BLE001 - said on stderr, where the caller reads it
+        # a kernel that cannot start (a port jupyter_client chose, taken by another process
+        # before the kernel bound it) dies at once, so that its caller sees it die and starts
+        # another: ipykernel's exit handler would wait for ever on the sockets already bound
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    app.start()
     return 0
 
 

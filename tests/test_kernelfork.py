@@ -344,3 +344,33 @@ def test_a_render_forks_its_notes_kernels_from_one_template(tmp_path, monkeypatc
     outcomes = render(root=root, site=tmp_path / "site", jobs=2, progress=lambda m: None)
     assert [o.status for o in outcomes] == ["rendered", "rendered"], outcomes
     assert started.read_text().split() == [str(os.getpid())]
+
+
+def test_a_forked_kernel_whose_port_is_taken_dies_at_once(tmp_path):
+    """jupyter_client chooses a kernel's ports, the kernel binds them: another process can
+    take one in between (seen in CI). The kernel then failed in ipykernel's start and hung
+    in its exit handler, so the caller waited 60 s for an answer before giving up; it now
+    dies at once, saying why (the render starts another: execution.PORT_TAKEN)."""
+    import asyncio
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        async def start():
+            km = kernel_manager_class(1, warm=True)(  # (no port cache: the port given)
+                kernel_name=_kernel_name(), cache_ports=False, iopub_port=taken.getsockname()[1])
+            await km.start_kernel(stderr=None)
+            deadline = time.monotonic() + 30
+            while await km.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            alive = await km.is_alive()
+            if alive:
+                await km.shutdown_kernel(now=True)
+            return alive, time.monotonic() - deadline + 30
+
+        alive, seconds = asyncio.run(start())
+    finally:
+        taken.close()
+    assert not alive and seconds < 30
