@@ -15,8 +15,28 @@ from __future__ import annotations
 import os
 import sys
 
+#: The folders of the notes' kernels' Unix sockets, in the temporary folder, are named with
+#: this prefix and the pid of the process that started the kernel (a render's worker):
+#: :func:`stale_socket_folders` finds those a killed render left.
+SOCKETS_PREFIX = "metaanalysis-kernel-"
+
 #: The environment variables that set how many threads a kernel's BLAS and OpenMP use.
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def stale_socket_folders(alive) -> list:
+    """The socket folders of kernels whose starting process is no longer ``alive(pid)``
+    (a render interrupted, its workers killed with their kernels)."""
+    import glob
+    import re
+    import tempfile
+
+    folders = []
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), SOCKETS_PREFIX + "*")):
+        m = re.match(re.escape(SOCKETS_PREFIX) + r"(\d+)-", os.path.basename(path))
+        if m and not alive(int(m.group(1))):
+            folders.append(path)
+    return folders
 
 
 def kernel_threads(workers: int, cores: int | None = None) -> int:
@@ -86,6 +106,31 @@ def kernel_manager_class(threads: int | None, warm: bool = False):
         @default("client_factory")
         def _note_client(self):
             return client
+
+        # The kernel's sockets: Unix sockets in a folder of its own, not TCP ports, which
+        # jupyter_client chooses and the kernel binds a moment later, so that another process
+        # (another render, a lab's kernel) can take one in between (seen in CI)
+        @default("transport")
+        def _unix_sockets(self):
+            return "tcp" if sys.platform == "win32" else "ipc"
+
+        @default("ip")
+        def _socket_folder(self):
+            if self.transport != "ipc":
+                return super()._ip_default()
+            import tempfile
+
+            self._sockets = tempfile.mkdtemp(prefix=f"{SOCKETS_PREFIX}{os.getpid()}-")
+            return os.path.join(self._sockets, "k")
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            try:
+                await super().shutdown_kernel(now=now, restart=restart)
+            finally:  # (also when the kernel had died: its sockets' folder goes)
+                if not restart and getattr(self, "_sockets", None):
+                    import shutil
+
+                    shutil.rmtree(self._sockets, ignore_errors=True)
 
         async def _async_pre_start_kernel(self, **kw):
             env = kernel_environment(threads, kw.pop("env", None))

@@ -293,8 +293,9 @@ def _alive(pid: int) -> bool:
 
 
 def _clean_stale(site: Path) -> None:
-    """Remove what a killed render left: its staging folder and half-written temporary files
-    (both carry the pid of the process that wrote them; a live process's are kept)."""
+    """Remove what a killed render left: its staging folder, half-written temporary files and
+    its kernels' socket folders (each carries the pid of the process that wrote it; a live
+    process's are kept)."""
     import re
     import shutil
 
@@ -303,6 +304,10 @@ def _clean_stale(site: Path) -> None:
         for d in staging.iterdir():
             if not (d.name.isdigit() and _alive(int(d.name))):
                 shutil.rmtree(d, ignore_errors=True)
+    from .kernels import stale_socket_folders
+
+    for folder in stale_socket_folders(_alive):  # (the kernels' Unix sockets)
+        shutil.rmtree(folder, ignore_errors=True)
     for folder in (site, site / "data", site / "variants", site / "variants" / "data",
                    site / "variants" / "en", site / ".build"):
         if folder.is_dir():

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import nbformat
@@ -347,10 +348,11 @@ def test_a_render_forks_its_notes_kernels_from_one_template(tmp_path, monkeypatc
 
 
 def test_a_forked_kernel_whose_port_is_taken_dies_at_once(tmp_path):
-    """jupyter_client chooses a kernel's ports, the kernel binds them: another process can
-    take one in between (seen in CI). The kernel then failed in ipykernel's start and hung
-    in its exit handler, so the caller waited 60 s for an answer before giving up; it now
-    dies at once, saying why (the render starts another: execution.PORT_TAKEN)."""
+    """Over TCP, jupyter_client chooses a kernel's ports, the kernel binds them: another
+    process can take one in between (seen in CI). The kernel then failed in ipykernel's start
+    and hung in its exit handler, so the caller waited 60 s for an answer before giving up;
+    it now dies at once, saying why (the render starts another: execution.PORT_TAKEN). (The
+    notes' kernels use Unix sockets of their own now: the next test.)"""
     import asyncio
     import socket
 
@@ -359,8 +361,9 @@ def test_a_forked_kernel_whose_port_is_taken_dies_at_once(tmp_path):
     taken.listen()
     try:
         async def start():
-            km = kernel_manager_class(1, warm=True)(  # (no port cache: the port given)
-                kernel_name=_kernel_name(), cache_ports=False, iopub_port=taken.getsockname()[1])
+            km = kernel_manager_class(1, warm=True)(  # (TCP, no port cache: the port given)
+                kernel_name=_kernel_name(), transport="tcp", cache_ports=False,
+                iopub_port=taken.getsockname()[1])
             await km.start_kernel(stderr=None)
             deadline = time.monotonic() + 30
             while await km.is_alive() and time.monotonic() < deadline:
@@ -374,3 +377,45 @@ def test_a_forked_kernel_whose_port_is_taken_dies_at_once(tmp_path):
     finally:
         taken.close()
     assert not alive and seconds < 30
+
+
+def test_a_notes_kernel_talks_over_unix_sockets_of_its_own(tmp_path):
+    """No TCP port to lose to another process between jupyter_client's choice and the
+    kernel's bind: the notes' kernels use Unix sockets in a folder made for each kernel, and
+    the folder goes with the kernel."""
+    import asyncio
+    import glob
+
+    async def run():
+        km = kernel_manager_class(1, warm=True)(kernel_name=_kernel_name())
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        info = km.get_connection_info()
+        sockets = sorted(glob.glob(info["ip"] + "-*"))
+        kc.stop_channels()
+        await km.shutdown_kernel()
+        return info, sockets
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "metaanalysis-kernel-*")))
+    info, sockets = asyncio.run(run())
+    assert info["transport"] == "ipc" and len(sockets) == 5
+    assert os.path.basename(os.path.dirname(info["ip"])).startswith("metaanalysis-kernel-")
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "metaanalysis-kernel-*"))) == before
+
+
+def test_the_socket_folders_a_killed_render_left_are_found(tmp_path):
+    """A render interrupted (Ctrl-C) kills its workers with their kernels: their socket
+    folders stay in the temporary folder until the next render removes them (render's
+    _clean_stale); a live process's are kept."""
+    from metaanalysis.kernels import SOCKETS_PREFIX, stale_socket_folders
+
+    dead, live = 2**22 + 12345, os.getpid()  # (above Linux's default pid_max: no such process)
+    made = [tempfile.mkdtemp(prefix=f"{SOCKETS_PREFIX}{pid}-") for pid in (dead, live)]
+    try:
+        found = stale_socket_folders(lambda pid: pid != dead)
+        assert made[0] in found and made[1] not in found
+    finally:
+        for folder in made:
+            os.rmdir(folder)
