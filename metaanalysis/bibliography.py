@@ -24,7 +24,7 @@ MONTHS = {m: str(i) for i, m in enumerate(
 _FIELD_IN_TEXT = re.compile(r"(?m)^\s*[A-Za-z][\w.:-]*\s*=")
 #: A brace that opens or closes a group: not an escaped one (\{ \}, a literal brace in LaTeX,
 #: as Better BibTeX writes one in a title), as bibtexparser splits the entries.
-_BRACE = re.compile(r"(?<!\\)[{}]")
+_BRACE = bibsplit.BRACE
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _YEAR = re.compile(r"^\d{4}$")
 #: Characters that stand for a minus sign in text copied from a PDF, a word processor or a
@@ -191,14 +191,9 @@ def _resolve(raw: str, strings: dict[str, str]) -> tuple[str, str, list[str]]:
     Handles ``{...}``, ``"..."``, numbers, ``@string`` macros, the twelve month macros and ``#``.
     """
     rest = raw.strip()
-    if rest[:1] == "{" and rest[-1:] == "}":  # the common case, checked without a char loop
-        depth = 0
-        for m in _BRACE.finditer(rest):
-            depth += 1 if m.group() == "{" else -1
-            if depth == 0:
-                if m.end() == len(rest):
-                    return rest[1:-1], "", []
-                break
+    braced = bibsplit.braced_text(rest)  # the common case: one braced group
+    if braced is not None:
+        return braced, "", []
     parts, undefined = [], []
     while rest:
         if rest[0] == "{":

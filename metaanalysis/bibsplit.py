@@ -27,6 +27,8 @@ from typing import NamedTuple
 #: How deeply braces may nest inside a value for the quick split (``{\"{u}}`` is 2).
 DEPTH = 6
 
+#: A brace that opens or closes a group: not an escaped one (``\{``, ``\}``).
+BRACE = re.compile(r"(?<!\\)[{}]")
 #: What starts a block, as bibtexparser's splitter reads it (``@type`` before ``{`` or ``(``).
 _BLOCK_START = re.compile(r"@\w*[ \t]*(?=[{(])")
 #: Inside braces: anything but braces, a backslash (with the character it escapes: neither
@@ -198,7 +200,7 @@ def quick_split(text: str) -> list | None:
                         if v is None:
                             return None
                         value = text[f.end():v.end() - 1].strip()
-                        braced = _braced_text(value)
+                        braced = braced_text(value)
                     line += count("\n", counted, equals)
                     counted = equals
                     fields.append((name, value, line, braced))
@@ -229,7 +231,7 @@ def bibtexparser_split(text: str) -> list:
         line = block.start_line or 0
         if isinstance(block, model.Entry):
             blocks.append(Entry(line, block.entry_type.lower(), block.key, [
-                (f.key, f.value, f.start_line or 0, _braced_text(f.value))
+                (f.key, f.value, f.start_line or 0, braced_text(f.value))
                 for f in block.fields]))
         elif isinstance(block, model.DuplicateBlockKeyBlock):
             blocks.append(DuplicateKey(line, block.key))
@@ -248,15 +250,14 @@ def bibtexparser_split(text: str) -> list:
     return blocks
 
 
-def _braced_text(value: str) -> str | None:
+def braced_text(value: str) -> str | None:
     """The text inside ``value``'s braces if it is one braced group (as the quick split
-    finds it), else None."""
+    finds it: a brace after a backslash is no brace), else None."""
     if value[:1] != "{" or value[-1:] != "}":
         return None
     depth = 0
-    for i, c in enumerate(value):
-        if c in "{}" and (i == 0 or value[i - 1] != "\\"):
-            depth += 1 if c == "{" else -1
-            if depth == 0:
-                return value[1:-1] if i == len(value) - 1 else None
+    for m in BRACE.finditer(value):
+        depth += 1 if m.group() == "{" else -1
+        if depth == 0:
+            return value[1:-1] if m.end() == len(value) else None
     return None
