@@ -8,6 +8,7 @@ number in a note is typed by hand.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import warnings
@@ -133,10 +134,9 @@ class Note:
                 rows = rows[np.isfinite(rows["yi"]) & np.isfinite(rows["vi"])]
             res, caught = None, []
             if len(rows):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
+                with _warnings_said(self.lang) as caught:
                     res = self._fit(rows)
-            said = ([lost] if lost else []) + [fit_said(w, self.lang) for w in caught]
+            said = ([lost] if lost else []) + caught
             several = _dependent_effects(rows, res, self.lang)
             if several:  # said as `metaanalysis pool` says it, beside the result
                 said.append(several)
@@ -245,8 +245,7 @@ class Note:
             r = self.outcomes[i].result
             # what the tests warn (a trim-and-fill refit that does not converge) is said
             # with their sentence in the outcome's section (:meth:`bias_warnings`)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with _warnings_said(self.lang) as said:
                 if _is_che(r):
                     if r.n_clusters >= 4:
                         from .bias import egger_robust
@@ -258,8 +257,7 @@ class Note:
                     cache[i] = (egger(r), trimfill(r))
                 else:
                     cache[i] = None
-            self.__dict__.setdefault("_bias_said", {})[i] = list(dict.fromkeys(
-                fit_said(w, self.lang) for w in caught))
+            self.__dict__.setdefault("_bias_said", {})[i] = said
         return cache[i]
 
     def bias_warnings(self, i=0) -> list[str]:
@@ -414,8 +412,7 @@ class Note:
         r = self.outcomes[i].result
         if not _is_che(r) or len(r.beta) != 1:
             return HTML("")
-        with warnings.catch_warnings(record=True) as caught:  # a refit's, said below it
-            warnings.simplefilter("always")
+        with _warnings_said(self.lang) as said:  # a refit's, said below the table
             table = rho_sensitivity(r)
         back = natural_scale(r.measure)
         lang, lvl = self.lang, self.params["level"]
@@ -430,8 +427,7 @@ class Note:
                 num(row.sigma2_between, lang, 3), num(row.sigma2_within, lang, 3))) + "</tr>"
             for row in table.itertuples())
         head = "".join(f"<th>{html.escape(h)}</th>" for h in t("rho_head", lang))
-        notice = self._notice(self.outcomes[i].label,
-                              list(dict.fromkeys(fit_said(w, lang) for w in caught)))
+        notice = self._notice(self.outcomes[i].label, said)
         return HTML(f"<p>{html.escape(sentence)}</p>" + scrolling(
             f"<table class='results rho'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>"
             "</table>", lang) + notice.data)
@@ -600,14 +596,12 @@ class Note:
         from .plots import forest, svg_figure
 
         o = self.outcomes[i]
-        with warnings.catch_warnings(record=True) as caught:  # a subgroup's refit, said below
-            warnings.simplefilter("always")
+        with _warnings_said(self.lang) as said:  # a subgroup's refit, said below the figure
             fig = forest(o.result, lang=self.lang, favours=o.favours, outcome=o.label, **kw)
         caption = o.label
         if fig.negative_weights:
             caption += ". " + t("negative_weights", self.lang, n=fig.negative_weights)
         figure = svg_figure(fig, caption=caption)
-        said = list(dict.fromkeys(fit_said(w, self.lang) for w in caught))
         return Parts([figure, self._notice(o.label, said)]) if said else figure
 
     def notice(self, outcome=0):
@@ -819,6 +813,17 @@ class Note:
                                         and v.lower().startswith("unclear"))
         reasons = sorted(t.loc[unclear, "data_licence"].astype(str).unique())
         return t[~unclear], {"n": int(unclear.sum()), "reasons": reasons}
+
+
+@contextlib.contextmanager
+def _warnings_said(lang: str):
+    """Every warning of the block, caught (never silenced: each is shown in a notice) and
+    put, once each and in ``lang``, in the list this yields when the block ends."""
+    said: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield said
+    said.extend(dict.fromkeys(fit_said(w, lang) for w in caught))
 
 
 class Parts:
