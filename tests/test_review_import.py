@@ -399,15 +399,16 @@ _MARKS = ["TY  - JOUR\n", "ER  - \n", "PMID- 123456\n", "TI  - x\n", "      y\n"
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(parts=st.lists(st.one_of(st.sampled_from(_MARKS), st.text(max_size=12)), max_size=30))
-def test_any_file_is_records_or_an_export_error_with_its_line(tmp_path, parts):
+@given(parts=st.lists(st.one_of(st.sampled_from(_MARKS), st.text(max_size=12)), max_size=30),
+       encoding=st.sampled_from(["utf-8", "utf-16", "utf-16-le"]))
+def test_any_file_is_records_or_an_export_error_with_its_line(tmp_path, parts, encoding):
     """The search-export boundary: whatever the file holds (every format's markers mixed
-    with arbitrary text), import gets records of text or an ExportError naming a line,
-    never another exception."""
+    with arbitrary text, in UTF-8, in UTF-16 with its mark, or without it), import gets
+    records of text or an ExportError naming a line, never another exception."""
     from metaanalysis.searches import ExportError, read_export
 
     path = tmp_path / "export.txt"
-    path.write_bytes("".join(parts).encode("utf-8", "surrogatepass"))
+    path.write_bytes("".join(parts).encode(encoding, "surrogatepass"))
     try:
         records = read_export(path)
     except ExportError as exc:
