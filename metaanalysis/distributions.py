@@ -65,7 +65,20 @@ def t_isf(q, df):
     return _quantile(q, -_sc.stdtrit(df, q), np.inf, -np.inf, df > 0)
 
 
+def _numbers(*args) -> bool:
+    """All of ``args`` are single numbers (Python's or numpy's floats and ints): the
+    functions below then take the same branches in Python, without numpy's array wrappers
+    (a few microseconds a call, most of the cost of a model's p-value or quantile)."""
+    return all(isinstance(a, (float, int, np.floating, np.integer)) and not isinstance(a, bool)
+               for a in args)
+
+
 def chi2_sf(x, df):
+    if _numbers(x, df):
+        x, df = float(x), float(df)
+        if not df > 0:
+            return np.float64(np.nan)
+        return np.float64(1.0) if x <= 0 else np.float64(_sc.chdtrc(df, x))
     x, df = np.asarray(x, dtype=float), np.asarray(df, dtype=float)
     return _out(np.where(df > 0, np.where(x <= 0, 1.0, _sc.chdtrc(df, x)), np.nan))
 
@@ -81,6 +94,12 @@ def chi2_isf(q, df):
 
 
 def chi2_ppf(q, df):
+    if _numbers(q, df):
+        q, df = float(q), float(df)
+        if not (df > 0 and 0 <= q <= 1):
+            return np.float64(np.nan)
+        return np.float64(0.0 if q == 0 else np.inf if q == 1
+                          else 2 * _sc.gammaincinv(df / 2, q))
     q, df = np.asarray(q, dtype=float), np.asarray(df, dtype=float)
     return _quantile(q, 2 * _sc.gammaincinv(df / 2, q), 0.0, np.inf, df > 0)
 

@@ -181,7 +181,7 @@ def _tau2_he(y, v, X, intercept: bool | None = None):
     (:func:`_intercept_only`)."""
     k, p = X.shape
     if _intercept_only(X) if intercept is None else intercept:  # the mean and two sums
-        r = y - y.mean()
+        r = y - float(y.sum()) / k  # (np.mean's value, without its wrappers)
         sv = v.sum()  # (the same sum twice: taken once)
         return (float(r @ r) - (sv - sv / k)) / (k - 1)
     b, inv = _wls(y, np.ones(k), X)
@@ -274,55 +274,73 @@ def _q_root_intercept(y, v, target, start=None) -> float:
     return _q_roots_intercept(y, v, (target,), start)[0]
 
 
-def _centred(y, v, swf: float | None = None):
-    """``y`` centred at its common-effect mean (sum y/v / sum 1/v; ``swf``: sum 1/v if
-    already computed) and its square: the intercept-only searches' data (nothing cancels in
-    their sums). Computed once per fit (:func:`_fit`) for the estimate and its interval."""
-    yc = y - float(np.sum(y / v) / (np.sum(1 / v) if swf is None else swf))
-    return yc, yc * yc
+def _centred(y, v, centre: float | None = None):
+    """The rows (1, yc, yc^2) with yc = ``y`` centred at its common-effect mean (sum y/v /
+    sum 1/v, or ``centre`` if already computed): the intercept-only searches' data (nothing
+    cancels in their sums, each a product of weights with these rows: :func:`_weight_sums`).
+    Computed once per fit (:func:`_fit`) for the estimate, its interval and Q."""
+    if centre is None:
+        w = 1 / v
+        centre = float(w @ y) / float(w.sum())
+    rows = np.empty((3, len(y)))
+    rows[0] = 1.0
+    np.subtract(y, centre, out=rows[1])
+    np.multiply(rows[1], rows[1], out=rows[2])
+    return rows
 
 
 #: The intercept-only searches take their sums over at most this many effects at a time: the
-#: weights of a block stay in cache while its sums are taken (one pass over memory instead
-#: of six). Up to BLOCK effects (262,144), one block: the sums are those of the whole
-#: arrays, to the bit.
-BLOCK = 1 << 18
+#: weights of a block stay in cache while its sums are taken, and OpenBLAS's product of a
+#: block's weights with :func:`_centred`'s rows stays fast (beyond about 150,000 effects
+#: it packs the operands and takes ten times as long).
+BLOCK = 1 << 16
 
 
-def _weight_sums(v, t, yc, y2, w, w2=None):
-    """With w = 1/(v + t), over blocks of :data:`BLOCK` effects: the Q-profile's sums (sum w,
-    sum w yc, sum w y2, sum w^2, sum w^2 yc, sum w^2 y2, 0), or with a second work array
-    ``w2`` the Fisher step's (sum w, sum w yc, 0, sum w^2, sum w^2 yc, sum w^2 y2, sum w^3).
-    ``w``, ``w2``: work arrays of min(k, BLOCK) values (for k <= BLOCK, ``w`` holds the
-    weights afterwards with ``w2``, their squares without)."""
+def _weights(v, t, out):
+    """``out`` = 1 / (v + t): a division, which numpy vectorises where its reciprocal does
+    not (twice as fast, the same correctly rounded quotients)."""
+    np.add(v, t, out=out)
+    return np.divide(1.0, out, out=out)
+
+
+def _weight_sums(v, t, centred, W, cubes: bool = False) -> tuple:
+    """With w = 1/(v + t): (sum w, sum w yc, sum w y2, sum w^2, sum w^2 yc, sum w^2 y2) and,
+    with ``cubes``, sum w^3 (a Fisher step's sums; the Q statistic and its slope at t follow
+    from the first six: :func:`_q_and_slope`). ``centred``: :func:`_centred`'s rows (1, yc,
+    y2). The weights and their squares are the two rows of ``W`` (a work array of (2,
+    min(k, BLOCK)) values; for k <= BLOCK it holds them afterwards), and the six sums one
+    product of W with the three rows: one call and one read of the data where six dot
+    products took 1.9 times as long. Over blocks of :data:`BLOCK` effects."""
     k = len(v)
-    totals = (0.0,) * 7
+    if k <= BLOCK:  # (one block: numpy's calls only, this function's own cost a fifth)
+        w, w2 = W
+        _weights(v, t, w)
+        np.multiply(w, w, out=w2)
+        sums = (W @ centred.T).ravel().tolist()  # w's sums, then w^2's
+        if cubes:
+            sums.append(float(w2 @ w))
+        return tuple(sums)
+    totals = np.zeros(7)
     for a in range(0, k, BLOCK):
         b = min(k, a + BLOCK)
-        n = b - a
-        if n == k:
-            wb, w2b, vb, ycb, y2b = w, w2, v, yc, y2
-        else:
-            wb, w2b = w[:n], None if w2 is None else w2[:n]
-            vb, ycb, y2b = v[a:b], yc[a:b], y2[a:b]
-        np.add(vb, t, out=wb)
-        np.reciprocal(wb, out=wb)
-        s1, swy = float(wb.sum()), float(wb @ ycb)
-        if w2b is None:
-            swy2 = float(wb @ y2b)
-            np.multiply(wb, wb, out=wb)  # (the weights' squares, in place)
-            sums = (s1, swy, swy2, float(wb.sum()), float(wb @ ycb), float(wb @ y2b), 0.0)
-        else:
-            np.multiply(wb, wb, out=w2b)
-            sums = (s1, swy, 0.0, float(w2b.sum()), float(w2b @ ycb), float(w2b @ y2b),
-                    float(w2b @ wb))
-        if n == k:
-            return sums
-        totals = tuple(x + y for x, y in zip(totals, sums))
-    return totals
+        Wb = W[:, :b - a]
+        _weights(v[a:b], t, Wb[0])
+        np.multiply(Wb[0], Wb[0], out=Wb[1])
+        totals[:6] += (Wb @ centred[:, a:b].T).ravel()
+        if cubes:
+            totals[6] += Wb[1] @ Wb[0]
+    return tuple(totals.tolist() if cubes else totals[:6].tolist())
 
 
-def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None) -> list:
+def _q_and_slope(sums):
+    """Q(t) = sum w y^2 - (sum w y)^2 / sum w (y centred) and dQ/dt = -sum w^2 (y - mu)^2
+    from the first six sums of :func:`_weight_sums`."""
+    sw, swy, swy2, sw2, sw2y, sw2y2 = sums[:6]
+    mu = swy / sw
+    return swy2 - swy * mu, -(sw2y2 - 2 * mu * sw2y + mu * mu * sw2)
+
+
+def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None, at=None) -> list:
     """:func:`_q_root` of each target for an intercept-only model, in a few passes over the
     data: Q(t) = sum w y^2 - (sum w y)^2 / sum w with w = 1/(v + t) (y centred first, so
     nothing cancels), dQ/dt = -sum w^2 (y - mu)^2; Newton's method inside a bracket that it
@@ -330,19 +348,16 @@ def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None) -> list
     holds the root). With ``start`` (the model's tau^2, between the two bounds of an
     interval) each root starts from there: Q is convex, so Newton from either side reaches
     the root in a few steps, and Q at 0 and at ``start`` are computed once for all targets
-    (Q at 0 is the common-effect Q: ``q0`` when the caller has it; ``centred``: see
-    :func:`_centred`)."""
-    yc, y2 = _centred(y, v) if centred is None else centred
-    w = np.empty(min(len(v), BLOCK))
-    cache = {}
+    (Q at 0 is the common-effect Q: ``q0`` when the caller has it, and Q and its slope at
+    ``start``: ``at``; ``centred``: see :func:`_centred`)."""
+    centred = _centred(y, v) if centred is None else centred
+    W = np.empty((2, min(len(v), BLOCK)))
+    cache = {} if at is None or start is None else {start: tuple(at)}
 
     def q_and_slope(t):
         if t in cache:
             return cache[t]
-        sw, swy, swy2, sw2, sw2y, sw2y2, _ = _weight_sums(v, t, yc, y2, w)
-        mu = swy / sw
-        q = swy2 - swy * mu
-        slope = -(sw2y2 - 2 * mu * sw2y + mu * mu * sw2)
+        q, slope = _q_and_slope(_weight_sums(v, t, centred, W))
         if t == 0.0 or t == start:
             cache[t] = (q, slope)
         return q, slope
@@ -373,12 +388,16 @@ def _settled(previous: float, step: float, threshold: float) -> bool:
     return abs(step) ** 3 / previous**2 <= SETTLED * threshold
 
 
+#: The roots' relative tolerance (brentq's default rtol).
+TOLERANCE = 4 * np.finfo(float).eps
+
+
 def _newton_q_root(q_and_slope, target, y, start, q0=None):
     if q0 is None:
         q0 = q_and_slope(0.0)[0]
     if q0 - target <= 0:
         return 0.0
-    if start is not None and np.isfinite(start) and start > 0:
+    if start is not None and math.isfinite(start) and start > 0:
         qs, slope_s = q_and_slope(float(start))
         if qs - target > 0:  # the root is above the start: the bracket's top is found by
             # the steps themselves (Q falls to 0, so a step past the root sets it)
@@ -395,7 +414,7 @@ def _newton_q_root(q_and_slope, target, y, start, q0=None):
                 return math.nan
         q, slope = q_and_slope(lo)
         t, f = lo, q - target
-    tol = 4 * np.finfo(float).eps
+    tol = TOLERANCE
     previous = None  # the last step, if it was Newton's (not a bisection or a reach)
     for _ in range(200):
         # Newton on 1/Q (Q falls like 1/(b + tau2), so 1/Q is nearly straight): the step on
@@ -482,17 +501,17 @@ def _fisher_intercept(y, v, tau2, method, centred=None):
     without differences of large sums (:func:`_intercept_traces`). The same steps and
     stopping rule; None if the steps do not settle (the general loop then decides).
     ``centred``: see :func:`_centred`."""
-    yc, y2 = _centred(y, v) if centred is None else centred
-    w, w2 = np.empty(min(len(v), BLOCK)), np.empty(min(len(v), BLOCK))
+    centred = _centred(y, v) if centred is None else centred
+    W = np.empty((2, min(len(v), BLOCK)))
     for _ in range(MAXITER):
-        s1, swy, _, s2, s2y, s2y2, s3 = _weight_sums(v, tau2, yc, y2, w, w2)
+        s1, swy, _, s2, s2y, s2y2, s3 = _weight_sums(v, tau2, centred, W, cubes=True)
         b = swy / s1
         tr_p, tr_pp = s1 - s2 / s1, s2 - 2 * s3 / s1 + (s2 / s1) ** 2
         if tr_pp > CANCELLED * s2:
             yPPy = s2y2 - 2 * b * s2y + b * b * s2
         else:  # one weight dominates: no differences of large sums
-            whole = w if len(w) == len(v) else 1 / (v + tau2)  # (else taken by blocks)
-            wr = whole * (yc - b)
+            whole = W[0] if W.shape[1] == len(v) else 1 / (v + tau2)  # (else by blocks)
+            wr = whole * (centred[1] - b)
             yPPy = float(wr @ wr)
             tr_p, tr_pp = _intercept_traces(whole, s1, s2)
         adj = (yPPy - s1) / s2 if method == "ML" else (yPPy - tr_p) / tr_pp
@@ -565,7 +584,8 @@ def estimate_tau2(y, v, X, method: str, unit: float | None = None, centred=None,
 
 def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None,
                   unit: float | None = None, centred=None,
-                  Q: float | None = None, intercept: bool | None = None) -> tuple[float, float]:
+                  Q: float | None = None, intercept: bool | None = None,
+                  at: tuple | None = None) -> tuple[float, float]:
     """Q-profile confidence interval of tau^2 (Viechtbauer, 2007), as metafor's confint.
 
     The bounds solve Q(tau^2) = chi2 quantiles with k - p degrees of freedom; a bound whose
@@ -574,20 +594,21 @@ def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None,
     working unit (``unit``, by default :func:`_working_unit` of ``v``). For an
     intercept-only model, ``centred`` (:func:`_centred`, in unit 1) and ``Q`` (the
     common-effect Q statistic, Q at tau^2 = 0) spare computing them again, ``intercept``
-    (whether X is a column of ones) looking at X.
+    (whether X is a column of ones) looking at X, ``at`` (Q and its slope at ``tau2``, in
+    unit 1, computed by the fit) the first evaluation of the searches.
     """
     k, p = X.shape
     if k - p < 1:
         return math.nan, math.nan
     alpha = 1 - level / 100
-    q_lo, q_hi = dist.chi2_ppf([1 - alpha / 2, alpha / 2], k - p)
+    q_lo, q_hi = dist.chi2_ppf(1 - alpha / 2, k - p), dist.chi2_ppf(alpha / 2, k - p)
     u = _working_unit(v) if unit is None else unit
     if u != 1.0:
         y, v = y / u, v / (u * u)
         tau2 = None if tau2 is None else tau2 / (u * u)
-        centred = None  # (Q, a ratio of sums of squares, is the same in any unit)
+        centred = at = None  # (Q, a ratio of sums of squares, is the same in any unit)
     if _intercept_only(X) if intercept is None else intercept:
-        lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2, centred, Q)
+        lo, hi = _q_roots_intercept(y, v, (q_lo, q_hi), tau2, centred, Q, at)
     else:
         lo, hi = _q_root(y, v, X, q_lo), _q_root(y, v, X, q_hi)
     return lo * (u * u), hi * (u * u)
@@ -964,6 +985,8 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     if y is None or v is None:
         raise ValueError("give yi and vi (or sei)")
     k = len(y)
+    if len(v) != k:
+        raise ValueError(f"{k} effect(s) but {len(v)} variance(s): give one per effect")
     frame = data.reset_index(drop=True) if data is not None else None
     X, names = design_matrix(frame, mods, k)
     if slab is None:
@@ -974,7 +997,9 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
     if not isinstance(slab, NumberLabels):
         slab = list(slab)
     ones = _no_moderators(mods)  # X is design_matrix's column of ones: nothing to check
-    finite = (np.isfinite(y).all() and np.isfinite(v).all()
+    # (y @ v is finite only if every y and v is: an infinity or NaN makes its term, and so
+    # the sum, infinite or NaN; an overflow is only looked at again, element by element)
+    finite = ((math.isfinite(float(y @ v)) or np.isfinite(y).all() and np.isfinite(v).all())
               and (ones or np.isfinite(X).all()))
     bad = np.zeros(k, bool) if finite else (
         ~np.isfinite(y) | ~np.isfinite(v) | ~np.all(np.isfinite(X), axis=1))
@@ -987,7 +1012,7 @@ def _prepare(yi, vi, sei, data, mods, slab, keep_mask=False):
         slab = [s for s, b in zip(slab, bad) if not b]
         if frame is not None:
             frame = frame.loc[keep].reset_index(drop=True)
-    if np.any(v <= 0):
+    if len(v) and not v.min() > 0:  # (every v finite here)
         raise ValueError("sampling variances must be positive")
     if not ones:
         # drop columns of X that are constant zero after dropping rows (unused factor levels)
@@ -1025,7 +1050,8 @@ def rma(yi=None, vi=None, *, sei=None, data: pd.DataFrame | None = None, mods=No
             raise ValueError(f"the data mix measures ({', '.join(map(str, measures))}): pool "
                              "one measure at a time")
     y, v, X, names, slab, frame = _prepare(yi, vi, sei, data, mods, slab)
-    return _fit(y, v, X, names, method, test, level, measure, slab, frame)
+    return _fit(y, v, X, names, method, test, level, measure, slab, frame,
+                intercept=True if _no_moderators(mods) else None)
 
 
 def refit(res: "RMAResult", y, v, X=None, *, qprofile: bool = False, r2: bool = False):
@@ -1036,7 +1062,7 @@ def refit(res: "RMAResult", y, v, X=None, *, qprofile: bool = False, r2: bool = 
 
 
 def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2=True,
-         qprofile=True):
+         qprofile=True, intercept: bool | None = None):
     k, p = X.shape
     if k == 0:
         raise ValueError("no effects to pool")
@@ -1044,30 +1070,48 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
         raise ValueError(f"{k} effect(s) cannot estimate {p} coefficients")
     # an intercept-only model (a column of ones) has sums where the general one has matrix
     # products: the same quantities, fewer passes over a large k (1 is never collinear)
-    intercept = _intercept_only(X)
+    intercept = _intercept_only(X) if intercept is None else intercept  # (rma's X of ones)
     if not intercept and (not np.any(X) if p == 1 else np.linalg.matrix_rank(X) < p):
         raise ValueError("the moderators are collinear: drop one of them")
     unit = _working_unit(v)
     wf = 1 / v
-    swf = float(wf.sum()) if intercept else None  # (the same sum, taken once)
-    # an intercept-only model's searches (REML/ML and the Q-profile) share y centred
-    centred = _centred(y, v, swf) if intercept and unit == 1.0 and k > p and (
-        method in ("REML", "ML") or (qprofile and method != "FE")) else None
-    tau2 = estimate_tau2(y, v, X, method, unit, centred, intercept)
-    w = np.add(v, tau2 if np.isfinite(tau2) else np.nan)
-    np.reciprocal(w, out=w)  # 1 / (v + tau2), without a second k-long array
-    beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
     dfs = k - p
+    swf = float(wf.sum()) if intercept else None  # (the same sum, taken once)
+    # an intercept-only model's searches (REML/ML and the Q-profile) share y centred at its
+    # common-effect mean; its fit and its Q follow from them (:func:`_weight_sums`)
+    centred = None
+    if intercept and unit == 1.0 and dfs > 0 and (
+            method in ("REML", "ML") or (qprofile and method != "FE")):
+        (bf,), invf = _wls_intercept(y, wf, swf)
+        centred = _centred(y, v, bf)
+    tau2 = estimate_tau2(y, v, X, method, unit, centred, intercept)
+    at = None  # (Q, dQ/dt) at tau2, where the Q-profile's searches start
+    if centred is not None:  # the random-effects fit from the sums at tau2: beta = the
+        # common-effect mean + sum w yc / sum w; sum w (y - beta)^2 = Q(tau2)
+        sums = _weight_sums(v, tau2 if np.isfinite(tau2) else np.nan, centred,
+                            np.empty((2, min(k, BLOCK))))
+        at = _q_and_slope(sums)
+        beta, vb = np.array([bf + sums[1] / sums[0]]), np.array([[1.0 / sums[0]]])
+        rss = at[0]
+    else:
+        w = _weights(v, tau2 if np.isfinite(tau2) else np.nan, np.empty(k))
+        beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
+        rss = None
     if test == "knha" and dfs > 0:
-        s2w = float(np.sum(w * (y - (beta[0] if intercept else X @ beta)) ** 2)) / dfs
+        if rss is None:
+            rss = float(np.sum(w * (y - (beta[0] if intercept else X @ beta)) ** 2))
+        s2w = rss / dfs
         vb = vb * (s2w if s2w > np.finfo(float).eps else 0.0)
     # heterogeneity with fixed-effect weights
     if dfs > 0:
-        bf, invf = _wls_intercept(y, wf, swf) if intercept else _wls(y, wf, X)
-        rf = y - (bf[0] if intercept else X @ bf)
-        np.multiply(rf, rf, out=rf)
-        np.multiply(wf, rf, out=rf)  # wf rf^2 in place: the same products as wf * rf**2
-        Q = max(0.0, float(np.sum(rf)))  # _rss(y, wf, X), its fit not made twice
+        if centred is not None:
+            Q = max(0.0, float(wf @ centred[2]))  # sum wf (y - bf)^2
+        else:
+            bf, invf = _wls_intercept(y, wf, swf) if intercept else _wls(y, wf, X)
+            rf = y - (bf[0] if intercept else X @ bf)
+            np.multiply(rf, rf, out=rf)
+            np.multiply(wf, rf, out=rf)  # wf rf^2 in place: the same products as wf * rf**2
+            Q = max(0.0, float(np.sum(rf)))  # _rss(y, wf, X), its fit not made twice
         Qp = float(dist.chi2_sf(Q, dfs))
         if method == "FE":
             I2 = max(0.0, 100 * (Q - dfs) / Q) if Q > 0 else 0.0
@@ -1077,7 +1121,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
             trP = float(swf - (wf @ wf) * invf[0, 0]) if intercept else _tr_P(wf, X, invf)
             vt = dfs / trP
             I2, H2 = 100 * tau2 / (vt + tau2), tau2 / vt + 1
-        tci = (tau2_qprofile(y, v, X, level, tau2, unit, centred, Q, intercept)
+        tci = (tau2_qprofile(y, v, X, level, tau2, unit, centred, Q, intercept, at)
                if method != "FE" and qprofile
                else (math.nan, math.nan))
     else:

@@ -46,6 +46,22 @@ def test_each_function_is_scipy_stats_to_the_last_bit_over_a_grid():
             same(d.f_sf(X, df, dfd), stats.f.sf(X, df, dfd))
 
 
+@pytest.mark.filterwarnings("ignore")
+def test_single_numbers_take_the_same_branches_as_arrays():
+    """chi2_sf and chi2_ppf answer single numbers without numpy's array wrappers: the same
+    value and type as scipy.stats over the grid's ends and inside (NaN, infinities, zero and
+    negative degrees of freedom, q outside [0, 1]), whatever kind of number is given."""
+    for df in DF:
+        kinds = [float(df), np.float64(df)] + ([int(df), np.int64(df)] if df == int(df) else [])
+        for df_ in kinds:
+            for x in X:
+                ours, theirs = d.chi2_sf(float(x), df_), stats.chi2.sf(float(x), float(df))
+                assert type(ours) is type(theirs) and same(ours, theirs), (x, df_)
+            for q in Q:
+                ours, theirs = d.chi2_ppf(float(q), df_), stats.chi2.ppf(float(q), float(df))
+                assert type(ours) is type(theirs) and same(ours, theirs), (q, df_)
+
+
 def test_scalars_come_back_as_numpy_scalars_like_scipy_stats():
     for ours, theirs in ((d.norm_isf(0.025), stats.norm.isf(0.025)),
                          (d.t_sf(2.1, 9), stats.t.sf(2.1, 9)),

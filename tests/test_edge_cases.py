@@ -294,3 +294,10 @@ def test_a_design_without_intercept_or_moderators_is_refused_with_a_reason():
     assert X.shape == (4, 1) and np.all(X == 1.0) and names == ["intercept"]
     with pytest.raises(ValueError, match="no intercept and no moderators"):
         models.design_matrix(None, None, 4, intercept=False)
+
+
+def test_effects_and_variances_of_different_lengths_are_refused_with_their_counts():
+    """One variance per effect: a shorter vi is refused saying both counts (numpy's
+    "matmul: Input operand 1 has a mismatch in its core dimension" before)."""
+    with pytest.raises(ValueError, match=r"3 effect\(s\) but 2 variance\(s\)"):
+        rma(np.array([0.1, 0.2, 0.3]), np.array([0.01, 0.02]))
