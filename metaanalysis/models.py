@@ -274,25 +274,10 @@ def _q_root_intercept(y, v, target, start=None) -> float:
     return _q_roots_intercept(y, v, (target,), start)[0]
 
 
-def _centred(y, v, centre: float | None = None):
-    """The rows (1, yc, yc^2) with yc = ``y`` centred at its common-effect mean (sum y/v /
-    sum 1/v, or ``centre`` if already computed): the intercept-only searches' data (nothing
-    cancels in their sums, each a product of weights with these rows: :func:`_weight_sums`).
-    Computed once per fit (:func:`_fit`) for the estimate, its interval and Q."""
-    if centre is None:
-        w = 1 / v
-        centre = float(w @ y) / float(w.sum())
-    rows = np.empty((3, len(y)))
-    rows[0] = 1.0
-    np.subtract(y, centre, out=rows[1])
-    np.multiply(rows[1], rows[1], out=rows[2])
-    return rows
-
-
 #: The intercept-only searches take their sums over at most this many effects at a time: the
 #: weights of a block stay in cache while its sums are taken, and OpenBLAS's product of a
-#: block's weights with :func:`_centred`'s rows stays fast (beyond about 150,000 effects
-#: it packs the operands and takes ten times as long).
+#: block's weights with the effects' rows stays fast (beyond about 150,000 effects it packs
+#: the operands and takes ten times as long).
 BLOCK = 1 << 16
 
 
@@ -303,38 +288,85 @@ def _weights(v, t, out):
     return np.divide(1.0, out, out=out)
 
 
-def _weight_sums(v, t, centred, W, cubes: bool = False) -> tuple:
-    """With w = 1/(v + t): (sum w, sum w yc, sum w y2, sum w^2, sum w^2 yc, sum w^2 y2) and,
-    with ``cubes``, sum w^3 (a Fisher step's sums; the Q statistic and its slope at t follow
-    from the first six: :func:`_q_and_slope`). ``centred``: :func:`_centred`'s rows (1, yc,
-    y2). The weights and their squares are the two rows of ``W`` (a work array of (2,
-    min(k, BLOCK)) values; for k <= BLOCK it holds them afterwards), and the six sums one
-    product of W with the three rows: one call and one read of the data where six dot
-    products took 1.9 times as long. Over blocks of :data:`BLOCK` effects."""
-    k = len(v)
-    if k <= BLOCK:  # (one block: numpy's calls only, this function's own cost a fifth)
-        w, w2 = W
-        _weights(v, t, w)
-        np.multiply(w, w, out=w2)
-        sums = (W @ centred.T).ravel().tolist()  # w's sums, then w^2's
-        if cubes:
-            sums.append(float(w2 @ w))
-        return tuple(sums)
-    totals = np.zeros(7)
-    for a in range(0, k, BLOCK):
-        b = min(k, a + BLOCK)
-        Wb = W[:, :b - a]
-        _weights(v[a:b], t, Wb[0])
-        np.multiply(Wb[0], Wb[0], out=Wb[1])
-        totals[:6] += (Wb @ centred[:, a:b].T).ravel()
-        if cubes:
-            totals[6] += Wb[1] @ Wb[0]
-    return tuple(totals.tolist() if cubes else totals[:6].tolist())
+class _Centred:
+    """An intercept-only model's data as its searches (REML and ML's Fisher steps, the
+    Q-profile) and its fit use them: the rows (1, yc, yc^2), yc = y centred at its
+    common-effect mean (sum y/v / sum 1/v, or ``centre`` if already computed: nothing
+    cancels in the sums), and the work arrays of :meth:`sums`. Made once per fit
+    (:func:`_fit`) for the estimate, its interval and Q."""
+
+    def __init__(self, y, v, centre: float | None = None):
+        if centre is None:
+            w = 1 / v
+            centre = float(w @ y) / float(w.sum())
+        self.v, self.centre = v, centre
+        self.v_min = float(v.min())
+        self.rows = np.empty((3, len(y)))
+        _, self.yc, self.y2 = self.rows
+        self.rows[0] = 1.0
+        np.subtract(y, centre, out=self.yc)
+        np.multiply(self.yc, self.yc, out=self.y2)
+        self._T = self.rows.T
+        self._W = np.empty((2, min(len(y), BLOCK)))
+        self._w, self._w2 = self._W
+        self.last = None  # (t, sums) of the last evaluation
+
+    def sums(self, t, cubes: bool = False) -> tuple:
+        """With w = 1/(v + t): (sum w, sum w yc, sum w y2, sum w^2, sum w^2 yc, sum w^2 y2)
+        and, with ``cubes``, sum w^3 (a Fisher step's sums; the Q statistic and its slope at
+        t follow from the first six: :func:`_q_and_slope`). The weights and their squares
+        are the two rows of a work array (for k <= BLOCK they hold them afterwards:
+        :meth:`weights`), the six sums one product of those rows with the effects' three:
+        one call and one read of the data where six dot products took 1.9 times as long.
+        Over blocks of :data:`BLOCK` effects."""
+        v, W, w, w2 = self.v, self._W, self._w, self._w2
+        k = len(v)
+        if k <= BLOCK:  # (one block: numpy's calls only)
+            _weights(v, t, w)
+            np.multiply(w, w, out=w2)
+            sums = (W @ self._T).ravel().tolist()  # w's sums, then w^2's
+            if cubes:
+                sums.append(float(w2 @ w))
+            self.last = (t, tuple(sums))
+            return self.last[1]
+        totals = np.zeros(7)
+        for a in range(0, k, BLOCK):
+            b = min(k, a + BLOCK)
+            Wb = W[:, :b - a]
+            _weights(v[a:b], t, Wb[0])
+            np.multiply(Wb[0], Wb[0], out=Wb[1])
+            totals[:6] += (Wb @ self._T[a:b]).ravel()
+            if cubes:
+                totals[6] += Wb[1] @ Wb[0]
+        self.last = (t, tuple(totals.tolist() if cubes else totals[:6].tolist()))
+        return self.last[1]
+
+    def at_estimate(self, t) -> tuple:
+        """The fit's sums at its estimate t, (sum w, sum w yc, sum w y2), and the evaluation
+        they come from, (t0, Q(t0), dQ/dt(t0)), where the Q-profile's searches then start.
+        When t is next to the Fisher steps' last evaluation t0 (|t - t0| at most 1e-8 of the
+        smallest v + t0), from that evaluation's sums to first order, S(t) = S(t0) - d S'(t0)
+        with d = t - t0 (sum w^m y^p has the derivative -m sum w^(m+1) y^p): the next term is
+        at most (d / min(v + t0))^2 <= 1e-16 of the sum, its rounding, and the evaluation at
+        t is spared (the last Fisher step is below 1e-10: a step away, unless one effect's
+        variance is below 1e-2 of tau2's). Else evaluated at t."""
+        if self.last is not None and len(self.last[1]) == 7:
+            t0, s = self.last
+            d = t - t0
+            if abs(d) <= 1e-8 * (self.v_min + t0):
+                return (s[0] - d * s[3], s[1] - d * s[4], s[2] - d * s[5]), (t0, *_q_and_slope(s))
+        s = self.sums(t)
+        return s[:3], (t, *_q_and_slope(s))
+
+    def weights(self, t):
+        """The weights 1/(v + t) of the last :meth:`sums` at ``t`` if it kept them, else
+        computed."""
+        return self._w if len(self._w) == len(self.v) else 1 / (self.v + t)
 
 
 def _q_and_slope(sums):
     """Q(t) = sum w y^2 - (sum w y)^2 / sum w (y centred) and dQ/dt = -sum w^2 (y - mu)^2
-    from the first six sums of :func:`_weight_sums`."""
+    from the first six sums of :meth:`_Centred.sums`."""
     sw, swy, swy2, sw2, sw2y, sw2y2 = sums[:6]
     mu = swy / sw
     return swy2 - swy * mu, -(sw2y2 - 2 * mu * sw2y + mu * mu * sw2)
@@ -348,16 +380,19 @@ def _q_roots_intercept(y, v, targets, start=None, centred=None, q0=None, at=None
     holds the root). With ``start`` (the model's tau^2, between the two bounds of an
     interval) each root starts from there: Q is convex, so Newton from either side reaches
     the root in a few steps, and Q at 0 and at ``start`` are computed once for all targets
-    (Q at 0 is the common-effect Q: ``q0`` when the caller has it, and Q and its slope at
-    ``start``: ``at``; ``centred``: see :func:`_centred`)."""
-    centred = _centred(y, v) if centred is None else centred
-    W = np.empty((2, min(len(v), BLOCK)))
-    cache = {} if at is None or start is None else {start: tuple(at)}
+    (Q at 0 is the common-effect Q: ``q0`` when the caller has it; ``at``: (t, Q(t),
+    dQ/dt(t)) computed by the fit near ``start``, the searches' start then; ``centred``: a
+    :class:`_Centred` of y and v)."""
+    centred = _Centred(y, v) if centred is None else centred
+    cache = {}
+    if at is not None:
+        start = at[0]
+        cache[start] = tuple(at[1:])
 
     def q_and_slope(t):
         if t in cache:
             return cache[t]
-        q, slope = _q_and_slope(_weight_sums(v, t, centred, W))
+        q, slope = _q_and_slope(centred.sums(t))
         if t == 0.0 or t == start:
             cache[t] = (q, slope)
         return q, slope
@@ -500,18 +535,17 @@ def _fisher_intercept(y, v, tau2, method, centred=None):
     that tr(PP) cancels (below CANCELLED of sum w^2), y'PPy and the traces are computed
     without differences of large sums (:func:`_intercept_traces`). The same steps and
     stopping rule; None if the steps do not settle (the general loop then decides).
-    ``centred``: see :func:`_centred`."""
-    centred = _centred(y, v) if centred is None else centred
-    W = np.empty((2, min(len(v), BLOCK)))
+    ``centred``: a :class:`_Centred` of y and v."""
+    centred = _Centred(y, v) if centred is None else centred
     for _ in range(MAXITER):
-        s1, swy, _, s2, s2y, s2y2, s3 = _weight_sums(v, tau2, centred, W, cubes=True)
+        s1, swy, _, s2, s2y, s2y2, s3 = centred.sums(tau2, cubes=True)
         b = swy / s1
         tr_p, tr_pp = s1 - s2 / s1, s2 - 2 * s3 / s1 + (s2 / s1) ** 2
         if tr_pp > CANCELLED * s2:
             yPPy = s2y2 - 2 * b * s2y + b * b * s2
         else:  # one weight dominates: no differences of large sums
-            whole = W[0] if W.shape[1] == len(v) else 1 / (v + tau2)  # (else by blocks)
-            wr = whole * (centred[1] - b)
+            whole = centred.weights(tau2)
+            wr = whole * (centred.yc - b)
             yPPy = float(wr @ wr)
             tr_p, tr_pp = _intercept_traces(whole, s1, s2)
         adj = (yPPy - s1) / s2 if method == "ML" else (yPPy - tr_p) / tr_pp
@@ -565,7 +599,7 @@ def estimate_tau2(y, v, X, method: str, unit: float | None = None, centred=None,
                   intercept: bool | None = None) -> float:
     """tau^2 by the named estimator (see the module docstring), truncated at 0; computed in
     the effects' working unit (``unit``, by default :func:`_working_unit` of ``v``).
-    ``centred`` (:func:`_centred` of y and v, in unit 1) spares intercept-only REML and ML
+    ``centred`` (a :class:`_Centred` of y and v, in unit 1) spares intercept-only REML and ML
     fits computing it again, ``intercept`` (whether X is a column of ones) looking at X."""
     k, p = X.shape
     if method == "FE" or k <= p:
@@ -592,10 +626,10 @@ def tau2_qprofile(y, v, X, level: float = 95, tau2: float | None = None,
     Q at 0 is already below the quantile is 0. ``tau2`` (the model's estimate, optional) is
     where an intercept-only model's root search starts. The searches run in the effects'
     working unit (``unit``, by default :func:`_working_unit` of ``v``). For an
-    intercept-only model, ``centred`` (:func:`_centred`, in unit 1) and ``Q`` (the
+    intercept-only model, ``centred`` (a :class:`_Centred`, in unit 1) and ``Q`` (the
     common-effect Q statistic, Q at tau^2 = 0) spare computing them again, ``intercept``
-    (whether X is a column of ones) looking at X, ``at`` (Q and its slope at ``tau2``, in
-    unit 1, computed by the fit) the first evaluation of the searches.
+    (whether X is a column of ones) looking at X, ``at`` ((t, Q(t), dQ/dt(t)) at or next to
+    ``tau2``, in unit 1, computed by the fit) the first evaluation of the searches.
     """
     k, p = X.shape
     if k - p < 1:
@@ -1078,21 +1112,19 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
     dfs = k - p
     swf = float(wf.sum()) if intercept else None  # (the same sum, taken once)
     # an intercept-only model's searches (REML/ML and the Q-profile) share y centred at its
-    # common-effect mean; its fit and its Q follow from them (:func:`_weight_sums`)
+    # common-effect mean; its fit and its Q follow from them (:meth:`_Centred.sums`)
     centred = None
     if intercept and unit == 1.0 and dfs > 0 and (
             method in ("REML", "ML") or (qprofile and method != "FE")):
         (bf,), invf = _wls_intercept(y, wf, swf)
-        centred = _centred(y, v, bf)
+        centred = _Centred(y, v, bf)
     tau2 = estimate_tau2(y, v, X, method, unit, centred, intercept)
-    at = None  # (Q, dQ/dt) at tau2, where the Q-profile's searches start
+    at = None  # (t, Q, dQ/dt) at or next to tau2, where the Q-profile's searches start
     if centred is not None:  # the random-effects fit from the sums at tau2: beta = the
         # common-effect mean + sum w yc / sum w; sum w (y - beta)^2 = Q(tau2)
-        sums = _weight_sums(v, tau2 if np.isfinite(tau2) else np.nan, centred,
-                            np.empty((2, min(k, BLOCK))))
-        at = _q_and_slope(sums)
-        beta, vb = np.array([bf + sums[1] / sums[0]]), np.array([[1.0 / sums[0]]])
-        rss = at[0]
+        (sw, swy, swy2), at = centred.at_estimate(tau2 if np.isfinite(tau2) else np.nan)
+        beta, vb = np.array([bf + swy / sw]), np.array([[1.0 / sw]])
+        rss = swy2 - swy * (swy / sw)
     else:
         w = _weights(v, tau2 if np.isfinite(tau2) else np.nan, np.empty(k))
         beta, vb = _wls_intercept(y, w) if intercept else _wls(y, w, X)
@@ -1105,7 +1137,7 @@ def _fit(y, v, X, names, method, test, level, measure, slab=None, frame=None, r2
     # heterogeneity with fixed-effect weights
     if dfs > 0:
         if centred is not None:
-            Q = max(0.0, float(wf @ centred[2]))  # sum wf (y - bf)^2
+            Q = max(0.0, float(wf @ centred.y2))  # sum wf (y - bf)^2
         else:
             bf, invf = _wls_intercept(y, wf, swf) if intercept else _wls(y, wf, X)
             rf = y - (bf[0] if intercept else X @ bf)

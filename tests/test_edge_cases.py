@@ -301,3 +301,28 @@ def test_effects_and_variances_of_different_lengths_are_refused_with_their_count
     "matmul: Input operand 1 has a mismatch in its core dimension" before)."""
     with pytest.raises(ValueError, match=r"3 effect\(s\) but 2 variance\(s\)"):
         rma(np.array([0.1, 0.2, 0.3]), np.array([0.01, 0.02]))
+
+
+@pytest.mark.parametrize("tiny", [None, 1e-4, 1e-7, 1e-10])
+def test_the_fit_at_the_estimate_is_its_weighted_mean_to_the_rounding(tiny):
+    """rma()'s estimate, its se and the Knapp-Hartung scale of an intercept-only fit are the
+    weighted mean, 1/sqrt(sum w) and sum w (y - b)^2 at the estimated tau2, to 1e-14, where
+    they come from the last Fisher step's sums (next to tau2) as where they are evaluated
+    at tau2 (one study's variance far below the others' puts that step too far)."""
+    rng = np.random.default_rng(21)
+    for _ in range(30):
+        k = int(rng.integers(3, 400))
+        v = rng.uniform(0.005, 0.3, k)
+        if tiny is not None:
+            v[rng.integers(k)] = tiny
+        y = rng.normal(0.2, rng.uniform(0.05, 0.8), k)
+        for method in ("REML", "ML", "PM"):
+            for test in ("z", "knha"):
+                res = rma(y, v, method=method, test=test)
+                w = 1 / (v + res.tau2)
+                b = float(np.sum(w * y) / np.sum(w))
+                assert res.beta[0] == pytest.approx(b, rel=1e-14, abs=1e-15)
+                se = np.sqrt(1 / np.sum(w))
+                if test == "knha":
+                    se *= np.sqrt(max(np.sum(w * (y - b) ** 2) / (k - 1), np.finfo(float).eps))
+                assert res.se[0] == pytest.approx(se, rel=1e-13)
