@@ -184,6 +184,30 @@ def note_exporter(templates: str, state: tuple = ()):
     return exporter
 
 
+#: The CSS selectors nbconvert's HTMLExporter runs on every page it writes (nbconvert 7:
+#: images without alt text, the cells' input and output areas made focusable).
+_EXPORTER_SELECTORS = ("img:not([alt])", ".jp-Notebook div.jp-Cell-inputWrapper",
+                       ".jp-Notebook div.jp-OutputArea-output")
+
+
+def warm_up_conversion() -> None:
+    """What the first conversion in a process would otherwise do, done once in the render
+    before it forks its workers (each then starts its first note with it done, as the
+    exporter compiled by :func:`note_exporter`): nbconvert's HTMLExporter parses every page
+    with BeautifulSoup and selects elements with soupsieve, which compiles its selectors'
+    patterns on first use (0.15-0.2 s); a page's figures need the plots module, and with it
+    numpy (0.1 s). Nothing of a page is kept: soupsieve's compiled selectors and Python's
+    imported modules."""
+    from bs4 import BeautifulSoup
+
+    from . import plots  # noqa: F401 - imported for the workers
+
+    soup = BeautifulSoup('<div class="jp-Notebook"><img src="x"></div>', features="html.parser")
+    for selector in _EXPORTER_SELECTORS:
+        soup.select(selector)
+    str(soup)
+
+
 def _empty_display(output) -> bool:
     """A display whose rich forms (HTML, Markdown ...) are all empty."""
     rich = {k: v for k, v in output.get("data", {}).items() if k != "text/plain"}

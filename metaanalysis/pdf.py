@@ -66,7 +66,10 @@ class Printer:
     RuntimeError with Chromium's reason; a printer whose Chromium stopped or did not answer in
     time is closed (:attr:`alive` is False) and the next page needs a new printer."""
 
-    def __init__(self, chromium: str, timeout: float = 120):
+    def __init__(self, chromium: str, timeout: float = 120, wait: bool = True):
+        """Start Chromium; with ``wait``, until it answers (else its first page waits for
+        it: a render's worker starts its Chromium with its first note's kernel, and the
+        half second Chromium takes to start passes while the kernel runs)."""
         self.chromium, self.timeout = chromium, timeout
         # a forked process (a render's worker) inherits this object but not the Chromium:
         # only the process that started it may drive, wait for or clean up after it
@@ -101,7 +104,8 @@ class Printer:
         finally:
             for fd in (null, log, *child):
                 os.close(fd)
-        self._call("Browser.getVersion")  # Chromium is up and answering
+        if wait:
+            self._call("Browser.getVersion")  # Chromium is up and answering
 
     @property
     def alive(self) -> bool:
@@ -293,18 +297,18 @@ def write_pdf(page: Path, pdf: Path, chromium: str, timeout: float = 120) -> Non
 _SHARED: dict[str, Printer] = {}
 
 
-def shared_printer(chromium: str) -> Printer:
+def shared_printer(chromium: str, wait: bool = True) -> Printer:
     """This process's printer for ``chromium``, started on first use (and again if it
     stopped), closed when the process ends: a render's worker prints all its notes with one
     Chromium. A resource of the process, like an open file: no page's state is kept in it
-    (each page gets its own browser context)."""
+    (each page gets its own browser context). ``wait``: see :class:`Printer`."""
     printer = _SHARED.get(chromium)
     if printer is None or not printer.alive:
         from multiprocessing import util
 
         if printer is not None:  # stopped, or the parent's (inherited by a fork)
             printer.close()
-        printer = _SHARED[chromium] = Printer(chromium)
+        printer = _SHARED[chromium] = Printer(chromium, wait=wait)
         # run when the process ends, a render's forked worker included (atexit is not)
         util.Finalize(printer, printer.close, exitpriority=10)
     return printer

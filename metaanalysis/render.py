@@ -130,6 +130,9 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
             from .pages import note_exporter, template_state
 
             note_exporter(*template_state(root))  # compiled once, here, for every worker
+            from .pages import warm_up_conversion
+
+            warm_up_conversion()
 
             # the biggest bibliographies first, so that the short themes fill the gaps
             runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
@@ -143,8 +146,12 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
             # forked workers (whatever the default start method): they inherit the imports,
             # the compiled exporter and the template (a process cannot be sent to a worker)
             context = multiprocessing.get_context("fork") if template is not None else None
+            from .pdf import find_chromium
+
+            # the published notes have a PDF edition: each worker's Chromium starts with it
+            chromium = find_chromium() if any(not j.changed for j in runnable) else None
             with ProcessPoolExecutor(max_workers=workers, initializer=_worker_start,
-                                     initargs=(os.getpid(), template),
+                                     initargs=(os.getpid(), template, chromium),
                                      mp_context=context) as pool:
                 try:
                     futures = {}
@@ -254,14 +261,23 @@ def _prepare_index() -> None:
         pass
 
 
-def _worker_start(parent: int, template) -> None:
-    """Each worker's start: it watches the render (:func:`_watch_parent`) and forks its notes'
-    kernels from the render's ``template`` (inherited when the worker was forked)."""
+def _worker_start(parent: int, template, chromium: str | None = None) -> None:
+    """Each worker's start: it watches the render (:func:`_watch_parent`), forks its notes'
+    kernels from the render's ``template`` (inherited when the worker was forked) and starts
+    the ``chromium`` that will print their PDF editions, without waiting for it: it starts
+    while the first note runs (:func:`~metaanalysis.pdf.shared_printer`)."""
     _watch_parent(parent)
     if template is not None:
         from .kernelfork import adopt
 
         adopt(template)
+    if chromium is not None:
+        from .pdf import shared_printer
+
+        try:
+            shared_printer(chromium, wait=False)
+        except RuntimeError:
+            pass  # (not started: the first PDF tries again, and says why if it fails)
 
 
 def _watch_parent(parent: int) -> None:

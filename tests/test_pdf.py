@@ -171,6 +171,32 @@ def test_a_chromium_that_never_answers_times_out_and_is_stopped(tmp_path):
     assert time.monotonic() - start < 15
 
 
+@needs_chromium
+def test_a_printer_started_without_waiting_prints_the_same_pdf(tmp_path):
+    """A render's worker starts its Chromium without waiting for it (it starts while the
+    first note runs): its first page waits for Chromium, and the PDFs are those of a printer
+    that waited."""
+    a = page(tmp_path, "a", "Première note", 12)
+    with Printer(CHROMIUM) as printer:
+        printer.print(a, tmp_path / "waited.pdf")
+    with Printer(CHROMIUM, wait=False) as printer:
+        printer.print(a, tmp_path / "not-waited.pdf")
+        printer.print(a, tmp_path / "again.pdf")
+    assert undated(tmp_path / "not-waited.pdf") == undated(tmp_path / "waited.pdf")
+    assert undated(tmp_path / "again.pdf") == undated(tmp_path / "waited.pdf")
+
+
+def test_a_chromium_started_without_waiting_that_stops_gives_its_reason_at_the_first_page(
+        tmp_path):
+    exe = fake(tmp_path, 'echo "cannot open display: no such thing" >&2; exit 1')
+    printer = Printer(exe, wait=False)
+    (tmp_path / "a.html").write_text("<p>a</p>")
+    with pytest.raises(RuntimeError, match="a.html.*stopped.*cannot open display"):
+        printer.print(tmp_path / "a.html", tmp_path / "a.pdf")
+    assert not printer.alive
+    assert not (tmp_path / "a.pdf").exists()
+
+
 def test_a_missing_chromium_is_reported(tmp_path):
     with pytest.raises(RuntimeError, match="could not start"):
         write_pdf(tmp_path / "a.html", tmp_path / "a.pdf", str(tmp_path / "no-chromium"))

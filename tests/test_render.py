@@ -766,3 +766,23 @@ def test_naming_the_themes_own_model_is_the_published_note_not_a_variant(tmp_pat
     other = "che" if model == "rma" else "rma"
     (variant,) = plan([theme], {"model": other}, site, REPO)
     assert variant.changed == {"model": other}
+
+
+def test_the_conversion_warm_up_compiles_the_selectors_nbconvert_runs_on_every_page():
+    """The render warms up, before forking its workers, what each worker's first conversion
+    would do: the CSS selectors nbconvert's HTMLExporter runs on every page (compiled once,
+    0.15-0.2 s). They must be nbconvert's own: a new nbconvert changing them is seen here."""
+    import inspect
+
+    import soupsieve
+    from nbconvert.exporters import html
+
+    from metaanalysis.pages import _EXPORTER_SELECTORS, warm_up_conversion
+
+    source = inspect.getsource(html.HTMLExporter.from_notebook_node)
+    assert all(f'"{selector}"' in source for selector in _EXPORTER_SELECTORS)
+    assert source.count("soup.select(") == len(_EXPORTER_SELECTORS)
+    soupsieve.purge()
+    warm_up_conversion()
+    cache = soupsieve.css_parser._cached_css_compile.cache_info()
+    assert cache.currsize >= len(_EXPORTER_SELECTORS)
