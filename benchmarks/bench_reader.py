@@ -54,14 +54,23 @@ def best_of(fn, repeat: int = 3) -> float:
 
 
 def best_alternating(fns, repeat: int = 5) -> list[float]:
-    """The best time of each of ``fns``, run in turn ``repeat`` times (A B C A B C ...): a slow
-    spell of the machine falls on every side alike, so the ratios hold where one side timed
-    after the other did not (1.40x then 2.29x for the same code, 80 minutes apart)."""
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
+    """The best time of each of ``fns``, run in turn ``repeat`` times (rounded up to an even
+    number), in a different order each round (A B C, C B A, B C A, A C B, ...: rotated, and
+    every other round reversed): a slow spell of the machine falls on every side alike, so
+    the ratios hold where one side timed after the other did not (1.40x then 2.29x for the
+    same code, 80 minutes apart); and no side always runs right after the same other one,
+    on the caches and the memory that one left. (In a fixed order A B C A B C, the REML fit
+    always ran after PyMARE's, which had evicted its data and grown the heap it then
+    faulted in, and the numpy floor always after the fit, on the data the fit had just
+    read: 3.2-3.7x the floor at 10,000 effects, 2.6-2.9x in another order. A rotation
+    alone keeps each side after the same one.)"""
+    n = len(fns)
+    best = [float("inf")] * n
+    for r in range(repeat + repeat % 2):
+        order = [(j + r // 2) % n for j in range(n)]
+        for i in (reversed(order) if r % 2 else order):
             t0 = time.perf_counter()
-            fn()
+            fns[i]()
             best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
