@@ -24,19 +24,26 @@ SOCKETS_PREFIX = "metaanalysis-kernel-"
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def stale_socket_folders(alive) -> list:
-    """The socket folders of kernels whose starting process is no longer ``alive(pid)``
-    (a render interrupted, its workers killed with their kernels)."""
+def stale_folders(prefix: str, alive) -> list:
+    """The folders of the temporary folder named ``prefix`` + a pid + ``-...`` whose process
+    is no longer ``alive(pid)``: what a render interrupted left (its workers killed with
+    their kernels and Chromium, before they could remove their folders)."""
     import glob
     import re
     import tempfile
 
     folders = []
-    for path in glob.glob(os.path.join(tempfile.gettempdir(), SOCKETS_PREFIX + "*")):
-        m = re.match(re.escape(SOCKETS_PREFIX) + r"(\d+)-", os.path.basename(path))
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), prefix + "*")):
+        m = re.match(re.escape(prefix) + r"(\d+)-", os.path.basename(path))
         if m and not alive(int(m.group(1))):
             folders.append(path)
     return folders
+
+
+def stale_socket_folders(alive) -> list:
+    """The socket folders of kernels whose starting process is no longer ``alive(pid)``
+    (:func:`stale_folders`)."""
+    return stale_folders(SOCKETS_PREFIX, alive)
 
 
 def kernel_threads(workers: int, cores: int | None = None) -> int:

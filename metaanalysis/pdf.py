@@ -48,6 +48,11 @@ MISSING = ("PDF editions not written: Chromium is not installed (Debian/Ubuntu: 
 FLAGS = ("--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--remote-debugging-pipe")
 
+#: A printer's Chromium profile is a folder of the temporary folder named with this prefix and
+#: the pid of the process that started it: a worker killed with its render (Ctrl-C) cannot
+#: remove it (2-3 MB), the next render does (:func:`stale_profiles`).
+PROFILE_PREFIX = "metaanalysis-chromium-"
+
 #: Page.printToPDF's options as Chromium's own ``--print-to-pdf --no-pdf-header-footer``
 #: sets them (the page's CSS ``@page`` gives A4 and the margins).
 PRINT_OPTIONS = {"printBackground": True, "preferCSSPageSize": True,
@@ -74,7 +79,7 @@ class Printer:
         # a forked process (a render's worker) inherits this object but not the Chromium:
         # only the process that started it may drive, wait for or clean up after it
         self._owner = os.getpid()
-        self._profile = tempfile.mkdtemp(prefix="metaanalysis-chromium-")
+        self._profile = tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-")
         self._log = os.path.join(self._profile, "stderr.log")
         self._ids = 0
         self._buffer = bytearray()  # answers read, up to the end of the last complete one
@@ -292,6 +297,13 @@ def write_pdf(page: Path, pdf: Path, chromium: str, timeout: float = 120) -> Non
     raises RuntimeError with Chromium's own message when it fails."""
     with Printer(chromium, timeout) as printer:
         printer.print(page, pdf)
+
+
+def stale_profiles(alive) -> list:
+    """The Chromium profiles of printers whose process is no longer ``alive(pid)``."""
+    from .kernels import stale_folders
+
+    return stale_folders(PROFILE_PREFIX, alive)
 
 
 _SHARED: dict[str, Printer] = {}

@@ -127,12 +127,10 @@ def render(themes=(), params: dict | None = None, *, jobs: int | None = None,
             import papermill  # noqa: F401
 
             from .execution import render_one
-            from .pages import note_exporter, template_state
+            from .pages import note_exporter, template_state, warm_up_conversion
 
             note_exporter(*template_state(root))  # compiled once, here, for every worker
-            from .pages import warm_up_conversion
-
-            warm_up_conversion()
+            warm_up_conversion()  # (so is what a first conversion does)
 
             # the biggest bibliographies first, so that the short themes fill the gaps
             runnable.sort(key=lambda j: -(root / config[j.theme]["bibliography"]).stat().st_size)
@@ -309,9 +307,9 @@ def _alive(pid: int) -> bool:
 
 
 def _clean_stale(site: Path) -> None:
-    """Remove what a killed render left: its staging folder, half-written temporary files and
-    its kernels' socket folders (each carries the pid of the process that wrote it; a live
-    process's are kept)."""
+    """Remove what a killed render left: its staging folder, half-written temporary files, its
+    kernels' socket folders and its Chromium profiles (each carries the pid of the process
+    that wrote it; a live process's are kept)."""
     import re
     import shutil
 
@@ -321,8 +319,9 @@ def _clean_stale(site: Path) -> None:
             if not (d.name.isdigit() and _alive(int(d.name))):
                 shutil.rmtree(d, ignore_errors=True)
     from .kernels import stale_socket_folders
+    from .pdf import stale_profiles
 
-    for folder in stale_socket_folders(_alive):  # (the kernels' Unix sockets)
+    for folder in stale_socket_folders(_alive) + stale_profiles(_alive):
         shutil.rmtree(folder, ignore_errors=True)
     for folder in (site, site / "data", site / "variants", site / "variants" / "data",
                    site / "variants" / "en", site / ".build"):

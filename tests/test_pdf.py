@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from metaanalysis.pdf import Printer, find_chromium, shared_printer, write_pdf
+from metaanalysis.pdf import (PROFILE_PREFIX, Printer, find_chromium, shared_printer,
+                              stale_profiles, write_pdf)
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -105,14 +106,36 @@ def test_chromium_stops_when_the_process_that_drives_it_is_killed(tmp_path):
     """A render's worker killed with its render (os._exit, no clean-up) leaves no Chromium:
     the pipe closes and Chromium stops."""
     script = ("import os, sys; from metaanalysis.pdf import Printer, find_chromium; "
-              "p = Printer(find_chromium()); print(p._pid, flush=True); os._exit(1)")
+              "p = Printer(find_chromium()); print(p._pid, p._profile, flush=True); os._exit(1)")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=60)
-    pid = int(run.stdout.split()[0])
+    pid, profile = int(run.stdout.split()[0]), run.stdout.split()[1]
     end = time.monotonic() + 20
     while chromium_pid_alive(pid) and time.monotonic() < end:
         time.sleep(0.1)
     assert not chromium_pid_alive(pid)
+    # its profile (2-3 MB) stays: the next render removes it, its process being gone
+    from metaanalysis.render import _alive, _clean_stale
+
+    assert profile in stale_profiles(_alive)
+    assert Path(profile).is_dir()
+    _clean_stale(tmp_path / "site")
+    assert not Path(profile).exists()
+
+
+def test_a_live_processs_chromium_profile_is_kept():
+    """A profile is named after the process that started its Chromium; only a gone
+    process's are stale (a render beside another keeps the other's)."""
+    import tempfile
+
+    dead, live = 2**22 + 12346, os.getpid()  # (above Linux's default pid_max: no such process)
+    made = [tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{pid}-") for pid in (dead, live)]
+    try:
+        found = stale_profiles(lambda pid: pid != dead)
+        assert made[0] in found and made[1] not in found
+    finally:
+        for folder in made:
+            os.rmdir(folder)
 
 
 @needs_chromium
@@ -129,7 +152,7 @@ def test_a_process_shares_one_printer_and_replaces_a_stopped_one(tmp_path):
 def _print_in_child(html, pdf):
     printer = shared_printer(find_chromium())
     printer.print(html, pdf)
-    return printer._pid
+    return printer._pid, printer._profile
 
 
 @needs_chromium
@@ -141,13 +164,20 @@ def test_a_forked_worker_starts_its_own_printer_and_leaves_its_parents_alone(tmp
 
     parent = shared_printer(CHROMIUM)
     with multiprocessing.get_context("fork").Pool(2) as pool:
-        pids = pool.starmap(_print_in_child, [
+        children = pool.starmap(_print_in_child, [
             (page(tmp_path, f"c{i}", f"Enfant {i}"), tmp_path / f"c{i}.pdf") for i in range(2)])
+    pids, profiles = zip(*children)
     assert parent._pid not in pids
     assert all((tmp_path / f"c{i}.pdf").read_bytes().startswith(b"%PDF") for i in range(2))
     assert parent.alive
     parent.print(page(tmp_path, "p", "Parent"), tmp_path / "p.pdf")
     assert (tmp_path / "p.pdf").exists()
+    # the pool's workers were stopped before they could remove their Chromium's profiles
+    from metaanalysis.render import _alive, _clean_stale
+
+    _clean_stale(tmp_path / "site")
+    assert not any(Path(p).exists() for p in profiles)
+    assert Path(parent._profile).is_dir()  # (this process's, alive)
 
 
 def fake(tmp_path, body):
