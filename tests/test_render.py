@@ -534,7 +534,8 @@ def test_ctrl_c_stops_the_render_at_once_and_keeps_the_last_good_notes(tmp_path)
     render(["territories"], root=root, site=site, progress=quiet, params={"lang": "en"})
     published = site / "en" / "territories.html"
     before = published.read_bytes()
-    nb = json.loads((root / "notebooks" / "territories.ipynb").read_text())
+    original = (root / "notebooks" / "territories.ipynb").read_text()
+    nb = json.loads(original)
     nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": None,
                            "outputs": [], "source": "import time\ntime.sleep(600)"})
     (root / "notebooks" / "territories.ipynb").write_text(json.dumps(nb))
@@ -557,6 +558,7 @@ def test_ctrl_c_stops_the_render_at_once_and_keeps_the_last_good_notes(tmp_path)
     while not in_project(root / "notebooks") and time.monotonic() < deadline:
         time.sleep(0.2)  # until a note's kernel is running the notebook
     time.sleep(1)
+    workers = in_project()
     os.killpg(run.pid, signal.SIGINT)
     try:
         _, err = run.communicate(timeout=60)  # the sleeping cell would take 600 s
@@ -573,6 +575,19 @@ def test_ctrl_c_stops_the_render_at_once_and_keeps_the_last_good_notes(tmp_path)
     while in_project() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert in_project() == []
+    # the next render removes what the stopped workers left in the temporary folder: their
+    # Chromium profiles and their kernels' socket folders
+    import glob
+    import tempfile
+
+    def left(kind):
+        return [f for pid in workers for f in glob.glob(os.path.join(
+            tempfile.gettempdir(), f"metaanalysis-{kind}-{pid}-*"))]
+
+    assert left("chromium") and left("kernel")  # (2-3 MB a Chromium profile)
+    (root / "notebooks" / "territories.ipynb").write_text(original)
+    render(["territories"], root=root, site=site, progress=quiet, params={"lang": "en"})
+    assert left("chromium") == [] and left("kernel") == []
 
 
 def test_one_exporter_converts_note_after_note_as_fresh_ones_do():
