@@ -225,11 +225,12 @@ def _terms(ratio) -> int:
 _GROUP_RATIO = np.array([(1e-17 / ((n + 2) * (n + 1) / 2)) ** (1 / n) for n in TERM_GROUPS])
 
 
-def _fisher(series, t, method, skip=None):
+def _fisher(series, t, method, skip=None, last=None):
     """batch_fit's Fisher scoring (with its Newton steps and step halving) on every fit at
     once, through the series (leave-one-out or prefixes); returns tau2 and the fits to refit
     directly (out of the series' reach, or not converged); ``skip``: fits refitted directly
-    anyway."""
+    anyway; ``last``: a pair of arrays (k values, (2, 3, k)) given to be filled with each
+    fit's last evaluation, its tau2 and its sums S[1] and S[2] (NaN: none)."""
     t = t.copy()
     exact = np.zeros(len(t), bool) if skip is None else skip.copy()
     active = np.ones(len(t), bool)
@@ -247,6 +248,8 @@ def _fisher(series, t, method, skip=None):
             if not len(idx):
                 break
         S = series.sums(ti, idx)
+        if last is not None:
+            last[0][idx], last[1][:, :, idx] = ti, S[1:3]
         s1, s2, s3 = S[1, 0], S[2, 0], S[3, 0]
         b = S[1, 1] / s1
         yPPy = S[2, 2] - 2 * b * S[2, 1] + b * b * s2  # sum w^2 (y - b)^2
@@ -331,11 +334,12 @@ def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float
         exact |= np.maximum.accumulate(cubes) > DOMINANT * np.cumsum(cubes)
     with np.errstate(all="ignore"):  # (non-finite sums and steps: refitted directly)
         series = _PrefixSeries(yc, v, float(tau2))
+        last = (np.full(k, np.nan), np.full((2, 3, k), np.nan))
         if method in ("REML", "ML"):
-            t, not_reached = _fisher(series, t, method, skip=exact)
+            t, not_reached = _fisher(series, t, method, skip=exact, last=last)
             exact |= not_reached
         exact |= ~series.trusted(t)
-        sums = series.sums(t)
+        sums = _final_sums(series, t, *last)
     exact |= ~np.isfinite(sums).all(axis=(0, 1))
     s1, s2w, est = _estimates(sums, centre, dfs)
     out = batch_results(est, 1 / s1, s2w, t, Q, trP_fe, kk, method, test, level)
@@ -352,6 +356,24 @@ def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float
             out[key] = np.asarray(out[key], float).copy()
             out[key][chunk] = direct[key]
     return out
+
+
+def _final_sums(series, t, t_eval, S_eval):
+    """The sums S[1] of every prefix at its tau2 ``t`` (all _estimates needs), from its last
+    Fisher evaluation (at ``t_eval``, sums ``S_eval`` = S[1], S[2]) to first order where the
+    last step is within 1e-8 of the prefix's smallest v + t: S1(t) = S1(t0) - d S2(t0), the
+    next term at most 1e-16 of the sum (see models._Centred.at_estimate); the others
+    evaluated at t. Shape (4, 3, k) as the series' sums, S[2] and S[3] zeros."""
+    k = len(t)
+    d = t - t_eval
+    with np.errstate(invalid="ignore"):
+        near = np.abs(d) <= 1e-8 * (series.a_min - series.tau2 + t_eval)
+    sums = np.zeros((4, 3, k))
+    sums[1][:, near] = S_eval[0][:, near] - d[near] * S_eval[1][:, near]
+    far = np.flatnonzero(~near)
+    if len(far):
+        sums[:, :, far] = series.sums(t[far], far)
+    return sums
 
 
 def _chunks(rows, k, cells: int | None = None):
@@ -405,7 +427,11 @@ class _PrefixSeries:
         idx = np.arange(len(self.y)) if idx is None else np.asarray(idx)
         S = np.zeros((4, 3, len(idx)))
         group = np.searchsorted(_GROUP_RATIO, np.abs(x) / self.a_min[idx])
-        for g in np.unique(group):
+        if self.cum is not None:  # at the series' own tau2 (x = 0: the first Fisher step's
+            at = np.flatnonzero(x == 0)  # start), the sums are the cumulative ones, exactly
+            S[1:, :, at] = self.cum[:3, :, idx[at]]
+            group[at] = -1
+        for g in np.unique(group[group >= 0]):
             terms = TERM_GROUPS[g] if g < len(TERM_GROUPS) else TERMS
             members = np.flatnonzero(group == g)
             sel, xs = idx[members], x[members]

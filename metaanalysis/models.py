@@ -1383,7 +1383,7 @@ def _batch_fisher(Y, V, tau2, method, unit=1.0):
         Vi = V if n == len(V) else V[idx]
         wi, w2i, ri = w[:n], w2[:n], r[:n]
         np.add(Vi, t[:, None], out=wi)
-        np.reciprocal(wi, out=wi)
+        np.divide(1.0, wi, out=wi)  # (see _weights)
         np.multiply(wi, wi, out=w2i)
         s1, s2 = wi.sum(axis=1), w2i.sum(axis=1)
         b = np.einsum("ij,ij->i", wi, Yi) / s1
