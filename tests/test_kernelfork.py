@@ -405,16 +405,20 @@ def test_a_notes_kernel_talks_over_unix_sockets_of_its_own(tmp_path):
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "metaanalysis-kernel-*"))) == before
 
 
-def test_the_socket_folders_a_killed_render_left_are_found(tmp_path):
-    """A render interrupted (Ctrl-C) kills its workers with their kernels: their socket
-    folders stay in the temporary folder until the next render removes them (render's
-    _clean_stale); a live process's are kept."""
-    from metaanalysis.kernels import SOCKETS_PREFIX, stale_socket_folders
+@pytest.mark.parametrize("kind", ["sockets", "chromium profiles"])
+def test_the_socket_folders_a_killed_render_left_are_found(tmp_path, kind):
+    """A render interrupted (Ctrl-C) kills its workers with their kernels and Chromium: their
+    socket folders and Chromium profiles stay in the temporary folder until the next render
+    removes them (render's _clean_stale); a live process's are kept (a render beside
+    another keeps the other's)."""
+    from metaanalysis import kernels, pdf
 
+    prefix, stale = {"sockets": (kernels.SOCKETS_PREFIX, kernels.stale_socket_folders),
+                     "chromium profiles": (pdf.PROFILE_PREFIX, pdf.stale_profiles)}[kind]
     dead, live = 2**22 + 12345, os.getpid()  # (above Linux's default pid_max: no such process)
-    made = [tempfile.mkdtemp(prefix=f"{SOCKETS_PREFIX}{pid}-") for pid in (dead, live)]
+    made = [tempfile.mkdtemp(prefix=f"{prefix}{pid}-") for pid in (dead, live)]
     try:
-        found = stale_socket_folders(lambda pid: pid != dead)
+        found = stale(lambda pid: pid != dead)
         assert made[0] in found and made[1] not in found
     finally:
         for folder in made:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from metaanalysis.pdf import (PROFILE_PREFIX, Printer, find_chromium, shared_printer,
-                              stale_profiles, write_pdf)
+from metaanalysis.pdf import (Printer, find_chromium, shared_printer, stale_profiles,
+                              write_pdf)
 
 CHROMIUM = find_chromium()
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
@@ -121,21 +121,6 @@ def test_chromium_stops_when_the_process_that_drives_it_is_killed(tmp_path):
     assert Path(profile).is_dir()
     _clean_stale(tmp_path / "site")
     assert not Path(profile).exists()
-
-
-def test_a_live_processs_chromium_profile_is_kept():
-    """A profile is named after the process that started its Chromium; only a gone
-    process's are stale (a render beside another keeps the other's)."""
-    import tempfile
-
-    dead, live = 2**22 + 12346, os.getpid()  # (above Linux's default pid_max: no such process)
-    made = [tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{pid}-") for pid in (dead, live)]
-    try:
-        found = stale_profiles(lambda pid: pid != dead)
-        assert made[0] in found and made[1] not in found
-    finally:
-        for folder in made:
-            os.rmdir(folder)
 
 
 @needs_chromium
