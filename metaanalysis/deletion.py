@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import (DOMINANT, MAXITER, SETTLED, SHRUNK, _working_unit, batch_fit,
+from .models import (DOMINANT, MAXITER, NEAR, SETTLED, SHRUNK, _working_unit, batch_fit,
                      batch_results, halve_at_zero)
 
 EPS = np.finfo(float).eps
@@ -361,13 +361,12 @@ def cumulative_fits(y, v, *, method: str = "REML", test: str = "z", level: float
 def _final_sums(series, t, t_eval, S_eval):
     """The sums S[1] of every prefix at its tau2 ``t`` (all _estimates needs), from its last
     Fisher evaluation (at ``t_eval``, sums ``S_eval`` = S[1], S[2]) to first order where the
-    last step is within 1e-8 of the prefix's smallest v + t: S1(t) = S1(t0) - d S2(t0), the
-    next term at most 1e-16 of the sum (see models._Centred.at_estimate); the others
-    evaluated at t. Shape (4, 3, k) as the series' sums, S[2] and S[3] zeros."""
+    last step is within models.NEAR of the prefix's smallest v + t: S1(t) = S1(t0) - d S2(t0);
+    the others evaluated at t. Shape (4, 3, k) as the series' sums, S[2] and S[3] zeros."""
     k = len(t)
     d = t - t_eval
     with np.errstate(invalid="ignore"):
-        near = np.abs(d) <= 1e-8 * (series.a_min - series.tau2 + t_eval)
+        near = np.abs(d) <= NEAR * (series.a_min - series.tau2 + t_eval)
     sums = np.zeros((4, 3, k))
     sums[1][:, near] = S_eval[0][:, near] - d[near] * S_eval[1][:, near]
     far = np.flatnonzero(~near)

@@ -291,6 +291,13 @@ def _weights(v, t, out):
     return np.divide(1.0, out, out=out)
 
 
+#: A sum of weights at tau2 = t is taken from its value and derivative at t0, to first order,
+#: where |t - t0| is at most NEAR of the smallest v + t0: the next term is then at most
+#: NEAR^2 = 1e-16 of the sum, its rounding (rma()'s fit at its estimate, from the last Fisher
+#: step's sums: :meth:`_Centred.at_estimate`; the cumulative fits': deletion._final_sums).
+NEAR = 1e-8
+
+
 class _Centred:
     """An intercept-only model's data as its searches (REML and ML's Fisher steps, the
     Q-profile) and its fit use them: the rows (1, yc, yc^2), yc = y centred at its
@@ -302,7 +309,7 @@ class _Centred:
         if centre is None:
             w = 1 / v
             centre = float(w @ y) / float(w.sum())
-        self.v, self.centre = v, centre
+        self.v = v
         self.v_min = float(v.min())
         self.rows = np.empty((3, len(y)))
         _, self.yc, self.y2 = self.rows
@@ -347,7 +354,7 @@ class _Centred:
     def at_estimate(self, t) -> tuple:
         """The fit's sums at its estimate t, (sum w, sum w yc, sum w y2), and the evaluation
         they come from, (t0, Q(t0), dQ/dt(t0)), where the Q-profile's searches then start.
-        When t is next to the Fisher steps' last evaluation t0 (|t - t0| at most 1e-8 of the
+        When t is next to the Fisher steps' last evaluation t0 (|t - t0| at most NEAR of the
         smallest v + t0), from that evaluation's sums to first order, S(t) = S(t0) - d S'(t0)
         with d = t - t0 (sum w^m y^p has the derivative -m sum w^(m+1) y^p): the next term is
         at most (d / min(v + t0))^2 <= 1e-16 of the sum, its rounding, and the evaluation at
@@ -357,7 +364,7 @@ class _Centred:
         if self.last is not None and len(self.last[1]) == 7:
             t0, s = self.last
             d = t - t0
-            if abs(d) <= 1e-8 * (self.v_min + t0):
+            if abs(d) <= NEAR * (self.v_min + t0):
                 return (s[0] - d * s[3], s[1] - d * s[4], s[2] - d * s[5]), (t0, *_q_and_slope(s))
         s = self.sums(t)
         return s[:3], (t, *_q_and_slope(s))
