@@ -25,8 +25,10 @@ from .themes import load_themes
 
 #: The note's kernel computes no PNG: the page shows each figure's inline SVG, and the PNG
 #: that a figure offers to other viewers (VS Code, GitHub) would be drawn for nothing
-#: (plots.SVGFigure asks the kernel's PNG formatter).
-KERNEL_ARGUMENTS = ["--PNGFormatter.enabled=False"]
+#: (plots.SVGFigure asks the kernel's PNG formatter). Nor does it keep an input history: a
+#: note's cells are not the user's typing, and IPython's history is one SQLite file in the
+#: user's folder, written (with its disk syncs and its lock) by two kernels at a time.
+KERNEL_ARGUMENTS = ["--PNGFormatter.enabled=False", "--HistoryManager.enabled=False"]
 
 
 def _engine() -> str:
