@@ -129,6 +129,11 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
                         kernel_name=_kernel_name(), progress_bar=False, log_output=False,
                         execution_timeout=timeout, cwd=str(nb_path.parent),
                         report_mode=False, extra_arguments=KERNEL_ARGUMENTS,
+                        # every output is in once the last cell has run: the kernel is
+                        # killed, not asked to exit (ipykernel 7.4 can hang in its own
+                        # shutdown, its control thread flushing to a stopped IOPub thread,
+                        # until jupyter_client terminates it 2.5 s later)
+                        shutdown_kernel="immediate",
                         kernel_manager_class=kernel_manager_class(threads, warm=warm))
                     failed = None
                 except Exception as exc:  # noqa: BLE001 - reported below

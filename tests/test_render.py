@@ -280,6 +280,23 @@ def test_new_theme_scaffolds_and_renders(tmp_path):
     assert "<table" not in page and "<svg" not in page
 
 
+def test_a_notes_kernel_is_stopped_once_its_notebook_has_run(tmp_path):
+    """Every output and file of the note is in when its last cell has run: the kernel is
+    killed, not asked to exit (ipykernel 7.4's own shutdown can hang until jupyter_client
+    terminates it 2.5 s later, seen in one render out of three). Its exit handlers never run."""
+    root = make_project(tmp_path, ("territories",))
+    nb = root / "notebooks" / "territories.ipynb"
+    nbj = json.loads(nb.read_text())
+    flag = tmp_path / "exited"
+    nbj["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None,
+                         "outputs": [], "source": "import atexit, pathlib\n"
+                         f"atexit.register(pathlib.Path({str(flag)!r}).touch)"})
+    nb.write_text(json.dumps(nbj))
+    out = render(root=root, site=tmp_path / "site", progress=quiet)
+    assert [o.status for o in out] == ["rendered", "rendered"], [o.message for o in out]
+    assert not flag.exists()
+
+
 @pytest.mark.parametrize("source,fragment", [
     ("import os; os._exit(1)", "kernel died"),
     ("import time; time.sleep(60)", "timed out"),
