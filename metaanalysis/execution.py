@@ -86,6 +86,11 @@ def _engine() -> str:
 
 
 def _kernel_name() -> str:
+    """The project's kernel (``make setup`` installs it) if installed, else ipykernel's."""
+    from .kernels import installed_kernel_argv
+
+    if installed_kernel_argv("metaanalysis") is not None:
+        return "metaanalysis"
     from jupyter_client.kernelspec import KernelSpecManager
 
     return "metaanalysis" if "metaanalysis" in KernelSpecManager().find_kernel_specs() else "python3"

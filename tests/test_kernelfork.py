@@ -423,3 +423,28 @@ def test_the_socket_folders_a_killed_render_left_are_found(tmp_path, kind):
     finally:
         for folder in made:
             os.rmdir(folder)
+
+
+def test_the_kernels_command_is_found_as_jupyter_client_finds_it(tmp_path, monkeypatch):
+    """The template starts before jupyter_client is imported: its kernel's command, read
+    from kernel.json, is the one jupyter_client's KernelSpecManager gives (the first of the
+    kernels folders holding it), and a kernel.json it cannot read is left to jupyter_client."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from metaanalysis.kernels import installed_kernel_argv
+
+    name = _kernel_name()
+    if name == "metaanalysis":
+        assert installed_kernel_argv(name) == KernelSpecManager().get_kernel_spec(name).argv
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, option in ((first, "-Xfirst"), (second, "-Xsecond")):
+        (folder / "kernels" / "k").mkdir(parents=True)
+        (folder / "kernels" / "k" / "kernel.json").write_text(json.dumps(
+            {"argv": [sys.executable, option, "-m", "ipykernel_launcher", "-f",
+                      "{connection_file}"], "display_name": "k", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", os.pathsep.join([str(first), str(second)]))
+    assert installed_kernel_argv("k") == KernelSpecManager().get_kernel_spec("k").argv
+    assert installed_kernel_argv("k")[1] == "-Xfirst"
+    (first / "kernels" / "k" / "kernel.json").write_text("{not json")
+    assert installed_kernel_argv("k") is None
+    assert installed_kernel_argv("no-such-kernel") is None
