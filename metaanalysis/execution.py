@@ -109,6 +109,12 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
         import papermill as pm
 
         config = load_themes(root)[job.theme]
+        if not job.changed:  # a published note: its PDF edition's page is opened while
+            from .pdf import find_chromium, shared_printer  # its kernel runs
+
+            if find_chromium() is not None:
+                with contextlib.suppress(RuntimeError):  # (said when its PDF is printed)
+                    shared_printer(find_chromium(), wait=False).prepare()
         nb_path = root / config["notebook"]
         params = {**notebook_parameters(nb_path), **job.params}
         t0 = time.perf_counter()

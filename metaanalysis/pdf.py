@@ -85,6 +85,8 @@ class Printer:
         self._buffer = bytearray()  # answers read, up to the end of the last complete one
         self._scanned = 0  # how much of the buffer is known to hold no NUL
         self._events: list[dict] = []
+        self._preparing = None  # the thread opening the next page (prepare), and its result
+        self._prepared = None
         commands_r, self._commands = os.pipe()
         self._answers, answers_w = os.pipe()
         # the child's descriptors 3 and 4 are set by posix_spawn (safe beside threads, no
@@ -117,22 +119,73 @@ class Printer:
         """Started by this process and still running."""
         return self._pid is not None and self._owner == os.getpid()
 
+    def prepare(self) -> None:
+        """Open the next page's browser context and tab now, in a thread, so that the next
+        :meth:`print` only loads and prints its page: Chromium starts a renderer for a new
+        context (0.15-0.2 s of a page's 0.5-0.6), which a render's worker has it do while
+        the note's kernel runs. Does nothing if a page is prepared or being prepared; a
+        failure is raised by the next print."""
+        if not self.alive or self._preparing is not None:
+            return
+        import threading
+
+        def run():
+            try:
+                self._prepared = self._open(time.monotonic() + self.timeout, None)
+            except Exception as exc:  # noqa: BLE001 - raised by the print that takes it
+                self._prepared = exc
+
+        self._prepared = None
+        self._preparing = threading.Thread(target=run, name="chromium-next-page", daemon=True)
+        self._preparing.start()
+
+    def _open(self, deadline, what):
+        """A new browser context and a blank tab in it, attached, its page and lifecycle
+        events on: (context id, session id). The context is disposed if the rest fails."""
+        context = self._call("Target.createBrowserContext", deadline=deadline,
+                             what=what)["browserContextId"]
+        try:
+            target = self._call("Target.createTarget", {"url": "about:blank",
+                                                        "browserContextId": context},
+                                deadline=deadline, what=what)["targetId"]
+            session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True},
+                                 deadline=deadline, what=what)["sessionId"]
+            self._call("Page.enable", session=session, deadline=deadline, what=what)
+            self._call("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session,
+                       deadline=deadline, what=what)
+        except BaseException:
+            if self.alive:
+                with contextlib.suppress(RuntimeError):
+                    self._call("Target.disposeBrowserContext", {"browserContextId": context},
+                               deadline=time.monotonic() + 10, what=what)
+            raise
+        return context, session
+
+    def _take_prepared(self, deadline, what):
+        """The page :meth:`prepare` opened (waiting for it until ``deadline``), or None if
+        none was asked for; its failure, raised."""
+        thread, self._preparing = self._preparing, None
+        if thread is None or thread.ident is None:
+            return None
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():  # Chromium stopped answering: stopped (the thread ends with it)
+            self._kill()
+            thread.join()
+            self.close()
+            raise RuntimeError(f"Chromium did not {_doing(what)} within {self.timeout:g} s")
+        prepared, self._prepared = self._prepared, None
+        if isinstance(prepared, Exception):
+            raise prepared
+        return prepared
+
     def print(self, page: Path, pdf: Path) -> None:
         """Print ``page`` (a local HTML file) to ``pdf``, atomically. The page loads nothing
         from the network (its Content-Security-Policy says so)."""
         page, pdf = Path(page), Path(pdf)
         deadline = time.monotonic() + self.timeout
-        context = self._call("Target.createBrowserContext", deadline=deadline,
-                             what=page.name)["browserContextId"]
+        context, session = (self._take_prepared(deadline, page.name)
+                            or self._open(deadline, page.name))
         try:
-            target = self._call("Target.createTarget", {"url": "about:blank",
-                                                        "browserContextId": context},
-                                deadline=deadline, what=page.name)["targetId"]
-            session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True},
-                                 deadline=deadline, what=page.name)["sessionId"]
-            self._call("Page.enable", session=session, deadline=deadline, what=page.name)
-            self._call("Page.setLifecycleEventsEnabled", {"enabled": True}, session=session,
-                       deadline=deadline, what=page.name)
             went = self._call("Page.navigate", {"url": page.resolve().as_uri()},
                               session=session, deadline=deadline, what=page.name)
             if went.get("errorText"):
@@ -165,6 +218,16 @@ class Printer:
         """Stop Chromium (closing its pipe is enough; killed if it lingers) and remove its
         profile. Closing twice does nothing; in a forked process, only this process's copies
         of the pipe are closed (the Chromium and its profile are the parent's)."""
+        import threading
+
+        thread = getattr(self, "_preparing", None)
+        if thread is not None and thread is not threading.current_thread() \
+                and thread.is_alive() and self._owner == os.getpid():
+            # a page being prepared (a worker that ends meanwhile): Chromium is stopped
+            # first, so that the thread, reading its answers, ends; only then are the pipes
+            # closed (never while the thread may still use their numbers)
+            self._kill()
+            thread.join()
         for fd in ("_commands", "_answers"):
             if getattr(self, fd, None) is not None:
                 os.close(getattr(self, fd))
@@ -182,6 +245,11 @@ class Printer:
                         break
                     time.sleep(0.02)
         shutil.rmtree(getattr(self, "_profile", ""), ignore_errors=True)
+
+    def _kill(self) -> None:
+        if getattr(self, "_pid", None) is not None and self._owner == os.getpid():
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
 
     def __enter__(self):
         return self

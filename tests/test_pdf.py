@@ -269,3 +269,49 @@ def test_a_printed_note_links_to_its_open_data_relatively(tmp_path):
     # each resolves, from the PDF's folder, to the file the page links to
     for uri in (u for u in uris if not u.startswith("https")):
         assert (pdf.parent / uri).resolve().parent in (site / "en" / "data", site)
+
+
+@needs_chromium
+def test_a_page_prepared_in_advance_prints_the_same_pdf(tmp_path):
+    """A worker has the next page's context and tab opened while its note's kernel runs
+    (prepare): the PDFs are those of pages opened when printed, each in its own context."""
+    a, b = page(tmp_path, "a", "Première note", 12), page(tmp_path, "b", "Deuxième", 2)
+    with Printer(CHROMIUM) as printer:
+        printer.print(a, tmp_path / "a-direct.pdf")
+        printer.print(b, tmp_path / "b-direct.pdf")
+    with Printer(CHROMIUM, wait=False) as printer:
+        printer.prepare()
+        printer.prepare()  # (one page at a time: asking again changes nothing)
+        printer.print(a, tmp_path / "a-prepared.pdf")
+        printer.prepare()
+        printer.print(b, tmp_path / "b-prepared.pdf")
+        printer.print(a, tmp_path / "a-again.pdf")  # none prepared: opened when printed
+        printer.prepare()  # prepared and never used: closed with Chromium
+    for name in ("a", "b"):
+        assert undated(tmp_path / f"{name}-prepared.pdf") == undated(tmp_path / f"{name}-direct.pdf")
+    assert undated(tmp_path / "a-again.pdf") == undated(tmp_path / "a-direct.pdf")
+    assert not printer.alive and not Path(printer._profile).exists()
+
+
+def test_a_page_prepared_for_a_chromium_that_stopped_gives_its_reason_when_printed(tmp_path):
+    exe = fake(tmp_path, 'echo "cannot open display: no such thing" >&2; exit 1')
+    printer = Printer(exe, wait=False)
+    printer.prepare()
+    (tmp_path / "a.html").write_text("<p>a</p>")
+    with pytest.raises(RuntimeError, match="stopped.*cannot open display"):
+        printer.print(tmp_path / "a.html", tmp_path / "a.pdf")
+    assert not printer.alive and not (tmp_path / "a.pdf").exists()
+
+
+def test_closing_while_a_page_is_being_prepared_stops_chromium_and_its_thread(tmp_path):
+    """A worker that ends (its note failed) while Chromium opens the next page: Chromium is
+    stopped, the thread waiting for its answers ends, nothing is left."""
+    exe = fake(tmp_path, "exec sleep 60")  # never answers
+    printer = Printer(exe, wait=False, timeout=60)
+    printer.prepare()
+    thread, pid = printer._preparing, printer._pid
+    time.sleep(0.2)
+    assert thread.is_alive()
+    printer.close()
+    assert not thread.is_alive() and not chromium_pid_alive(pid)
+    assert not Path(printer._profile).exists()
