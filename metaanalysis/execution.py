@@ -109,12 +109,13 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
         import papermill as pm
 
         config = load_themes(root)[job.theme]
-        if not job.changed:  # a published note: its PDF edition's page is opened while
-            from .pdf import find_chromium, shared_printer  # its kernel runs
+        from .pdf import find_chromium, shared_printer
 
-            if find_chromium() is not None:
-                with contextlib.suppress(RuntimeError):  # (said when its PDF is printed)
-                    shared_printer(find_chromium(), wait=False).prepare()
+        # a published note has a PDF edition: its page is opened while its kernel runs
+        chromium = None if job.changed else find_chromium()
+        if chromium is not None:
+            with contextlib.suppress(RuntimeError):  # (said when its PDF is printed)
+                shared_printer(chromium, wait=False).prepare()
         nb_path = root / config["notebook"]
         params = {**notebook_parameters(nb_path), **job.params}
         t0 = time.perf_counter()
@@ -170,9 +171,6 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
         nb = nbformat.from_dict(executed)
         lang = params.get("lang", "fr")
         defaults = notebook_parameters(nb_path)
-        from .pdf import find_chromium
-
-        chromium = None if job.changed else find_chromium()
         pdf_path = job.html.with_suffix(".pdf") if chromium else None
         comparison = ""
         if job.changed:  # a reviewer's variant: beside the published note's numbers
@@ -221,8 +219,6 @@ def render_one(job: Job, root: Path, timeout: int, threads: int | None = None,
         write_atomic(job.html, body)
         pdf_problem = ""
         if pdf_path is not None:  # the published note's PDF edition, from the page just written
-            from .pdf import shared_printer
-
             t0 = time.perf_counter()
             try:  # one Chromium for all the notes this worker prints
                 shared_printer(chromium).print(job.html, pdf_path)

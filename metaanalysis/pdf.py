@@ -165,7 +165,7 @@ class Printer:
         """The page :meth:`prepare` opened (waiting for it until ``deadline``), or None if
         none was asked for; its failure, raised."""
         thread, self._preparing = self._preparing, None
-        if thread is None or thread.ident is None:
+        if thread is None:
             return None
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():  # Chromium stopped answering: stopped (the thread ends with it)
