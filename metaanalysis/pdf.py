@@ -10,8 +10,9 @@ DevTools protocol over a pair of pipes (``--remote-debugging-pipe``: commands on
 file descriptor 3, answers on 4, each a JSON message ending with a NUL byte), so no port is
 opened and nothing reaches a shell. Starting Chromium is about 0.5-1 s of the 1-3 s a PDF
 took when each page had its own Chromium (``--print-to-pdf``); a render's worker keeps its
-printer for all the notes it renders (:func:`shared_printer`). Each page is printed in its own
-browser context (no cookie, storage or cache from another page) with the options Chromium's
+printer for all the notes it renders (:func:`shared_printer`), and has each note's browser
+context opened while the note's kernel runs (:meth:`Printer.prepare`). Each page is printed in
+its own browser context (no cookie, storage or cache from another page) with the options Chromium's
 own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pdf`` writes, but
 for its creation date and its links to local files (tested): Chromium turns a page's relative
 links (its open data, the index) into ``file://`` URLs of the machine that printed it, which
