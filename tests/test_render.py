@@ -777,7 +777,8 @@ def test_effects_withheld_from_the_open_data_are_said_on_the_page(tmp_path):
     assert out[0].status == "rendered", out[0].message
     effects = read_effects(root / "bibliographies" / "autonomy.bib")
     unclear = effects["data_licence"].fillna("").str.startswith("unclear")
-    rows = list(csvlib.DictReader((site / "data" / "autonomy.csv").open(encoding="utf-8")))
+    with (site / "data" / "autonomy.csv").open(encoding="utf-8") as f:
+        rows = list(csvlib.DictReader(f))
     assert len(rows) == len(effects) - unclear.sum() and unclear.sum() > 0
     assert not any(r["data_licence"].startswith("unclear") for r in rows)
     summary = json.loads((site / "data" / "autonomy.json").read_text())
