@@ -165,7 +165,8 @@ def kernel_manager_class(threads: int | None, warm: bool = False):
         async def _async_wait(self, pollinterval: float = 0.1) -> None:
             # a note's kernel is killed when its notebook has run (execution.render_one):
             # jupyter_client then polls every 0.1 s for it to be gone, which it is within a
-            # few ms (0.115 s a note's stop, 0.026 s polled every 5 ms)
+            # few ms (0.115 s a note's stop, 0.026 s polled every 5 ms). jupyter_client's own
+            # polling loop (KernelManager._async_wait, 8.x: constraints.txt pins it)
             await super()._async_wait(pollinterval=min(pollinterval, 0.005))
 
         async def _async_pre_start_kernel(self, **kw):

@@ -12,8 +12,8 @@ opened and nothing reaches a shell. Starting Chromium is about 0.5-1 s of the 1-
 took when each page had its own Chromium (``--print-to-pdf``); a render's worker keeps its
 printer for all the notes it renders (:func:`shared_printer`), and has each note's browser
 context opened while the note's kernel runs (:meth:`Printer.prepare`). Each page is printed in
-its own browser context (no cookie, storage or cache from another page) with the options Chromium's
-own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pdf`` writes, but
+its own browser context (no cookie, storage or cache from another page) with the options
+Chromium's own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pdf`` writes, but
 for its creation date and its links to local files (tested): Chromium turns a page's relative
 links (its open data, the index) into ``file://`` URLs of the machine that printed it, which
 no reader can open and which show that machine's folders; each is written back as the
@@ -34,6 +34,7 @@ import select
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -128,7 +129,6 @@ class Printer:
         failure is raised by the next print."""
         if not self.alive or self._preparing is not None:
             return
-        import threading
 
         def run():
             try:
@@ -165,15 +165,14 @@ class Printer:
     def _take_prepared(self, deadline, what):
         """The page :meth:`prepare` opened (waiting for it until ``deadline``), or None if
         none was asked for; its failure, raised."""
-        thread, self._preparing = self._preparing, None
+        thread = self._preparing
         if thread is None:
             return None
         thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():  # Chromium stopped answering: stopped (the thread ends with it)
-            self._kill()
-            thread.join()
+        if thread.is_alive():  # Chromium stopped answering: stopped, and the thread with it
             self.close()
             raise RuntimeError(f"Chromium did not {_doing(what)} within {self.timeout:g} s")
+        self._preparing = None
         prepared, self._prepared = self._prepared, None
         if isinstance(prepared, Exception):
             raise prepared
@@ -219,8 +218,6 @@ class Printer:
         """Stop Chromium (closing its pipe is enough; killed if it lingers) and remove its
         profile. Closing twice does nothing; in a forked process, only this process's copies
         of the pipe are closed (the Chromium and its profile are the parent's)."""
-        import threading
-
         thread = getattr(self, "_preparing", None)
         if thread is not None and thread is not threading.current_thread() \
                 and thread.is_alive() and self._owner == os.getpid():

@@ -406,7 +406,7 @@ def test_a_notes_kernel_talks_over_unix_sockets_of_its_own(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["sockets", "chromium profiles"])
-def test_the_socket_folders_a_killed_render_left_are_found(tmp_path, kind):
+def test_the_folders_a_killed_render_left_are_found(tmp_path, kind):
     """A render interrupted (Ctrl-C) kills its workers with their kernels and Chromium: their
     socket folders and Chromium profiles stay in the temporary folder until the next render
     removes them (render's _clean_stale); a live process's are kept (a render beside

@@ -315,3 +315,17 @@ def test_closing_while_a_page_is_being_prepared_stops_chromium_and_its_thread(tm
     printer.close()
     assert not thread.is_alive() and not chromium_pid_alive(pid)
     assert not Path(printer._profile).exists()
+
+
+def test_a_page_prepared_by_a_chromium_that_never_answers_times_out_at_the_print(tmp_path):
+    """The preparation or the print, whichever gives up first, says Chromium did not answer
+    in time; Chromium, the thread and the profile are gone after."""
+    exe = fake(tmp_path, "exec sleep 60")  # never answers
+    printer = Printer(exe, wait=False, timeout=1)
+    printer.prepare()
+    thread, pid = printer._preparing, printer._pid
+    (tmp_path / "a.html").write_text("<p>a</p>")
+    with pytest.raises(RuntimeError, match=r"Chromium did not (print a.html|start) within 1 s"):
+        printer.print(tmp_path / "a.html", tmp_path / "a.pdf")
+    assert not printer.alive and not thread.is_alive() and not chromium_pid_alive(pid)
+    assert not Path(printer._profile).exists() and not (tmp_path / "a.pdf").exists()
