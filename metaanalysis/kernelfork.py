@@ -40,8 +40,8 @@ import sys
 import threading
 
 #: What a template imports before it is asked for a kernel: what a kernel's start and the
-#: site's notes import, by way of the modules that import the rest (IPython, debugpy, numpy,
-#: scipy, pandas, matplotlib). None of them starts a thread (checked at the template's start).
+#: site's notes import, by way of the modules that import the rest (IPython, numpy, scipy,
+#: pandas, matplotlib). None of them starts a thread (checked at the template's start).
 PRELOAD = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
            "ipykernel.debugger", "sqlite3", "pdb", "psutil",  # what the kernel's start imports
            "matplotlib.pyplot", "matplotlib.backends.backend_svg", "pandas", "scipy.optimize",
@@ -188,8 +188,7 @@ def _become_kernel(sock: socket.socket, request: dict, fds: list[int]) -> None:
             os.close(fd)
     os.chdir(request["cwd"])
     # the environment is the template's, which differs from the request's in the per-kernel
-    # variables only, and holds what its imports set (debugpy sets PYDEVD_USE_FRAME_EVAL,
-    # as it does in a kernel started the usual way when ipykernel imports it)
+    # variables only, and holds what its imports set
     for name in PER_KERNEL:
         if name in request["env"]:
             os.environ[name] = request["env"][name]
@@ -208,6 +207,11 @@ def main(argv: list[str]) -> int:
     if sys.path and (sys.path[0] in ("", os.getcwd())):
         del sys.path[0]
     own_env = dict(os.environ)
+    # A note's kernel has no debugger: ipykernel imports debugpy when it can (0.3 s of the
+    # template's 1.2-2 s, on the path of every render's first kernel) only to offer a
+    # frontend's debugger, and a render has no frontend. Without it, ipykernel says so in
+    # its kernel_info ("debugger" not among its features), which reaches no note.
+    sys.modules.setdefault("debugpy", None)  # an import of debugpy raises ImportError
     if not os.environ.get("MPLBACKEND"):  # ipykernel's own test, before any cell
         os.environ["MPLBACKEND"] = INLINE_BACKEND
     import importlib
