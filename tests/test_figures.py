@@ -451,6 +451,26 @@ def test_forest_cells_sit_on_their_rows_columns():
         plt.close(fig)
 
 
+def test_forest_cells_unclipped_draw_what_axes_clipped_texts_draw():
+    """A cell is a text ax.text would make but for the axes' clip path, which ax.text gives
+    every text and a cell (never clipped) does not need: the SVG is the same to the byte as
+    with the clip path set on every cell, subgroups and a long table included."""
+    d = synthetic(40, 3, seed=2)
+    d["design"] = np.where(np.arange(len(d)) % 3 == 0, "RCT", "QES")
+    res = rma(data=d)
+    from metaanalysis.plots import _cell_class
+
+    plain = forest(res, lang="fr", subgroup="design")
+    cells = [t for t in plain.figure.axes[0].texts if isinstance(t, _cell_class())]
+    assert len(cells) > 200 and all(t.clipbox is None and not t.get_clip_on() for t in cells)
+    clipped = forest(res, lang="fr", subgroup="design")
+    ax = clipped.figure.axes[0]
+    for text in ax.texts:
+        if isinstance(text, _cell_class()):
+            text.set_clip_path(ax.patch)
+    assert svg_figure(plain).svg == svg_figure(clipped).svg
+
+
 def test_alt_texts_agree_their_words_with_their_counts():
     """Figures' alt texts say "1 effet", "1 093 effets", "1 étude" as the page does (they
     said "de 1 effets", "de 1093 effets")."""
