@@ -63,7 +63,11 @@ def _study_rows(res, max_rows: int, group: str | None, idx=None):
     if res.data is not None:
         d = res.data.iloc[idx]
         if "author" in d and "year" in d:
-            labels = [_label(a, y, s) for a, y, s in zip(d["author"], d["year"], labels)]
+            # once per study: its effects share its author, year and key (education's 1,334
+            # effects are 195 studies), and parsing names is most of a label's work
+            made = {}
+            labels = [made[k] if k in made else made.setdefault(k, _label(*k))
+                      for k in zip(d["author"], d["year"], labels)]
     if len(yi) <= max_rows:
         return labels, yi, vi, w, False
     keys = (list(res.data[group].iloc[idx]) if group and res.data is not None

@@ -471,6 +471,25 @@ def test_forest_cells_unclipped_draw_what_axes_clipped_texts_draw():
     assert svg_figure(plain).svg == svg_figure(clipped).svg
 
 
+def test_forest_labels_are_each_effects_own():
+    """The rows' labels (made once per study) are each effect's own label: studies with the
+    same author and year but no name fall back to their own keys, a missing year is left
+    out, a year read as a number or as text shows the same."""
+    from metaanalysis.citations import short
+    from metaanalysis.plots import _study_rows
+
+    d = pd.DataFrame({"key": ["a1", "a1", "b2", "c3", "d4", "e5"],
+                      "yi": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "vi": [0.05] * 6,
+                      "author": ["Doe, J. and Roe, R.", "Doe, J. and Roe, R.", "", "", np.nan,
+                                 "Doe, J."],
+                      "year": [2001, 2001, 2002, 2002, np.nan, "2003"]})
+    res = rma(data=d)
+    labels = _study_rows(res, 40, None)[0]
+    expected = [short(a, y, k) for a, y, k in zip(d["author"], d["year"], res.slab)]
+    assert labels == expected
+    assert labels[2] != labels[3] and labels[5] == "Doe 2003"
+
+
 def test_alt_texts_agree_their_words_with_their_counts():
     """Figures' alt texts say "1 effet", "1 093 effets", "1 étude" as the page does (they
     said "de 1 effets", "de 1093 effets")."""
