@@ -75,7 +75,7 @@ def persons(author) -> tuple[list[Person], bool]:
     from bibtexparser.middlewares.names import (InvalidNameError, parse_single_name_into_parts,
                                                 split_multiple_persons_names)
 
-    text = str(author or "").strip()
+    text = _text(author)
     if not text:
         return [], False
     try:
@@ -102,6 +102,19 @@ def persons(author) -> tuple[list[Person], bool]:
     return [p for p in out if p.last], others
 
 
+def _text(value) -> str:
+    """A field's text: '' for a missing value (None, NaN, pandas' NA: a data frame a
+    researcher gives rma() may hold them), else the value as text."""
+    if value is None:
+        return ""
+    try:
+        if value != value:  # NaN
+            return ""
+    except TypeError:  # pandas' NA is neither equal nor unequal to itself
+        return ""
+    return str(value).strip()
+
+
 def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -117,7 +130,7 @@ def short(author, year=None, fallback="") -> str:
         label += " et al."
     elif len(people) == 2:
         label += " & " + people[1].last
-    if year is None or (isinstance(year, float) and year != year) or str(year).strip() == "":
+    if not _text(year):
         return label
     return f"{label} {int(year) if isinstance(year, (int, float)) else year}"
 

@@ -49,6 +49,18 @@ def test_no_author_falls_back_and_a_malformed_field_is_shown_as_written():
     assert short("Smith", float("nan"), "k") == "Smith"
 
 
+def test_a_missing_value_from_a_data_frame_is_no_author_and_no_year():
+    """A data frame given to rma() may hold NaN or pandas' NA where a study has no author or
+    year: the label falls back to the study's key, as for an empty field (it read "nan", and
+    NA raised), and the year is left out."""
+    import pandas as pd
+
+    for missing in (float("nan"), pd.NA, None):
+        assert short(missing, 2001, "k1") == "k1" and full(missing) == ""
+        assert short("Doe, J.", missing, "k1") == "Doe"
+    assert short("Doe, J.", 2001.0, "k") == short("Doe, J.", "2001", "k") == "Doe 2001"
+
+
 @given(st.text(max_size=80))
 def test_any_author_field_gives_text_and_never_raises(field):
     people, _ = persons(field)
