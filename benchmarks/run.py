@@ -269,9 +269,15 @@ def notes_times() -> dict:
                 bib.write_text(bib.read_text() + "\n% touched\n")
             out[label] = math.inf
             for _ in range(3 if label == "noop" else 1):  # the short one: best of three
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), _children_cpu()
                 run = subprocess.run(cmd, cwd=proj, capture_output=True, text=True)
-                out[label] = min(out[label], time.perf_counter() - t0)
+                seconds = time.perf_counter() - t0
+                if seconds < out[label]:
+                    # the CPU time of every process of the render (its workers, template,
+                    # kernels and Chromium are each waited for by their parent, so their
+                    # time is counted in the render's): on N cores the wall time cannot be
+                    # below CPU / N
+                    out[label], out[f"{label}_cpu"] = seconds, _children_cpu() - cpu0
             out[f"{label}_log"] = [ln for ln in run.stderr.splitlines() if ln.startswith("[")]
         if "PYTHONDONTWRITEBYTECODE" in os.environ:
             # this machine sets it: our package (installed editable, so not compiled by pip)
@@ -292,7 +298,17 @@ def notes_times() -> dict:
                 shutil.rmtree(cache, ignore_errors=True)
         sizes = {p.name: p.stat().st_size for p in (proj / "site").glob("*.html")}
         out["page_bytes"] = sizes
+        out["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count()
         return out
+
+
+def _children_cpu() -> float:
+    """User and system CPU seconds of this process's waited-for children (and theirs)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def kernel_times(runs: int = 5) -> dict:
@@ -497,7 +513,11 @@ def print_targets(res):
                                   ("education.bib edited", "touched_education", 2.5),
                                   ("autonomy.bib edited", "touched_autonomy", 1.5)):
             if key in n:
-                rows.append((label, f"{n[key]:.2f} s", "", f"< {limit:g} s", n[key] < limit))
+                cpu, cores = n.get(f"{key}_cpu"), n.get("cores")
+                floor = (f"CPU {cpu:.1f} s on {cores} cores: at least {cpu / cores:.1f} s"
+                         if cpu is not None and cores and key.startswith(("cold", "touched"))
+                         else "")
+                rows.append((label, f"{n[key]:.2f} s", floor, f"< {limit:g} s", n[key] < limit))
     for label, ours, ref, target, ok in rows:
         print(f"  {label:<30}{ours:>12}  {ref:<58}{target:<38}{'met' if ok else 'NOT MET'}")
 
