@@ -207,10 +207,10 @@ def main(argv: list[str]) -> int:
     if sys.path and (sys.path[0] in ("", os.getcwd())):
         del sys.path[0]
     own_env = dict(os.environ)
-    # A note's kernel has no debugger: ipykernel imports debugpy when it can (0.3 s of the
-    # template's 1.2-2 s, on the path of every render's first kernel) only to offer a
-    # frontend's debugger, and a render has no frontend. Without it, ipykernel says so in
-    # its kernel_info ("debugger" not among its features), which reaches no note.
+    # A note's kernel has no debugger: ipykernel imports debugpy when it can (0.2-0.3 s of
+    # the template's imports) only to offer a frontend's debugger, and a render has no
+    # frontend. Without it, ipykernel says so in its kernel_info ("debugger" not among its
+    # features), which reaches no note.
     sys.modules.setdefault("debugpy", None)  # an import of debugpy raises ImportError
     if not os.environ.get("MPLBACKEND"):  # ipykernel's own test, before any cell
         os.environ["MPLBACKEND"] = INLINE_BACKEND
