@@ -37,7 +37,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -337,6 +336,9 @@ def relative_links(body: bytes, folder: Path) -> bytes:
     between tokens), so the cross-reference table's byte offsets stay right; a link that
     would not fit (it cannot: the local URL holds the whole path) is left empty rather than
     pointing at the machine's files. Other links (https, a DOI) are left as they are."""
+    import urllib.request  # (here: 15 ms of imports, http.client and email among them, that
+    # a render with nothing to do, which imports this module for stale_profiles, never needs)
+
     def swap(match):
         target = re.sub(rb"\\(.)", rb"\1", match.group(1), flags=re.S)  # the string's value
         if not target.startswith(b"file://"):

@@ -89,7 +89,8 @@ def test_incremental_build_renders_only_what_changed(tmp_path):
     second = render(root=root, site=site, progress=quiet)
     assert [o.status for o in second] == ["up to date"] * 4
     # nothing to do is known without the execution's or the pages' modules (nor numpy,
-    # papermill, nbconvert, matplotlib): a render with nothing to do stays quick
+    # papermill, nbconvert, matplotlib, nor urllib's HTTP client, which the PDFs' links
+    # use): a render with nothing to do stays quick
     code = ("import sys; from pathlib import Path; from metaanalysis.render import render; "
             f"out = render(root=Path({str(root)!r}), site=Path({str(site)!r}), "
             "progress=lambda m: None); print([o.status for o in out]); print(*sorted(sys.modules))")
@@ -97,7 +98,7 @@ def test_incremental_build_renders_only_what_changed(tmp_path):
     statuses, loaded = run.stdout.splitlines()
     assert statuses == str(["up to date"] * 4)
     heavy = {"metaanalysis.execution", "metaanalysis.pages", "numpy", "papermill", "nbconvert",
-             "matplotlib", "jsonschema"}
+             "matplotlib", "jsonschema", "urllib.request", "http.client"}
     assert not heavy & set(loaded.split()), heavy & set(loaded.split())
     bib = root / "bibliographies" / "autonomy_copy.bib"
     bib.write_text(bib.read_text() + "\n@comment{an edit}\n")
