@@ -250,6 +250,10 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
+    if "debugpy" in sys.modules and sys.modules["debugpy"] is None:
+        # the kernel has made its choice (ipykernel's debugger module was imported without
+        # debugpy): a note's own cell may still import debugpy
+        del sys.modules["debugpy"]
     app.start()
     return 0
 

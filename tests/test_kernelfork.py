@@ -33,7 +33,8 @@ print(json.dumps({
     "sigint": repr(signal.getsignal(signal.SIGINT)), "threads": threading.active_count(),
     "flags": repr(sys.flags), "executable": sys.executable, "stdin": stat.S_ISFIFO(os.fstat(0).st_mode),
     "seen": "left_here" in globals(), "random": repr(numpy.random.random()),
-    "debugger": sys.modules.get("debugpy") is not None,
+    "debugger": __import__("ipykernel.debugger").debugger._is_debugpy_available,
+    "debugpy": __import__("importlib").util.find_spec("debugpy") is not None,
 }))
 left_here = 1
 """ % (PER_KERNEL,)
@@ -57,13 +58,15 @@ def test_a_forked_kernel_is_the_kernel_a_usual_start_gives(tmp_path):
     random seed), and sees what a kernel started the usual way sees: folder, arguments,
     import path, environment, matplotlib backend and settings, signal handling, session,
     interpreter options, a pipe for standard input. But no debugger: a usual start imports
-    debugpy (which sets its PYDEVD_ variables), a forked kernel does not (no frontend)."""
+    debugpy (which sets its PYDEVD_ variables), a forked kernel does not (no frontend),
+    though a note's own cell can still import it."""
     usual, = probe(tmp_path, warm=False)
     first, second = probe(tmp_path, warm=True, runs=2)
     assert first["pid"] != second["pid"] != usual["pid"]
     assert not first["seen"] and not second["seen"]
     assert first["random"] != second["random"]
     assert usual["debugger"] and not first["debugger"] and not second["debugger"]
+    assert usual["debugpy"] and first["debugpy"] and second["debugpy"]
     usual["env"] = {k: v for k, v in usual["env"].items() if not k.startswith("PYDEVD_")}
     for answer in (first, second):
         for key in ("cwd", "argv0", "argv", "path", "env", "backend", "rc", "main",
