@@ -336,15 +336,16 @@ def relative_links(body: bytes, folder: Path) -> bytes:
     between tokens), so the cross-reference table's byte offsets stay right; a link that
     would not fit (it cannot: the local URL holds the whole path) is left empty rather than
     pointing at the machine's files. Other links (https, a DOI) are left as they are."""
-    import urllib.request  # (here: 15 ms of imports, http.client and email among them, that
-    # a render with nothing to do, which imports this module for stale_profiles, never needs)
+    # (imported here: 15 ms of imports, http.client and email among them, which a render with
+    # nothing to do, importing this module for stale_profiles, never needs)
+    from urllib.request import url2pathname
 
     def swap(match):
         target = re.sub(rb"\\(.)", rb"\1", match.group(1), flags=re.S)  # the string's value
         if not target.startswith(b"file://"):
             return match.group(0)
         url = urllib.parse.urlsplit(target.decode("latin-1"))
-        path = urllib.request.url2pathname(url.path)
+        path = url2pathname(url.path)
         relative = urllib.parse.quote(os.path.relpath(path, folder).replace(os.sep, "/"),
                                       safe="/._-~")
         if url.query:
