@@ -6,9 +6,11 @@ note. A *template* is a process that does these imports once, before any noteboo
 then forks one kernel per note. Each note still runs in its own fresh kernel: a new process,
 forked from a template that has run no note, started by ipykernel exactly as
 ``python -m ipykernel_launcher -f CONNECTION`` starts it (the same interpreter and options,
-environment, working folder, arguments and standard streams). The template only imports
-modules that do not look at the running IPython when imported (``matplotlib_inline``'s
-backend does, so it is left to the kernel); it sets ``MPLBACKEND`` as ipykernel does before
+environment, working folder, arguments and standard streams), but offering no debugger
+(importing debugpy is 0.2-0.3 s of the template's imports, and a render has no frontend; a
+note's cell can still import it). The template only imports modules that do not look at
+the running IPython when imported (``matplotlib_inline``'s backend does, so it is left to
+the kernel); it sets ``MPLBACKEND`` as ipykernel does before
 any cell, so matplotlib reads the same backend as in a kernel started the usual way. It
 freezes the collector before forking (``gc.freeze``): a kernel's collections, and its exit,
 leave the template's objects alone (and their memory shared).
