@@ -10,10 +10,10 @@ environment, working folder, arguments and standard streams), but offering no de
 (importing debugpy is 0.2-0.3 s of the template's imports, and a render has no frontend; a
 note's cell can still import it). The template only imports modules that do not look at
 the running IPython when imported (``matplotlib_inline``'s backend does, so it is left to
-the kernel); it sets ``MPLBACKEND`` as ipykernel does before
-any cell, so matplotlib reads the same backend as in a kernel started the usual way. It
-freezes the collector before forking (``gc.freeze``): a kernel's collections, and its exit,
-leave the template's objects alone (and their memory shared).
+the kernel); it sets ``MPLBACKEND`` as ipykernel does before any cell, so matplotlib reads
+the same backend as in a kernel started the usual way. It freezes the collector before
+forking (``gc.freeze``): a kernel's collections, and its exit, leave the template's objects
+alone (and their memory shared).
 
 A render starts one template, before its workers fork, and each worker connects to it: the
 process that starts a template holds one end of a socket pair (``SOCK_SEQPACKET``), which
@@ -252,7 +252,7 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         sys.stderr.flush()
         os._exit(1)
-    if "debugpy" in sys.modules and sys.modules["debugpy"] is None:
+    if sys.modules.get("debugpy", False) is None:
         # the kernel has made its choice (ipykernel's debugger module was imported without
         # debugpy): a note's own cell may still import debugpy
         del sys.modules["debugpy"]

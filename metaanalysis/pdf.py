@@ -13,13 +13,13 @@ took when each page had its own Chromium (``--print-to-pdf``); a render's worker
 printer for all the notes it renders (:func:`shared_printer`), and has each note's browser
 context opened while the note's kernel runs (:meth:`Printer.prepare`). Each page is printed in
 its own browser context (no cookie, storage or cache from another page) with the options
-Chromium's own ``--print-to-pdf`` uses, so the PDF is byte for byte the one ``--print-to-pdf`` writes, but
-for its creation date and its links to local files (tested): Chromium turns a page's relative
-links (its open data, the index) into ``file://`` URLs of the machine that printed it, which
-no reader can open and which show that machine's folders; each is written back as the
-relative link the page has (:func:`relative_links`). When the worker ends, so does its
-Chromium: the pipe closes, and Chromium stops at once when it does (even if the worker was
-killed).
+Chromium's own ``--print-to-pdf`` uses, so the PDF is byte for byte the one
+``--print-to-pdf`` writes, but for its creation date and its links to local files (tested):
+Chromium turns a page's relative links (its open data, the index) into ``file://`` URLs of
+the machine that printed it, which no reader can open and which show that machine's folders;
+each is written back as the relative link the page has (:func:`relative_links`). When the
+worker ends, so does its Chromium: the pipe closes, and Chromium stops at once when it does
+(even if the worker was killed).
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ MISSING = ("PDF editions not written: Chromium is not installed (Debian/Ubuntu: 
 #: Chromium's flags: headless, a throw-away profile (added at start), nothing from the network.
 #: (``--no-pdf-header-footer`` is PRINT_OPTIONS' displayHeaderFooter; given as a flag to a
 #: Chromium that is not printing from its command line, it makes 156's renderer crash.)
-FLAGS = ("--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--remote-debugging-pipe")
+FLAGS = ("--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-extensions",
+         "--remote-debugging-pipe")
 
 #: A printer's Chromium profile is a folder of the temporary folder named with this prefix and
 #: the pid of the process that started it: a worker killed with its render (Ctrl-C) cannot
